@@ -1,0 +1,210 @@
+//! Configuration: `raw` (the file's shape) → `validate` (every error, with
+//! file, line and key path) → `model` (types that cannot be invalid).
+//!
+//! ```text
+//! config.yaml ─► node::Node (YAML with lines) ─► raw::* per element ─► validate ─► model::Config
+//! ```
+
+pub mod model;
+pub mod node;
+pub mod raw;
+pub mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::Config;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// Key path such as `listeners[0].hosts[1].clientAuth.mode`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if self.path.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read at all.
+    #[error("cannot read config {}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read and has problems.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text).map_err(LoadError::Invalid)
+}
+
+/// Validates configuration text as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let root: node::Node = match serde_saphyr::from_str(text) {
+        Ok(n) => n,
+        Err(err) => {
+            let line = err.location().map(|l| l.line());
+            let message = err.without_snippet().to_string();
+            return Err(ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line,
+                path: String::new(),
+                message: message.lines().next().unwrap_or("invalid YAML").to_string(),
+            }]));
+        }
+    };
+    validate::validate(path, &root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("gw.yaml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = "\
+certificates:
+  gw: { certFile: s.crt, keyFile: s.key }
+trustBundles:
+  clients: { caFile: ca.crt }
+listeners:
+  - name: public
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [a.test]
+        certificate: gw
+        clientAuth: { mode: require, trustBundle: clients }
+        routes:
+          - pathPrefix: /
+            upstream: echo
+upstreams:
+  echo: { builtin: echo }
+";
+
+    #[test]
+    fn good_config_validates() {
+        assert_eq!(errors(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_enum_names_line_and_key_path() {
+        let bad = GOOD.replace("mode: require", "mode: requir");
+        assert_eq!(
+            errors(&bad),
+            vec!["gw.yaml:12: listeners[0].hosts[0].clientAuth.mode: unknown variant \"requir\", expected one of \"require\", \"optional\", \"optionalNoCa\", \"none\"".to_string()]
+        );
+    }
+
+    #[test]
+    fn independent_mistakes_are_all_reported() {
+        let bad = GOOD
+            .replace("mode: require", "mode: requir")
+            .replace(
+                "  echo: { builtin: echo }",
+                "  echo: { builtin: echo, colour: red }",
+            )
+            .replace("  gw: { certFile", "  gw: { keyFileX: 1, certFile");
+        let errs = errors(&bad);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("gw.yaml:2: certificates.gw"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("gw.yaml:17: upstreams.echo")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("clientAuth.mode")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn unimplemented_keys_are_refused_not_ignored() {
+        let bad = GOOD.replace(
+            "        routes:",
+            "        forwardClientCert: sanitize\n        routes:",
+        );
+        assert_eq!(
+            errors(&bad),
+            vec![
+                "gw.yaml:13: listeners[0].hosts[0].forwardClientCert: not supported yet"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn dangling_references_name_their_key() {
+        let bad = GOOD
+            .replace("upstream: echo", "upstream: nope")
+            .replace("trustBundle: clients", "trustBundle: x");
+        let errs = errors(&bad);
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(errs[0]
+            .contains("listeners[0].hosts[0].clientAuth.trustBundle: no trust bundle named \"x\""));
+        assert!(errs[1]
+            .contains("listeners[0].hosts[0].routes[0].upstream: no upstream named \"nope\""));
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_line() {
+        let errs = errors("listeners:\n  - name: [unclosed\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("gw.yaml:"), "{errs:?}");
+    }
+}

@@ -1,0 +1,212 @@
+//! The validated configuration: names resolved, enums chosen, durations and
+//! addresses parsed. A value of these types cannot describe an invalid
+//! gateway, so nothing after `validate` checks configuration again.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Admin endpoint address, if any.
+    pub admin: Option<SocketAddr>,
+    /// Named server/client identities.
+    pub certificates: BTreeMap<String, CertificateSource>,
+    /// Named sets of CAs (and CRLs) that verify peers.
+    pub trust_bundles: BTreeMap<String, TrustBundleSource>,
+    /// Listeners in file order.
+    pub listeners: Vec<Listener>,
+    /// Named upstreams.
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Whether access lines are written.
+    pub access_log: bool,
+    /// Connection and request limits.
+    pub limits: Limits,
+}
+
+/// Where a certificate and its key come from (paths resolved against the
+/// config file's directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSource {
+    /// PEM chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+/// Where a trust bundle comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustBundleSource {
+    /// PEM CA certificates.
+    pub ca_file: PathBuf,
+    /// PEM or DER CRLs.
+    pub crl_files: Vec<PathBuf>,
+}
+
+/// One listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Its name (metrics and logs).
+    pub name: String,
+    /// Where it binds.
+    pub address: SocketAddr,
+    /// Lowest TLS version accepted.
+    pub min_version: TlsVersion,
+    /// ALPN protocols offered, in preference order.
+    pub alpn: Vec<Vec<u8>>,
+    /// Host entries, in file order.
+    pub hosts: Vec<Host>,
+}
+
+/// Lowest TLS version a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    V12,
+    /// TLS 1.3 only.
+    V13,
+}
+
+/// A hostname pattern of a host entry, normalized to lower case without a
+/// trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `test.localdev.me`
+    Exact(String),
+    /// `*.mtls.example.com`, stored as the suffix `.mtls.example.com`.
+    Wildcard(String),
+    /// `"*"`: catch-all for no SNI or an unknown one.
+    CatchAll,
+}
+
+/// One host entry of an `https` listener.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Names this entry serves.
+    pub hostnames: Vec<HostPattern>,
+    /// Name of the certificate it presents.
+    pub certificate: String,
+    /// How clients are authenticated.
+    pub client_auth: ClientAuth,
+    /// How the request's host is compared with the handshake's.
+    pub strict_sni: StrictSni,
+    /// Routes, in file order (matching picks exact, then longest prefix).
+    pub routes: Vec<Route>,
+}
+
+/// `strictSni`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictSni {
+    /// The request's host must select this very host entry.
+    On,
+    /// Another entry with identical certificate and client auth is accepted.
+    SamePolicy,
+    /// No check.
+    Off,
+}
+
+/// Client authentication of a host entry (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is requested.
+    None,
+    /// A certificate is requested and checked against a trust bundle.
+    Verify(VerifyPolicy),
+    /// A certificate is requested; any is accepted (proof of possession is
+    /// still checked) and marked verified or not.
+    OptionalNoCa(VerifyPolicy),
+}
+
+/// How a client certificate is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyPolicy {
+    /// Whether a certificate is required (`require`) or optional.
+    pub required: bool,
+    /// Name of the trust bundle.
+    pub trust_bundle: String,
+    /// Maximum number of intermediates between leaf and anchor.
+    pub verify_depth: Option<u32>,
+    /// Which certificates the CRLs must cover.
+    pub crl_check: CrlCheck,
+}
+
+/// `crlCheck`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlCheck {
+    /// Only the client's own certificate.
+    Leaf,
+    /// Every certificate of the chain.
+    Chain,
+}
+
+/// How a route matches the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// `path:` exact.
+    Exact(String),
+    /// `pathPrefix:` whole segments.
+    Prefix(String),
+}
+
+/// One route of a host entry.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// How it matches.
+    pub matcher: PathMatch,
+    /// Name of its upstream.
+    pub upstream: String,
+}
+
+/// One upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// The built-in echo service.
+    Echo,
+    /// A plain HTTP origin.
+    Http {
+        /// `http://host:port` (no path).
+        authority: http::uri::Authority,
+        /// Which Host header the upstream sees.
+        host_header: HostHeader,
+    },
+}
+
+/// `hostHeader`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's Host.
+    Preserve,
+    /// The upstream URL's authority.
+    Upstream,
+}
+
+/// `limits:`
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time allowed from accept to a finished TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed to receive a request's header.
+    pub request_header_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// Connections open at once, per process.
+    pub max_connections: usize,
+    /// Largest request header block accepted (431 above it).
+    pub max_request_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            request_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_request_header_bytes: 65_536,
+        }
+    }
+}

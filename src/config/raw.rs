@@ -1,0 +1,214 @@
+//! The configuration file as written: serde types that mirror SPEC §2 key for
+//! key (`deny_unknown_fields`, camelCase). Nothing here is checked beyond the
+//! shape; `validate` turns these into the `model`.
+//!
+//! Keys that the SPEC defines but this version does not implement yet are
+//! captured as [`Later`] so that validation can reject them with "not
+//! supported yet" instead of silently ignoring them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A key the SPEC defines whose feature is not built yet; any value is accepted
+/// by the parser and refused by validation.
+pub type Later = Option<serde_json::Value>;
+
+/// The whole file. Each section is kept as JSON so that every element can be
+/// deserialized (and fail) on its own.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Top {
+    pub admin: Option<serde_json::Value>,
+    pub certificates: Option<serde_json::Value>,
+    pub trust_bundles: Option<serde_json::Value>,
+    pub listeners: Option<serde_json::Value>,
+    pub upstreams: Option<serde_json::Value>,
+    pub logging: Option<serde_json::Value>,
+    pub limits: Option<serde_json::Value>,
+}
+
+/// `admin:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Admin {
+    pub address: String,
+}
+
+/// `certificates.NAME:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Certificate {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub secret_file: Later,
+    pub secret_dir: Later,
+    pub pkcs12_file: Later,
+    pub password_env: Later,
+    pub password_file: Later,
+}
+
+/// `trustBundles.NAME:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrustBundle {
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub crl_files: Vec<String>,
+    pub secret_file: Later,
+    pub secret_dir: Later,
+}
+
+/// `listeners[i]:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Listener {
+    pub name: String,
+    pub address: String,
+    pub protocol: Protocol,
+    pub tls: Option<ListenerTls>,
+    #[serde(default)]
+    pub hosts: Vec<Host>,
+    // Stream listener keys (SPEC §2 `tls`, `tcp`, `passthrough`).
+    pub certificate: Later,
+    pub client_auth: Later,
+    pub upstream: Later,
+    pub proxy_protocol: Later,
+    pub routes: Later,
+    pub default_upstream: Later,
+}
+
+/// `listeners[i].protocol`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Protocol {
+    Https,
+    Tls,
+    Passthrough,
+    Tcp,
+    Http,
+}
+
+/// `listeners[i].tls:`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerTls {
+    pub min_version: Option<TlsVersion>,
+    pub alpn: Option<Vec<String>>,
+}
+
+/// `minVersion`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    V12,
+    #[serde(rename = "1.3")]
+    V13,
+}
+
+/// `listeners[i].hosts[j]:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Host {
+    pub hostnames: Vec<String>,
+    pub certificate: Option<String>,
+    pub client_auth: Option<ClientAuth>,
+    /// `true`, `false` or `samePolicy`; interpreted by validation so that a
+    /// wrong value gets a precise message.
+    pub strict_sni: Option<serde_json::Value>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    pub passthrough: Later,
+    pub forward_client_cert: Later,
+    pub xfcc_details: Later,
+    pub pass_certificate_to_upstream: Later,
+    pub request_headers: Later,
+}
+
+/// `clientAuth:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientAuth {
+    #[serde(default)]
+    pub mode: ClientAuthMode,
+    pub trust_bundle: Option<String>,
+    pub verify_depth: Option<u32>,
+    pub crl_check: Option<CrlCheck>,
+    pub allow: Later,
+}
+
+/// `clientAuth.mode`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ClientAuthMode {
+    Require,
+    Optional,
+    OptionalNoCa,
+    #[default]
+    None,
+}
+
+/// `clientAuth.crlCheck`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum CrlCheck {
+    Leaf,
+    Chain,
+}
+
+/// `routes[k]:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Route {
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+    pub upstream: String,
+    pub allow: Later,
+}
+
+/// `upstreams.NAME:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Upstream {
+    pub builtin: Option<Builtin>,
+    pub url: Option<String>,
+    pub host_header: Option<HostHeader>,
+    pub tls: Later,
+    pub address: Later,
+}
+
+/// `upstreams.NAME.builtin`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Builtin {
+    Echo,
+}
+
+/// `upstreams.NAME.hostHeader`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum HostHeader {
+    Preserve,
+    Upstream,
+}
+
+/// `logging:`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Logging {
+    pub access: Option<bool>,
+}
+
+/// `limits:`
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    pub handshake_timeout: Option<String>,
+    pub request_header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_request_header_bytes: Option<u64>,
+}
+
+/// A map section such as `certificates:` with its elements still as JSON.
+pub type Section = BTreeMap<String, serde_json::Value>;

@@ -1,0 +1,688 @@
+//! Raw types → model. Collects *every* problem, each with file, line and key
+//! path, instead of stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::model::{self, Config};
+use super::node::{KeyPath, Node, Segment};
+use super::raw;
+use super::{ConfigError, ConfigErrors};
+
+/// Collects errors against one file.
+struct Errors<'a> {
+    file: &'a Path,
+    root: &'a Node,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.list.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: Some(self.root.line_of(path)),
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes the part of the tree at `path`; on failure records the
+    /// error with the exact key path serde reached.
+    fn parse<T: DeserializeOwned>(
+        &mut self,
+        path: &KeyPath,
+        value: &serde_json::Value,
+    ) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut full = path.clone();
+                for seg in e.path().iter() {
+                    match seg {
+                        serde_path_to_error::Segment::Seq { index } => {
+                            full.0.push(Segment::Index(*index))
+                        }
+                        serde_path_to_error::Segment::Map { key } => {
+                            full.0.push(Segment::Key(key.clone()))
+                        }
+                        serde_path_to_error::Segment::Enum { .. }
+                        | serde_path_to_error::Segment::Unknown => {}
+                    }
+                }
+                let message = e.into_inner().to_string().replace('`', "\"");
+                self.push(&full, message);
+                None
+            }
+        }
+    }
+
+    /// Rejects a key this version does not implement yet.
+    fn later(&mut self, path: &KeyPath, key: &str, value: &raw::Later) {
+        if value.is_some() {
+            self.push(&path.key(key), "not supported yet");
+        }
+    }
+}
+
+/// Validates a parsed document read from `file`.
+pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
+    let mut e = Errors {
+        file,
+        root,
+        list: Vec::new(),
+    };
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let top_path = KeyPath::default();
+    let top: raw::Top = match root.kind {
+        super::node::Kind::Null => raw::Top::default(),
+        _ => e.parse(&top_path, &root.to_json()).unwrap_or_default(),
+    };
+
+    let admin = top.admin.as_ref().and_then(|v| {
+        let p = top_path.key("admin");
+        let a: raw::Admin = e.parse(&p, v)?;
+        parse_addr(&mut e, &p.key("address"), &a.address)
+    });
+
+    let certificates = section(
+        &mut e,
+        "certificates",
+        top.certificates.as_ref(),
+        |e, p, c: raw::Certificate| {
+            for (k, v) in [
+                ("secretFile", &c.secret_file),
+                ("secretDir", &c.secret_dir),
+                ("pkcs12File", &c.pkcs12_file),
+                ("passwordEnv", &c.password_env),
+                ("passwordFile", &c.password_file),
+            ] {
+                e.later(p, k, v);
+            }
+            let cert_file = required(e, p, "certFile", c.cert_file)?;
+            let key_file = required(e, p, "keyFile", c.key_file)?;
+            Some(model::CertificateSource {
+                cert_file: base.join(cert_file),
+                key_file: base.join(key_file),
+            })
+        },
+    );
+
+    let trust_bundles = section(
+        &mut e,
+        "trustBundles",
+        top.trust_bundles.as_ref(),
+        |e, p, t: raw::TrustBundle| {
+            e.later(p, "secretFile", &t.secret_file);
+            e.later(p, "secretDir", &t.secret_dir);
+            let ca_file = required(e, p, "caFile", t.ca_file)?;
+            Some(model::TrustBundleSource {
+                ca_file: base.join(ca_file),
+                crl_files: t.crl_files.iter().map(|f| base.join(f)).collect(),
+            })
+        },
+    );
+
+    let upstreams = section(&mut e, "upstreams", top.upstreams.as_ref(), upstream);
+
+    let logging: raw::Logging = top
+        .logging
+        .as_ref()
+        .and_then(|v| e.parse(&top_path.key("logging"), v))
+        .unwrap_or_default();
+
+    let limits = top
+        .limits
+        .as_ref()
+        .and_then(|v| {
+            let p = top_path.key("limits");
+            let l: raw::Limits = e.parse(&p, v)?;
+            Some(limits(&mut e, &p, l))
+        })
+        .unwrap_or_default();
+
+    let mut listeners = Vec::new();
+    if let Some(v) = &top.listeners {
+        let p = top_path.key("listeners");
+        if let Some(items) = e.parse::<Vec<serde_json::Value>>(&p, v) {
+            for (i, item) in items.iter().enumerate() {
+                let lp = p.index(i);
+                if let Some(l) = e.parse::<raw::Listener>(&lp, item) {
+                    let refs = Refs {
+                        certificates: &certificates,
+                        trust_bundles: &trust_bundles,
+                        upstreams: &upstreams,
+                    };
+                    if let Some(l) = listener(&mut e, &lp, l, &refs) {
+                        listeners.push((lp, l));
+                    }
+                }
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    let mut addresses = BTreeSet::new();
+    for (p, l) in &listeners {
+        if !names.insert(l.name.clone()) {
+            e.push(
+                &p.key("name"),
+                format!("duplicate listener name \"{}\"", l.name),
+            );
+        }
+        if l.address.port() != 0 && !addresses.insert(l.address) {
+            e.push(
+                &p.key("address"),
+                format!("another listener already binds {}", l.address),
+            );
+        }
+    }
+    if listeners.is_empty() && e.list.is_empty() {
+        e.push(
+            &top_path.key("listeners"),
+            "at least one listener is required",
+        );
+    }
+
+    if e.list.is_empty() {
+        Ok(Config {
+            file: file.to_path_buf(),
+            admin,
+            certificates,
+            trust_bundles,
+            listeners: listeners.into_iter().map(|(_, l)| l).collect(),
+            upstreams,
+            access_log: logging.access.unwrap_or(true),
+            limits,
+        })
+    } else {
+        Err(ConfigErrors(e.list))
+    }
+}
+
+/// The named things a listener may refer to.
+struct Refs<'a> {
+    certificates: &'a BTreeMap<String, model::CertificateSource>,
+    trust_bundles: &'a BTreeMap<String, model::TrustBundleSource>,
+    upstreams: &'a BTreeMap<String, model::Upstream>,
+}
+
+/// Validates a map section element by element.
+fn section<R: DeserializeOwned, M>(
+    e: &mut Errors<'_>,
+    key: &str,
+    value: Option<&serde_json::Value>,
+    mut each: impl FnMut(&mut Errors<'_>, &KeyPath, R) -> Option<M>,
+) -> BTreeMap<String, M> {
+    let mut out = BTreeMap::new();
+    let p = KeyPath::default().key(key);
+    let Some(value) = value else { return out };
+    let Some(items) = e.parse::<raw::Section>(&p, value) else {
+        return out;
+    };
+    for (name, item) in items {
+        let ip = p.key(&name);
+        if let Some(r) = e.parse::<R>(&ip, &item) {
+            if let Some(m) = each(e, &ip, r) {
+                out.insert(name, m);
+            }
+        }
+    }
+    out
+}
+
+fn required<T>(e: &mut Errors<'_>, p: &KeyPath, key: &str, v: Option<T>) -> Option<T> {
+    if v.is_none() {
+        e.push(p, format!("missing key \"{key}\""));
+    }
+    v
+}
+
+fn parse_addr(e: &mut Errors<'_>, p: &KeyPath, s: &str) -> Option<SocketAddr> {
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            e.push(
+                p,
+                format!("\"{s}\" is not an IP:port address (for example 127.0.0.1:8443)"),
+            );
+            None
+        }
+    }
+}
+
+fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Option<model::Upstream> {
+    e.later(p, "tls", &u.tls);
+    e.later(p, "address", &u.address);
+    match (u.builtin, u.url) {
+        (Some(raw::Builtin::Echo), None) => {
+            if u.host_header.is_some() {
+                e.push(&p.key("hostHeader"), "only applies to a url upstream");
+            }
+            Some(model::Upstream::Echo)
+        }
+        (None, Some(url)) => {
+            let up = p.key("url");
+            let uri: http::Uri = match url.parse() {
+                Ok(u) => u,
+                Err(err) => {
+                    e.push(&up, format!("\"{url}\" is not a URL: {err}"));
+                    return None;
+                }
+            };
+            match uri.scheme_str() {
+                Some("http") => {}
+                Some("https") => {
+                    e.push(&up, "https:// upstreams are not supported yet");
+                    return None;
+                }
+                _ => {
+                    e.push(&up, format!("\"{url}\" must start with http://"));
+                    return None;
+                }
+            }
+            if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+                e.push(
+                    &up,
+                    "an upstream URL has no path or query (routes keep the request's path)",
+                );
+                return None;
+            }
+            let authority = uri.authority()?.clone();
+            let host_header = match u.host_header {
+                Some(raw::HostHeader::Upstream) => model::HostHeader::Upstream,
+                _ => model::HostHeader::Preserve,
+            };
+            Some(model::Upstream::Http {
+                authority,
+                host_header,
+            })
+        }
+        (None, None) if u.address.is_some() => None,
+        _ => {
+            e.push(
+                p,
+                "an upstream has exactly one of \"builtin\", \"url\" or \"address\"",
+            );
+            None
+        }
+    }
+}
+
+fn duration(e: &mut Errors<'_>, p: &KeyPath, s: Option<String>, default: Duration) -> Duration {
+    let Some(s) = s else { return default };
+    match parse_duration(&s) {
+        Some(d) if !d.is_zero() => d,
+        _ => {
+            e.push(
+                p,
+                format!(
+                    "\"{s}\" is not a duration greater than zero (for example 500ms, 10s, 2m, 1h)"
+                ),
+            );
+            default
+        }
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+fn limits(e: &mut Errors<'_>, p: &KeyPath, l: raw::Limits) -> model::Limits {
+    let d = model::Limits::default();
+    let mut count = |key: &str, v: Option<u64>, default: usize| -> usize {
+        match v {
+            None => default,
+            Some(0) => {
+                e.push(&p.key(key), "must be greater than zero");
+                default
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    };
+    let max_connections = count("maxConnections", l.max_connections, d.max_connections);
+    let max_request_header_bytes = count(
+        "maxRequestHeaderBytes",
+        l.max_request_header_bytes,
+        d.max_request_header_bytes,
+    );
+    model::Limits {
+        handshake_timeout: duration(
+            e,
+            &p.key("handshakeTimeout"),
+            l.handshake_timeout,
+            d.handshake_timeout,
+        ),
+        request_header_timeout: duration(
+            e,
+            &p.key("requestHeaderTimeout"),
+            l.request_header_timeout,
+            d.request_header_timeout,
+        ),
+        idle_timeout: duration(e, &p.key("idleTimeout"), l.idle_timeout, d.idle_timeout),
+        max_connections,
+        max_request_header_bytes,
+    }
+}
+
+fn listener(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    l: raw::Listener,
+    refs: &Refs<'_>,
+) -> Option<model::Listener> {
+    for (k, v) in [
+        ("certificate", &l.certificate),
+        ("clientAuth", &l.client_auth),
+        ("upstream", &l.upstream),
+        ("proxyProtocol", &l.proxy_protocol),
+        ("routes", &l.routes),
+        ("defaultUpstream", &l.default_upstream),
+    ] {
+        e.later(p, k, v);
+    }
+    if l.protocol != raw::Protocol::Https {
+        e.push(
+            &p.key("protocol"),
+            "only \"https\" listeners are supported yet",
+        );
+        return None;
+    }
+    let address = parse_addr(e, &p.key("address"), &l.address);
+    let tls = l.tls.unwrap_or_default();
+    let min_version = match tls.min_version {
+        Some(raw::TlsVersion::V13) => model::TlsVersion::V13,
+        _ => model::TlsVersion::V12,
+    };
+    let alpn = match tls.alpn {
+        None => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, a) in list.iter().enumerate() {
+                match a.as_str() {
+                    "h2" | "http/1.1" => out.push(a.as_bytes().to_vec()),
+                    other => e.push(
+                        &p.key("tls").key("alpn").index(i),
+                        format!("\"{other}\" is not an HTTP protocol this listener speaks (h2, http/1.1)"),
+                    ),
+                }
+            }
+            out
+        }
+    };
+    if l.hosts.is_empty() {
+        e.push(
+            p,
+            "an https listener needs at least one entry under \"hosts\"",
+        );
+    }
+    let mut hosts = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (j, h) in l.hosts.into_iter().enumerate() {
+        let hp = p.key("hosts").index(j);
+        for (k, name) in h.hostnames.iter().enumerate() {
+            let key = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(prev) = seen.insert(key, j) {
+                e.push(
+                    &hp.key("hostnames").index(k),
+                    format!("\"{name}\" is already served by hosts[{prev}] of this listener"),
+                );
+            }
+        }
+        if let Some(h) = host(e, &hp, h, refs) {
+            hosts.push(h);
+        }
+    }
+    Some(model::Listener {
+        name: l.name,
+        address: address?,
+        min_version,
+        alpn,
+        hosts,
+    })
+}
+
+/// Parses one `hostnames` entry.
+pub fn host_pattern(name: &str) -> Result<model::HostPattern, String> {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    if n == "*" {
+        return Ok(model::HostPattern::CatchAll);
+    }
+    let (wild, rest) = match n.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, n.as_str()),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if rest.is_empty() || !rest.split('.').all(label_ok) {
+        return Err(format!(
+            "\"{name}\" is not a hostname (a DNS name, \"*.\" followed by one, or \"*\" for any)"
+        ));
+    }
+    Ok(if wild {
+        model::HostPattern::Wildcard(format!(".{rest}"))
+    } else {
+        model::HostPattern::Exact(rest.to_string())
+    })
+}
+
+fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Option<model::Host> {
+    for (k, v) in [
+        ("passthrough", &h.passthrough),
+        ("forwardClientCert", &h.forward_client_cert),
+        ("xfccDetails", &h.xfcc_details),
+        ("passCertificateToUpstream", &h.pass_certificate_to_upstream),
+        ("requestHeaders", &h.request_headers),
+    ] {
+        e.later(p, k, v);
+    }
+    let mut ok = true;
+    let mut hostnames = Vec::new();
+    if h.hostnames.is_empty() {
+        e.push(&p.key("hostnames"), "needs at least one name");
+        ok = false;
+    }
+    for (k, name) in h.hostnames.iter().enumerate() {
+        match host_pattern(name) {
+            Ok(pat) => hostnames.push(pat),
+            Err(msg) => {
+                e.push(&p.key("hostnames").index(k), msg);
+                ok = false;
+            }
+        }
+    }
+    let certificate = match h.certificate {
+        None => {
+            e.push(p, "missing key \"certificate\"");
+            None
+        }
+        Some(c) if !refs.certificates.contains_key(&c) => {
+            e.push(
+                &p.key("certificate"),
+                format!("no certificate named \"{c}\" under \"certificates\""),
+            );
+            None
+        }
+        Some(c) => Some(c),
+    };
+    let client_auth = match h.client_auth {
+        None => Some(model::ClientAuth::None),
+        Some(ca) => client_auth(e, &p.key("clientAuth"), ca, refs),
+    };
+    let strict_sni = match &h.strict_sni {
+        None | Some(serde_json::Value::Bool(true)) => model::StrictSni::On,
+        Some(serde_json::Value::Bool(false)) => model::StrictSni::Off,
+        Some(serde_json::Value::String(s)) if s == "samePolicy" => model::StrictSni::SamePolicy,
+        Some(other) => {
+            e.push(
+                &p.key("strictSni"),
+                format!("{other} is not one of true, false, samePolicy"),
+            );
+            model::StrictSni::On
+        }
+    };
+    let mut routes = Vec::new();
+    if h.routes.is_empty() {
+        e.push(p, "missing key \"routes\" (at least one route)");
+        ok = false;
+    }
+    for (k, r) in h.routes.into_iter().enumerate() {
+        let rp = p.key("routes").index(k);
+        e.later(&rp, "allow", &r.allow);
+        let matcher = match (r.path, r.path_prefix) {
+            (Some(path), None) if path.starts_with('/') => Some(model::PathMatch::Exact(path)),
+            (None, Some(prefix)) if prefix.starts_with('/') => {
+                Some(model::PathMatch::Prefix(prefix))
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                e.push(&rp, "a route has exactly one of \"path\" or \"pathPrefix\"");
+                None
+            }
+            (Some(s), None) => {
+                e.push(&rp.key("path"), format!("\"{s}\" must start with /"));
+                None
+            }
+            (None, Some(s)) => {
+                e.push(&rp.key("pathPrefix"), format!("\"{s}\" must start with /"));
+                None
+            }
+        };
+        if !refs.upstreams.contains_key(&r.upstream) {
+            e.push(
+                &rp.key("upstream"),
+                format!("no upstream named \"{}\" under \"upstreams\"", r.upstream),
+            );
+            ok = false;
+        }
+        match matcher {
+            Some(matcher) => routes.push(model::Route {
+                matcher,
+                upstream: r.upstream,
+            }),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(model::Host {
+        hostnames,
+        certificate: certificate?,
+        client_auth: client_auth?,
+        strict_sni,
+        routes,
+    })
+}
+
+fn client_auth(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    ca: raw::ClientAuth,
+    refs: &Refs<'_>,
+) -> Option<model::ClientAuth> {
+    e.later(p, "allow", &ca.allow);
+    if ca.mode == raw::ClientAuthMode::None {
+        for (k, set) in [
+            ("trustBundle", ca.trust_bundle.is_some()),
+            ("verifyDepth", ca.verify_depth.is_some()),
+            ("crlCheck", ca.crl_check.is_some()),
+        ] {
+            if set {
+                e.push(
+                    &p.key(k),
+                    "has no effect with mode \"none\" (no certificate is requested)",
+                );
+            }
+        }
+        return Some(model::ClientAuth::None);
+    }
+    let trust_bundle = match ca.trust_bundle {
+        None => {
+            e.push(
+                p,
+                "missing key \"trustBundle\" (a mode that requests a certificate needs one)",
+            );
+            return None;
+        }
+        Some(t) => t,
+    };
+    let Some(bundle) = refs.trust_bundles.get(&trust_bundle) else {
+        e.push(
+            &p.key("trustBundle"),
+            format!("no trust bundle named \"{trust_bundle}\" under \"trustBundles\""),
+        );
+        return None;
+    };
+    if ca.crl_check.is_some() && bundle.crl_files.is_empty() {
+        e.push(
+            &p.key("crlCheck"),
+            format!("trust bundle \"{trust_bundle}\" has no crlFiles to check against"),
+        );
+    }
+    let policy = model::VerifyPolicy {
+        required: ca.mode == raw::ClientAuthMode::Require,
+        trust_bundle,
+        verify_depth: ca.verify_depth,
+        crl_check: match ca.crl_check {
+            Some(raw::CrlCheck::Chain) => model::CrlCheck::Chain,
+            _ => model::CrlCheck::Leaf,
+        },
+    };
+    Some(match ca.mode {
+        raw::ClientAuthMode::OptionalNoCa => model::ClientAuth::OptionalNoCa(policy),
+        _ => model::ClientAuth::Verify(policy),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_units() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+
+    #[test]
+    fn host_patterns_normalize() {
+        assert_eq!(
+            host_pattern("A.Test."),
+            Ok(model::HostPattern::Exact("a.test".into()))
+        );
+        assert_eq!(
+            host_pattern("*.X.test"),
+            Ok(model::HostPattern::Wildcard(".x.test".into()))
+        );
+        assert_eq!(host_pattern("*"), Ok(model::HostPattern::CatchAll));
+        assert!(host_pattern("a..test").is_err());
+        assert!(host_pattern("*x.test").is_err());
+        assert!(host_pattern("a.*.test").is_err());
+        assert!(host_pattern("").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! portcullis: a mutual-TLS gateway.
+//!
+//! ```text
+//! config.yaml ─► config::raw ─► config::validate ─► Model ─┐
+//! certificate sources ─► material::load ─► Material ───────┤
+//!                     server::Snapshot::build(Model, Material) ─► Arc<Snapshot> ─► server
+//! per connection: one Arc clone ─► tls ─► identity ─► http
+//! ```
+
+pub mod config;
