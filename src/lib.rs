@@ -8,3 +8,6 @@
 //! ```
 
 pub mod config;
+pub mod identity;
+pub mod material;
+pub mod tls;

@@ -1,0 +1,276 @@
+//! The TLS boundary: one prepared `ServerConfig` per host entry, the SNI
+//! table that picks it, the client verifier, and the classification of
+//! handshake outcomes.
+//!
+//! Three roles, three types: [`SniTable`] picks the host entry (and so the
+//! certificate), [`verifier::ClientVerifier`] judges the chain, and
+//! `identity` judges who it is.
+
+pub mod classify;
+pub mod verifier;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::UnixTime;
+
+use crate::config::model::{self, ClientAuth, HostPattern};
+use crate::identity::PeerIdentity;
+use crate::material::Material;
+
+pub use classify::HandshakeResult;
+pub use verifier::ClientVerifier;
+
+/// A certificate resolver that always presents one certificate: the host
+/// entry was already chosen from the SNI before this config was picked.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// How a host entry treats client certificates after the handshake.
+#[derive(Debug, Clone)]
+pub enum PeerPolicy {
+    /// No certificate is requested.
+    None,
+    /// Any certificate that reached the application was verified.
+    Verified,
+    /// `optionalNoCa`: re-check the chain to mark the identity.
+    Mark(Arc<ClientVerifier>),
+}
+
+/// The TLS side of one host entry.
+#[derive(Debug)]
+pub struct HostTls {
+    /// Its own config: certificate, verifier, ALPN, and its own session
+    /// cache and ticket key.
+    pub config: Arc<ServerConfig>,
+    /// What a presented certificate means.
+    pub policy: PeerPolicy,
+}
+
+/// Errors building TLS configs.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// rustls refused the configuration.
+    #[error("TLS configuration for {what}")]
+    Config {
+        /// Which host entry.
+        what: String,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+impl HostTls {
+    /// Prepares the config of host entry `host` of `listener`.
+    ///
+    /// Resumption cannot widen access (SPEC §3, nginx CVE-2025-23419): every
+    /// host entry gets its *own* session cache and its *own* ticket key, so a
+    /// session established on a host without client auth cannot be resumed
+    /// on one that requires it, nor across hosts with different trust
+    /// bundles. A reload builds new configs, which invalidates every
+    /// session made before it. A resumed session carries the client chain
+    /// that was verified when it was made.
+    pub fn build(
+        listener: &model::Listener,
+        index: usize,
+        material: &Material,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        let host = &listener.hosts[index];
+        let what = format!("listeners {} host {}", listener.name, index);
+        let err = |source| TlsError::Config {
+            what: what.clone(),
+            source,
+        };
+        let versions: &[&rustls::SupportedProtocolVersion] = match listener.min_version {
+            model::TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            model::TlsVersion::V13 => &[&rustls::version::TLS13],
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(err)?;
+        let algs = provider.signature_verification_algorithms;
+        let make = |p: &model::VerifyPolicy, unverified: bool| {
+            material.trust_bundles.get(&p.trust_bundle).map(|b| {
+                Arc::new(ClientVerifier::new(
+                    b.clone(),
+                    p.required,
+                    unverified,
+                    p.verify_depth,
+                    p.crl_check,
+                    algs,
+                ))
+            })
+        };
+        let (builder, policy) = match &host.client_auth {
+            ClientAuth::None => (builder.with_no_client_auth(), PeerPolicy::None),
+            ClientAuth::Verify(p) => match make(p, false) {
+                Some(v) => (builder.with_client_cert_verifier(v), PeerPolicy::Verified),
+                None => {
+                    return Err(err(rustls::Error::General(
+                        "trust bundle not loaded".into(),
+                    )))
+                }
+            },
+            ClientAuth::OptionalNoCa(p) => match make(p, true) {
+                Some(v) => (
+                    builder.with_client_cert_verifier(v.clone()),
+                    PeerPolicy::Mark(v),
+                ),
+                None => {
+                    return Err(err(rustls::Error::General(
+                        "trust bundle not loaded".into(),
+                    )))
+                }
+            },
+        };
+        let Some(identity) = material.identities.get(&host.certificate) else {
+            return Err(err(rustls::Error::General("certificate not loaded".into())));
+        };
+        let mut config =
+            builder.with_cert_resolver(Arc::new(Fixed(identity.certified_key.clone())));
+        config.alpn_protocols = listener.alpn.clone();
+        config.session_storage = ServerSessionMemoryCache::new(4096);
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(err)?;
+        Ok(HostTls {
+            config: Arc::new(config),
+            policy,
+        })
+    }
+
+    /// The client's identity after a completed handshake (or resumption).
+    pub fn peer_identity(&self, conn: &rustls::ServerConnection) -> Option<PeerIdentity> {
+        let chain = conn.peer_certificates()?;
+        match &self.policy {
+            PeerPolicy::None => None,
+            PeerPolicy::Verified => PeerIdentity::from_chain(chain, true, None),
+            PeerPolicy::Mark(v) => {
+                let (leaf, rest) = chain.split_first()?;
+                match v.verify_chain(leaf, rest, UnixTime::now()) {
+                    Ok(()) => PeerIdentity::from_chain(chain, true, None),
+                    Err(e) => PeerIdentity::from_chain(
+                        chain,
+                        false,
+                        Some(HandshakeResult::from_rustls(&e).as_str()),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Picks a host entry by name: exact names, then wildcards (one label), then
+/// the `"*"` catch-all. Case-insensitive; a trailing dot is ignored.
+#[derive(Debug, Default, Clone)]
+pub struct SniTable {
+    exact: HashMap<String, usize>,
+    wildcard: HashMap<String, usize>,
+    catch_all: Option<usize>,
+}
+
+/// `name` in lower case without a trailing dot (borrowed when already so).
+pub fn normalize_host(name: &str) -> Cow<'_, str> {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
+}
+
+impl SniTable {
+    /// Builds the table of one listener's host entries.
+    pub fn new(hosts: &[model::Host]) -> Self {
+        let mut t = SniTable::default();
+        for (i, h) in hosts.iter().enumerate() {
+            for p in &h.hostnames {
+                match p {
+                    HostPattern::Exact(n) => {
+                        t.exact.entry(n.clone()).or_insert(i);
+                    }
+                    HostPattern::Wildcard(suffix) => {
+                        t.wildcard.entry(suffix.clone()).or_insert(i);
+                    }
+                    HostPattern::CatchAll => {
+                        t.catch_all.get_or_insert(i);
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// The host entry for `name` (`None` = no SNI).
+    pub fn lookup(&self, name: Option<&str>) -> Option<usize> {
+        let Some(name) = name else {
+            return self.catch_all;
+        };
+        let name = normalize_host(name);
+        if let Some(i) = self.exact.get(name.as_ref()) {
+            return Some(*i);
+        }
+        if let Some(dot) = name.find('.') {
+            if dot > 0 {
+                if let Some(i) = self.wildcard.get(&name[dot..]) {
+                    return Some(*i);
+                }
+            }
+        }
+        self.catch_all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::validate::host_pattern;
+
+    fn table(names: &[&[&str]]) -> SniTable {
+        let hosts: Vec<model::Host> = names
+            .iter()
+            .map(|ns| model::Host {
+                hostnames: ns.iter().filter_map(|n| host_pattern(n).ok()).collect(),
+                certificate: String::new(),
+                client_auth: ClientAuth::None,
+                strict_sni: model::StrictSni::On,
+                routes: Vec::new(),
+            })
+            .collect();
+        SniTable::new(&hosts)
+    }
+
+    #[test]
+    fn exact_before_wildcard_case_and_dot_insensitive() {
+        let t = table(&[&["*.a.test"], &["x.a.test"]]);
+        assert_eq!(t.lookup(Some("x.a.test")), Some(1));
+        assert_eq!(t.lookup(Some("X.A.Test.")), Some(1));
+        assert_eq!(t.lookup(Some("y.a.test")), Some(0));
+        assert_eq!(
+            t.lookup(Some("z.y.a.test")),
+            None,
+            "a wildcard covers one label"
+        );
+        assert_eq!(t.lookup(Some("a.test")), None);
+        assert_eq!(t.lookup(None), None);
+    }
+
+    #[test]
+    fn catch_all_takes_unknown_and_missing_names() {
+        let t = table(&[&["a.test"], &["*"]]);
+        assert_eq!(t.lookup(Some("b.test")), Some(1));
+        assert_eq!(t.lookup(None), Some(1));
+        assert_eq!(t.lookup(Some("a.test")), Some(0));
+    }
+}
