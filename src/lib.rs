@@ -11,3 +11,8 @@ pub mod config;
 pub mod identity;
 pub mod material;
 pub mod tls;
+pub mod http;
+pub mod server;
+pub mod telemetry;
+pub mod pki;
+pub mod cli;

@@ -105,6 +105,7 @@ impl HostTls {
         let make = |p: &model::VerifyPolicy, unverified: bool| {
             material.trust_bundles.get(&p.trust_bundle).map(|b| {
                 Arc::new(ClientVerifier::new(
+                    &listener.name,
                     b.clone(),
                     p.required,
                     unverified,

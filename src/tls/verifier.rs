@@ -19,6 +19,8 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::config::model::CrlCheck;
 use crate::material::TrustBundle;
 
+use super::classify::HandshakeResult;
+
 /// The verified path had more intermediates than `verifyDepth` allows.
 #[derive(Debug, thiserror::Error)]
 #[error("certificate chain is longer than verifyDepth allows")]
@@ -27,6 +29,8 @@ pub struct ChainTooLong;
 /// Verifies client certificates for one host entry.
 #[derive(Debug)]
 pub struct ClientVerifier {
+    /// Listener name, for refusal logs.
+    listener: String,
     bundle: Arc<TrustBundle>,
     required: bool,
     /// `optionalNoCa`: the handshake accepts any chain; the identity is
@@ -41,6 +45,7 @@ pub struct ClientVerifier {
 impl ClientVerifier {
     /// A verifier for `bundle`.
     pub fn new(
+        listener: &str,
         bundle: Arc<TrustBundle>,
         required: bool,
         accept_unverified: bool,
@@ -52,6 +57,7 @@ impl ClientVerifier {
         // subjects, so clients with several certificates pick the right one.
         let subjects = bundle.roots.subjects();
         ClientVerifier {
+            listener: listener.to_string(),
             bundle,
             required,
             accept_unverified,
@@ -155,7 +161,20 @@ impl ClientCertVerifier for ClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         if !self.accept_unverified {
-            self.verify_chain(end_entity, intermediates, now)?;
+            if let Err(e) = self.verify_chain(end_entity, intermediates, now) {
+                // SPEC §3: refusals are logged with the presented subject and
+                // fingerprint (never more of the certificate).
+                let summary = crate::identity::CertSummary::from_der(end_entity).ok();
+                tracing::warn!(
+                    listener = self.listener.as_str(),
+                    result = HandshakeResult::from_rustls(&e).as_str(),
+                    subject = summary.as_ref().map_or("", |s| s.subject.as_str()),
+                    fingerprint = summary.as_ref().map_or("", |s| s.sha256.as_str()),
+                    error = %e,
+                    "client certificate rejected"
+                );
+                return Err(e);
+            }
         }
         Ok(ClientCertVerified::assertion())
     }

@@ -1,0 +1,126 @@
+//! Command-line definitions and dispatch. No business logic: each command
+//! calls into the library and maps the outcome to an exit code.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::LoadError;
+use crate::server::{self, StartError};
+use crate::telemetry::{self, LogFormat};
+
+/// portcullis: a mutual-TLS gateway.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    /// Log format (default: text on a terminal, json otherwise).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (SIGTERM/SIGINT drain).
+    Run {
+        /// Configuration file.
+        #[arg(short = 'c', long = "config", env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+        /// Worker threads (default: number of CPUs).
+        #[arg(long, env = "PORTCULLIS_THREADS")]
+        threads: Option<usize>,
+    },
+    /// Validate a configuration and every certificate it names.
+    /// Exit 0 ok, 1 problems found, 2 unusable input.
+    Check {
+        /// Configuration file.
+        #[arg(short = 'c', long = "config", env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Self-contained quick start: throwaway CA and certificates, a config,
+    /// and the gateway with the built-in echo upstream.
+    Demo {
+        /// Where to write the certificates and config (default: a
+        /// `portcullis-demo` folder in the system's temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+    },
+}
+
+/// Prints each line of an error (its sources joined on the same line).
+fn report(e: &dyn std::error::Error) {
+    let text = crate::http::error_chain(e);
+    for line in text.lines() {
+        eprintln!("portcullis: {line}");
+    }
+}
+
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, std::io::Error> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = threads.filter(|n| *n > 0) {
+        b.worker_threads(n);
+    }
+    b.build()
+}
+
+fn exit_code(e: &StartError) -> ExitCode {
+    match e {
+        StartError::Config(LoadError::Unreadable { .. }) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // rustls needs exactly one process-wide provider: aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command {
+        Command::Check { config } => match server::prepare(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                report(&e);
+                exit_code(&e)
+            }
+        },
+        Command::Run { config, threads } => {
+            telemetry::init(cli.log_format);
+            let snapshot = match server::prepare(&config) {
+                Ok((_, s)) => s,
+                Err(e) => {
+                    report(&e);
+                    return exit_code(&e);
+                }
+            };
+            let rt = match runtime(threads) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    report(&e);
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(server::run(snapshot, |_| {})) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    report(&e);
+                    exit_code(&e)
+                }
+            }
+        }
+        Command::Demo { dir, port } => {
+            telemetry::init(cli.log_format);
+            demo::run(dir, port)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Request header processing before a request leaves the gateway (SPEC §4):
+//! hop-by-hop headers first (so `Connection: …` cannot remove what the
+//! gateway adds), then identity headers a client might have injected, then
+//! `X-Forwarded-*`.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that carry client identity and that no client may send.
+const IDENTITY_HEADERS: [&str; 5] = [
+    "x-forwarded-client-cert",
+    "ssl-client-cert",
+    "ssl-client-verify",
+    "ssl-client-subject-dn",
+    "ssl-client-issuer-dn",
+];
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy ones every proxy drops).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// Removes hop-by-hop headers, including every header the `Connection`
+/// header names. Returns the `Upgrade` value when the request asks for a
+/// protocol upgrade (`Connection: upgrade`), so the caller can re-add it.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut upgrade_requested = false;
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| {
+            let t = t.trim();
+            if t.eq_ignore_ascii_case("upgrade") {
+                upgrade_requested = true;
+            }
+            HeaderName::from_bytes(t.as_bytes()).ok()
+        })
+        .collect();
+    let upgrade = if upgrade_requested { headers.get(header::UPGRADE).cloned() } else { None };
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    upgrade
+}
+
+/// Whether `name`, lower-cased with `_` read as `-`, equals `wanted`
+/// (SPEC §4: `SSL_CLIENT_VERIFY` is stripped too).
+fn same_header(name: &str, wanted: &str) -> bool {
+    name.len() == wanted.len()
+        && name
+            .bytes()
+            .zip(wanted.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
+/// Removes every identity header a client sent, whatever its spelling.
+pub fn strip_identity(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| IDENTITY_HEADERS.iter().any(|w| same_header(k.as_str(), w)))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Sets `X-Forwarded-For` (the client address; a value sent by the client is
+/// replaced, as an edge proxy does), `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`.
+pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, host: Option<&str>) {
+    if let Ok(v) = HeaderValue::from_str(&client_ip.to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("https"));
+    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        Some(v) => {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+        }
+        None => {
+            headers.remove(HeaderName::from_static("x-forwarded-host"));
+        }
+    }
+}
+
+/// The request header block's size as the SPEC limit counts it: each line's
+/// name, value and the four bytes of `: ` and CRLF.
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap_or(header::ACCEPT), HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+        }
+        h
+    }
+
+    #[test]
+    fn connection_listed_headers_are_removed() {
+        let mut h = map(&[("connection", "close, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("te", "trailers"), ("accept", "*/*")]);
+        assert_eq!(strip_hop_by_hop(&mut h), None);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn upgrade_is_reported_only_when_connection_asks() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert_eq!(strip_hop_by_hop(&mut h), Some(HeaderValue::from_static("websocket")));
+        let mut h = map(&[("upgrade", "websocket")]);
+        assert_eq!(strip_hop_by_hop(&mut h), None);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_in_every_spelling() {
+        let mut h = map(&[
+            ("ssl_client_verify", "SUCCESS"),
+            ("SSL-Client-Subject-DN", "CN=admin"),
+            ("x-forwarded-client-cert", "Hash=1"),
+            ("ssl-client-cert", "x"),
+            ("ssl-client-issuer-dn", "x"),
+            ("ssl-client-verifyx", "kept"),
+        ]);
+        strip_identity(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("ssl-client-verifyx"));
+    }
+
+    #[test]
+    fn forwarded_for_replaces_client_value() {
+        let mut h = map(&[("x-forwarded-for", "6.6.6.6")]);
+        set_forwarded(&mut h, "127.0.0.1".parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])), Some("a.test"));
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "a.test");
+    }
+}

@@ -1,0 +1,304 @@
+//! The HTTP reverse proxy: host check (strictSni → 421), routes, header
+//! processing, the echo upstream, plain-HTTP upstreams through a pooled
+//! client, and protocol upgrades (WebSocket).
+
+pub mod echo;
+pub mod headers;
+pub mod route;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::config::model::{self, HostHeader, StrictSni};
+use crate::identity::PeerIdentity;
+use crate::telemetry;
+use crate::tls::{normalize_host, HostTls, SniTable};
+
+use route::RouteTable;
+
+/// Response bodies: streamed from an upstream, or made here.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// One upstream, ready to receive requests.
+#[derive(Debug)]
+pub enum Upstream {
+    /// The built-in echo.
+    Echo,
+    /// A plain-HTTP origin.
+    Http {
+        /// Its name (logs, errors).
+        name: String,
+        /// `host:port`.
+        authority: http::uri::Authority,
+        /// Which Host the origin sees.
+        host_header: HostHeader,
+    },
+}
+
+/// The shared upstream client (one per identity the gateway presents; plain
+/// HTTP has none, so one pool serves all).
+pub type UpstreamClient = Client<HttpConnector, Incoming>;
+
+/// Builds the pooled client for plain-HTTP upstreams.
+pub fn upstream_client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// One host entry at run time.
+#[derive(Debug)]
+pub struct Host {
+    /// TLS side.
+    pub tls: HostTls,
+    /// Routes to upstreams.
+    pub routes: RouteTable<Upstream>,
+    /// strictSni setting.
+    pub strict_sni: StrictSni,
+    /// Entries with equal certificate and client auth share this number
+    /// (strictSni: samePolicy).
+    pub policy_id: usize,
+}
+
+/// One `https` listener at run time.
+#[derive(Debug)]
+pub struct Listener {
+    /// Its name.
+    pub name: String,
+    /// Host entries.
+    pub hosts: Vec<Host>,
+    /// SNI → host entry.
+    pub sni: SniTable,
+    /// Limits.
+    pub limits: model::Limits,
+    /// Whether to write access lines.
+    pub access_log: bool,
+    /// Pooled client for HTTP upstreams.
+    pub client: UpstreamClient,
+}
+
+/// TLS facts of a connection, for the echo and the logs.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// SNI sent by the client.
+    pub sni: Option<String>,
+    /// `TLSv1_3` etc.
+    pub version: Option<String>,
+    /// Cipher suite name.
+    pub cipher: Option<String>,
+    /// Negotiated ALPN.
+    pub alpn: Option<String>,
+}
+
+/// Everything a request needs to know about its connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The listener.
+    pub listener: Arc<Listener>,
+    /// Index of the host entry chosen at the handshake.
+    pub host: usize,
+    /// Client address.
+    pub client: SocketAddr,
+    /// The client's certificate identity, if it sent one.
+    pub identity: Option<Arc<PeerIdentity>>,
+    /// TLS facts.
+    pub tls: TlsInfo,
+}
+
+fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
+    let mut text = text.into();
+    text.push('\n');
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(text))));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// `host` without its port (`a.test:443` → `a.test`, `[::1]:443` → `::1`).
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+impl Conn {
+    /// SPEC §3 strictSni: the request's host must select the host entry the
+    /// handshake chose (or, with samePolicy, one with the same policy).
+    fn host_allowed(&self, host: &str) -> bool {
+        let entry = &self.listener.hosts[self.host];
+        let found = self.listener.sni.lookup(Some(strip_port(host)));
+        match entry.strict_sni {
+            StrictSni::Off => true,
+            StrictSni::On => found == Some(self.host),
+            StrictSni::SamePolicy => {
+                found.is_some_and(|i| self.listener.hosts.get(i).is_some_and(|h| h.policy_id == entry.policy_id))
+            }
+        }
+    }
+
+    /// Handles one request; never fails (errors become responses).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (resp, host) = self.route(req).await;
+        if self.listener.access_log {
+            telemetry::access(&self, &method, &path, host.as_deref(), &resp, started.elapsed());
+        }
+        Ok(resp)
+    }
+
+    async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<String>) {
+        let limits = &self.listener.limits;
+        if headers::header_bytes(req.headers()) > limits.max_request_header_bytes {
+            return (plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header too large"), None);
+        }
+        // The request's host: the URI authority (HTTP/2 :authority or an
+        // absolute-form target) and the Host header. Every one present must
+        // pass the strictSni check.
+        let uri_host = req.uri().authority().map(|a| a.as_str().to_string());
+        let header_host = match req.headers().get_all(HOST).iter().count() {
+            0 => None,
+            1 => match req.headers().get(HOST).map(|v| v.to_str()) {
+                Some(Ok(h)) => Some(h.to_string()),
+                _ => return (plain(StatusCode::BAD_REQUEST, "invalid Host header"), None),
+            },
+            _ => return (plain(StatusCode::BAD_REQUEST, "more than one Host header"), None),
+        };
+        let host = uri_host.clone().or_else(|| header_host.clone());
+        let Some(host) = host else {
+            return (plain(StatusCode::BAD_REQUEST, "request has no Host"), None);
+        };
+        for h in [&uri_host, &header_host].into_iter().flatten() {
+            if !self.host_allowed(h) {
+                let msg = format!(
+                    "host \"{}\" is not served on this connection (TLS server name {:?}); open a new connection for it",
+                    normalize_host(strip_port(h)),
+                    self.tls.sni.as_deref().unwrap_or("")
+                );
+                return (plain(StatusCode::MISDIRECTED_REQUEST, msg), Some(host));
+            }
+        }
+        let entry = &self.listener.hosts[self.host];
+        let Some(upstream) = entry.routes.find(req.uri().path()) else {
+            return (plain(StatusCode::NOT_FOUND, "no route for this path"), Some(host));
+        };
+
+        let upgrade = headers::strip_hop_by_hop(req.headers_mut());
+        headers::strip_identity(req.headers_mut());
+        headers::set_forwarded(req.headers_mut(), self.client.ip(), Some(&host));
+
+        let resp = match upstream.as_ref() {
+            Upstream::Echo => {
+                let mut hs = req.headers().clone();
+                if !hs.contains_key(HOST) {
+                    if let Ok(v) = HeaderValue::from_str(&host) {
+                        hs.insert(HOST, v);
+                    }
+                }
+                echo::respond(self, req.method(), req.uri(), &hs).map(|b| Either::Right(Full::new(b)))
+            }
+            Upstream::Http { name, authority, host_header } => {
+                self.proxy(req, name, authority, *host_header, &host, upgrade).await
+            }
+        };
+        (resp, Some(host))
+    }
+
+    async fn proxy(
+        &self,
+        mut req: Request<Incoming>,
+        name: &str,
+        authority: &http::uri::Authority,
+        host_header: HostHeader,
+        host: &str,
+        upgrade: Option<HeaderValue>,
+    ) -> Response<Body> {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri = match Uri::builder().scheme("http").authority(authority.clone()).path_and_query(path).build() {
+            Ok(u) => u,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target"),
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let host_value = match host_header {
+            HostHeader::Preserve => HeaderValue::from_str(host).ok(),
+            HostHeader::Upstream => HeaderValue::from_str(authority.as_str()).ok(),
+        };
+        if let Some(v) = host_value {
+            req.headers_mut().insert(HOST, v);
+        }
+        let downstream_upgrade = if let Some(proto) = &upgrade {
+            req.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+            req.headers_mut().insert(http::header::UPGRADE, proto.clone());
+            // Take the client side of the upgrade before the request is sent.
+            Some(hyper::upgrade::on(&mut req))
+        } else {
+            None
+        };
+        match self.listener.client.request(req).await {
+            Ok(mut resp) => {
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client_side) = downstream_upgrade {
+                        let upstream_side = hyper::upgrade::on(&mut resp);
+                        tokio::spawn(async move {
+                            if let (Ok(c), Ok(u)) = (client_side.await, upstream_side.await) {
+                                let mut c = TokioIo::new(c);
+                                let mut u = TokioIo::new(u);
+                                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                            }
+                        });
+                    }
+                } else {
+                    headers::strip_hop_by_hop(resp.headers_mut());
+                }
+                resp.map(Either::Left)
+            }
+            Err(e) => {
+                tracing::warn!(upstream = name, error = %error_chain(&e), "upstream request failed");
+                plain(StatusCode::BAD_GATEWAY, format!("upstream \"{name}\" is unavailable"))
+            }
+        }
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("a.test:443"), "a.test");
+        assert_eq!(strip_port("a.test"), "a.test");
+        assert_eq!(strip_port("[::1]:443"), "::1");
+        assert_eq!(strip_port("a.test:"), "a.test");
+    }
+}

@@ -1,0 +1,95 @@
+//! Route tables, compiled at load: an exact `path` first, then the longest
+//! `pathPrefix` that matches whole segments.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::model::{PathMatch, Route};
+
+/// One host entry's routes, resolved to their targets.
+#[derive(Debug)]
+pub struct RouteTable<T> {
+    exact: HashMap<String, Arc<T>>,
+    /// Longest prefix first.
+    prefixes: Vec<(String, Arc<T>)>,
+}
+
+impl<T> RouteTable<T> {
+    /// Builds the table; `target` resolves a route's upstream name.
+    pub fn new(routes: &[Route], mut target: impl FnMut(&str) -> Option<Arc<T>>) -> Self {
+        let mut exact = HashMap::new();
+        let mut prefixes = Vec::new();
+        for r in routes {
+            let Some(t) = target(&r.upstream) else { continue };
+            match &r.matcher {
+                PathMatch::Exact(p) => {
+                    exact.entry(p.clone()).or_insert(t);
+                }
+                PathMatch::Prefix(p) => prefixes.push((p.clone(), t)),
+            }
+        }
+        // Stable sort: among equal lengths the first in the file wins.
+        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        RouteTable { exact, prefixes }
+    }
+
+    /// The target for `path`.
+    pub fn find(&self, path: &str) -> Option<&Arc<T>> {
+        if let Some(t) = self.exact.get(path) {
+            return Some(t);
+        }
+        self.prefixes
+            .iter()
+            .find(|(p, _)| prefix_matches(p, path))
+            .map(|(_, t)| t)
+    }
+}
+
+/// SPEC §2: `/api` matches `/api`, `/api/`, `/api/x`, not `/apix`.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        None => false,
+        Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable<&'static str> {
+        let routes = vec![
+            Route { matcher: PathMatch::Prefix("/".into()), upstream: "root".into() },
+            Route { matcher: PathMatch::Prefix("/api".into()), upstream: "api".into() },
+            Route { matcher: PathMatch::Prefix("/admin/".into()), upstream: "admin".into() },
+            Route { matcher: PathMatch::Exact("/api/health".into()), upstream: "health".into() },
+        ];
+        RouteTable::new(&routes, |n| Some(Arc::new(match n {
+            "root" => "root",
+            "api" => "api",
+            "admin" => "admin",
+            _ => "health",
+        })))
+    }
+
+    #[test]
+    fn exact_then_longest_whole_segment_prefix() {
+        let t = table();
+        let f = |p: &str| t.find(p).map(|a| **a);
+        assert_eq!(f("/api/health"), Some("health"));
+        assert_eq!(f("/api/health/x"), Some("api"));
+        assert_eq!(f("/api"), Some("api"));
+        assert_eq!(f("/api/"), Some("api"));
+        assert_eq!(f("/apix"), Some("root"));
+        assert_eq!(f("/admin/x"), Some("admin"));
+        assert_eq!(f("/admin"), Some("root"));
+    }
+
+    #[test]
+    fn no_route_without_a_matching_prefix() {
+        let routes = vec![Route { matcher: PathMatch::Prefix("/api".into()), upstream: "a".into() }];
+        let t: RouteTable<()> = RouteTable::new(&routes, |_| Some(Arc::new(())));
+        assert!(t.find("/").is_none());
+        assert!(t.find("/apix").is_none());
+    }
+}

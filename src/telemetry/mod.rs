@@ -1,0 +1,86 @@
+//! Logs: start-up lines, handshake refusals and access lines (SPEC §7).
+//! Access lines carry the client identity; keys and passwords never appear.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use http::{Method, Response};
+
+use crate::http::{Body, Conn};
+use crate::tls::HandshakeResult;
+
+/// `--log-format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Installs the global subscriber: logs go to stdout, JSON unless stdout is
+/// a terminal. `RUST_LOG` filters (default `info`).
+pub fn init(format: Option<LogFormat>) {
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}
+
+/// Records the outcome of a handshake that did not complete. Certificate
+/// failures carry the presented subject and fingerprint.
+pub fn handshake_refused(
+    listener: &str,
+    client: std::net::SocketAddr,
+    result: HandshakeResult,
+    sni: Option<&str>,
+    subject: Option<&str>,
+    fingerprint: Option<&str>,
+    detail: &str,
+) {
+    tracing::warn!(
+        listener,
+        client = %client,
+        result = result.as_str(),
+        sni = sni.unwrap_or(""),
+        subject = subject.unwrap_or(""),
+        fingerprint = fingerprint.unwrap_or(""),
+        detail,
+        "tls handshake refused"
+    );
+}
+
+/// Writes one access line.
+pub fn access(conn: &Conn, method: &Method, path: &str, host: Option<&str>, resp: &Response<Body>, took: Duration) {
+    let bytes = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let id = conn.identity.as_deref();
+    tracing::info!(
+        target: "access",
+        listener = conn.listener.name.as_str(),
+        host = host.unwrap_or(""),
+        method = method.as_str(),
+        path,
+        status = resp.status().as_u16(),
+        duration_ms = took.as_secs_f64() * 1000.0,
+        bytes,
+        client = %conn.client,
+        subject = id.map_or("", |i| i.cert.subject.as_str()),
+        uri_sans = id.map_or(String::new(), |i| i.cert.uri_sans.join(",")).as_str(),
+        fingerprint = id.map_or("", |i| i.cert.sha256.as_str()),
+        verified = id.is_some_and(|i| i.verified),
+        "access"
+    );
+}
