@@ -7,12 +7,12 @@
 //! per connection: one Arc clone ─► tls ─► identity ─► http
 //! ```
 
+pub mod cli;
 pub mod config;
+pub mod http;
 pub mod identity;
 pub mod material;
-pub mod tls;
-pub mod http;
+pub mod pki;
 pub mod server;
 pub mod telemetry;
-pub mod pki;
-pub mod cli;
+pub mod tls;

@@ -37,7 +37,12 @@ upstreams:
 
 fn write_all(dir: &Path, port: u16) -> Result<PathBuf, pki::PkiError> {
     let ca = Ca::new_root("portcullis demo CA", 30)?;
-    let server = ca.issue(Profile::Server, "localhost", &["localhost", "127.0.0.1"], 30)?;
+    let server = ca.issue(
+        Profile::Server,
+        "localhost",
+        &["localhost", "127.0.0.1"],
+        30,
+    )?;
     let client = ca.issue(Profile::Client, "demo-client", &[], 30)?;
     pki::write_file(&dir.join("ca.crt"), ca.cert_pem.as_bytes(), false)?;
     pki::write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
@@ -72,7 +77,10 @@ pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("portcullis: {e}");

@@ -43,7 +43,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
             HeaderName::from_bytes(t.as_bytes()).ok()
         })
         .collect();
-    let upgrade = if upgrade_requested { headers.get(header::UPGRADE).cloned() } else { None };
+    let upgrade = if upgrade_requested {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     for name in named {
         headers.remove(name);
     }
@@ -82,7 +86,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, host:
     if let Ok(v) = HeaderValue::from_str(&client_ip.to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("https"));
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("https"),
+    );
     match host.and_then(|h| HeaderValue::from_str(h).ok()) {
         Some(v) => {
             headers.insert(HeaderName::from_static("x-forwarded-host"), v);
@@ -96,7 +103,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, host:
 /// The request header block's size as the SPEC limit counts it: each line's
 /// name, value and the four bytes of `: ` and CRLF.
 pub fn header_bytes(headers: &HeaderMap) -> usize {
-    headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum()
 }
 
 #[cfg(test)]
@@ -106,14 +116,23 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap_or(header::ACCEPT), HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap_or(header::ACCEPT),
+                HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
+            );
         }
         h
     }
 
     #[test]
     fn connection_listed_headers_are_removed() {
-        let mut h = map(&[("connection", "close, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("te", "trailers"), ("accept", "*/*")]);
+        let mut h = map(&[
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "5"),
+            ("te", "trailers"),
+            ("accept", "*/*"),
+        ]);
         assert_eq!(strip_hop_by_hop(&mut h), None);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
@@ -122,7 +141,10 @@ mod tests {
     #[test]
     fn upgrade_is_reported_only_when_connection_asks() {
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert_eq!(strip_hop_by_hop(&mut h), Some(HeaderValue::from_static("websocket")));
+        assert_eq!(
+            strip_hop_by_hop(&mut h),
+            Some(HeaderValue::from_static("websocket"))
+        );
         let mut h = map(&[("upgrade", "websocket")]);
         assert_eq!(strip_hop_by_hop(&mut h), None);
         assert!(h.is_empty());
@@ -146,7 +168,13 @@ mod tests {
     #[test]
     fn forwarded_for_replaces_client_value() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6")]);
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])), Some("a.test"));
+        set_forwarded(
+            &mut h,
+            "127.0.0.1"
+                .parse()
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            Some("a.test"),
+        );
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "a.test");

@@ -121,8 +121,10 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
     text.push('\n');
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(text))));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -146,20 +148,33 @@ impl Conn {
         match entry.strict_sni {
             StrictSni::Off => true,
             StrictSni::On => found == Some(self.host),
-            StrictSni::SamePolicy => {
-                found.is_some_and(|i| self.listener.hosts.get(i).is_some_and(|h| h.policy_id == entry.policy_id))
-            }
+            StrictSni::SamePolicy => found.is_some_and(|i| {
+                self.listener
+                    .hosts
+                    .get(i)
+                    .is_some_and(|h| h.policy_id == entry.policy_id)
+            }),
         }
     }
 
     /// Handles one request; never fails (errors become responses).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (resp, host) = self.route(req).await;
         if self.listener.access_log {
-            telemetry::access(&self, &method, &path, host.as_deref(), &resp, started.elapsed());
+            telemetry::access(
+                &self,
+                &method,
+                &path,
+                host.as_deref(),
+                &resp,
+                started.elapsed(),
+            );
         }
         Ok(resp)
     }
@@ -167,7 +182,13 @@ impl Conn {
     async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<String>) {
         let limits = &self.listener.limits;
         if headers::header_bytes(req.headers()) > limits.max_request_header_bytes {
-            return (plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header too large"), None);
+            return (
+                plain(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request header too large",
+                ),
+                None,
+            );
         }
         // The request's host: the URI authority (HTTP/2 :authority or an
         // absolute-form target) and the Host header. Every one present must
@@ -179,7 +200,12 @@ impl Conn {
                 Some(Ok(h)) => Some(h.to_string()),
                 _ => return (plain(StatusCode::BAD_REQUEST, "invalid Host header"), None),
             },
-            _ => return (plain(StatusCode::BAD_REQUEST, "more than one Host header"), None),
+            _ => {
+                return (
+                    plain(StatusCode::BAD_REQUEST, "more than one Host header"),
+                    None,
+                )
+            }
         };
         let host = uri_host.clone().or_else(|| header_host.clone());
         let Some(host) = host else {
@@ -197,7 +223,10 @@ impl Conn {
         }
         let entry = &self.listener.hosts[self.host];
         let Some(upstream) = entry.routes.find(req.uri().path()) else {
-            return (plain(StatusCode::NOT_FOUND, "no route for this path"), Some(host));
+            return (
+                plain(StatusCode::NOT_FOUND, "no route for this path"),
+                Some(host),
+            );
         };
 
         let upgrade = headers::strip_hop_by_hop(req.headers_mut());
@@ -212,10 +241,16 @@ impl Conn {
                         hs.insert(HOST, v);
                     }
                 }
-                echo::respond(self, req.method(), req.uri(), &hs).map(|b| Either::Right(Full::new(b)))
+                echo::respond(self, req.method(), req.uri(), &hs)
+                    .map(|b| Either::Right(Full::new(b)))
             }
-            Upstream::Http { name, authority, host_header } => {
-                self.proxy(req, name, authority, *host_header, &host, upgrade).await
+            Upstream::Http {
+                name,
+                authority,
+                host_header,
+            } => {
+                self.proxy(req, name, authority, *host_header, &host, upgrade)
+                    .await
             }
         };
         (resp, Some(host))
@@ -231,7 +266,12 @@ impl Conn {
         upgrade: Option<HeaderValue>,
     ) -> Response<Body> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = match Uri::builder().scheme("http").authority(authority.clone()).path_and_query(path).build() {
+        let uri = match Uri::builder()
+            .scheme("http")
+            .authority(authority.clone())
+            .path_and_query(path)
+            .build()
+        {
             Ok(u) => u,
             Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target"),
         };
@@ -245,8 +285,12 @@ impl Conn {
             req.headers_mut().insert(HOST, v);
         }
         let downstream_upgrade = if let Some(proto) = &upgrade {
-            req.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
-            req.headers_mut().insert(http::header::UPGRADE, proto.clone());
+            req.headers_mut().insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            req.headers_mut()
+                .insert(http::header::UPGRADE, proto.clone());
             // Take the client side of the upgrade before the request is sent.
             Some(hyper::upgrade::on(&mut req))
         } else {
@@ -272,7 +316,10 @@ impl Conn {
             }
             Err(e) => {
                 tracing::warn!(upstream = name, error = %error_chain(&e), "upstream request failed");
-                plain(StatusCode::BAD_GATEWAY, format!("upstream \"{name}\" is unavailable"))
+                plain(
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream \"{name}\" is unavailable"),
+                )
             }
         }
     }

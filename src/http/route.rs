@@ -20,7 +20,9 @@ impl<T> RouteTable<T> {
         let mut exact = HashMap::new();
         let mut prefixes = Vec::new();
         for r in routes {
-            let Some(t) = target(&r.upstream) else { continue };
+            let Some(t) = target(&r.upstream) else {
+                continue;
+            };
             match &r.matcher {
                 PathMatch::Exact(p) => {
                     exact.entry(p.clone()).or_insert(t);
@@ -59,17 +61,31 @@ mod tests {
 
     fn table() -> RouteTable<&'static str> {
         let routes = vec![
-            Route { matcher: PathMatch::Prefix("/".into()), upstream: "root".into() },
-            Route { matcher: PathMatch::Prefix("/api".into()), upstream: "api".into() },
-            Route { matcher: PathMatch::Prefix("/admin/".into()), upstream: "admin".into() },
-            Route { matcher: PathMatch::Exact("/api/health".into()), upstream: "health".into() },
+            Route {
+                matcher: PathMatch::Prefix("/".into()),
+                upstream: "root".into(),
+            },
+            Route {
+                matcher: PathMatch::Prefix("/api".into()),
+                upstream: "api".into(),
+            },
+            Route {
+                matcher: PathMatch::Prefix("/admin/".into()),
+                upstream: "admin".into(),
+            },
+            Route {
+                matcher: PathMatch::Exact("/api/health".into()),
+                upstream: "health".into(),
+            },
         ];
-        RouteTable::new(&routes, |n| Some(Arc::new(match n {
-            "root" => "root",
-            "api" => "api",
-            "admin" => "admin",
-            _ => "health",
-        })))
+        RouteTable::new(&routes, |n| {
+            Some(Arc::new(match n {
+                "root" => "root",
+                "api" => "api",
+                "admin" => "admin",
+                _ => "health",
+            }))
+        })
     }
 
     #[test]
@@ -87,7 +103,10 @@ mod tests {
 
     #[test]
     fn no_route_without_a_matching_prefix() {
-        let routes = vec![Route { matcher: PathMatch::Prefix("/api".into()), upstream: "a".into() }];
+        let routes = vec![Route {
+            matcher: PathMatch::Prefix("/api".into()),
+            upstream: "a".into(),
+        }];
         let t: RouteTable<()> = RouteTable::new(&routes, |_| Some(Arc::new(())));
         assert!(t.find("/").is_none());
         assert!(t.find("/apix").is_none());

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// Certificate tooling failures.
@@ -77,9 +77,15 @@ impl Ca {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.use_authority_key_identifier_extension = false;
         validity(&mut params, days);
         random_serial(&mut params);
@@ -92,14 +98,22 @@ impl Ca {
     }
 
     /// Issues a leaf for `profile` with DNS/IP names `sans` and common name `cn`.
-    pub fn issue(&self, profile: Profile, cn: &str, sans: &[&str], days: u32) -> Result<Leaf, PkiError> {
+    pub fn issue(
+        &self,
+        profile: Profile,
+        cn: &str,
+        sans: &[&str],
+        days: u32,
+    ) -> Result<Leaf, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         for s in sans {
-            params.subject_alt_names.push(match s.parse::<std::net::IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName((*s).try_into()?),
-            });
+            params
+                .subject_alt_names
+                .push(match s.parse::<std::net::IpAddr>() {
+                    Ok(ip) => SanType::IpAddress(ip),
+                    Err(_) => SanType::DnsName((*s).try_into()?),
+                });
         }
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -108,7 +122,10 @@ impl Ca {
         params.extended_key_usages = match profile {
             Profile::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Profile::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Profile::Peer => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+            Profile::Peer => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         };
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, days);
@@ -129,8 +146,14 @@ pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiE
         path: path.display().to_string(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

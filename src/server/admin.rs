@@ -19,7 +19,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
@@ -32,7 +35,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 /// Serves the admin endpoint until the process exits.
 pub async fn serve(tcp: TcpListener, state: Arc<State>) {
     loop {
-        let Ok((sock, _)) = tcp.accept().await else { continue };
+        let Ok((sock, _)) = tcp.accept().await else {
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));

@@ -78,9 +78,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
     let config = config::load(path)?;
     let provider = provider();
-    let material = material::load(&config, &provider, UnixTime::now()).map_err(|errors| StartError::Material {
-        file: path.display().to_string(),
-        errors,
+    let material = material::load(&config, &provider, UnixTime::now()).map_err(|errors| {
+        StartError::Material {
+            file: path.display().to_string(),
+            errors,
+        }
     })?;
     let snapshot = Snapshot::build(&config, &material, &provider)?;
     Ok((config, snapshot))
@@ -107,36 +109,50 @@ impl State {
 
 /// Binds every listener, calls `on_ready` with each listener's name and
 /// bound address, serves until SIGTERM/SIGINT, then drains.
-pub async fn run(snapshot: Snapshot, on_ready: impl FnOnce(&[(String, SocketAddr)])) -> Result<(), StartError> {
+pub async fn run(
+    snapshot: Snapshot,
+    on_ready: impl FnOnce(&[(String, SocketAddr)]),
+) -> Result<(), StartError> {
     let state = Arc::new(State::default());
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(snapshot.limits.max_connections));
 
     let mut bound = Vec::new();
     for (address, listener) in &snapshot.listeners {
-        let tcp = TcpListener::bind(address).await.map_err(|source| StartError::Bind {
-            listener: listener.name.clone(),
-            address: *address,
-            source,
-        })?;
+        let tcp = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Bind {
+                listener: listener.name.clone(),
+                address: *address,
+                source,
+            })?;
         bound.push((tcp, listener.clone()));
     }
     if let Some(address) = snapshot.admin {
-        let tcp = TcpListener::bind(address).await.map_err(|source| StartError::Bind {
-            listener: "admin".into(),
-            address,
-            source,
-        })?;
+        let tcp = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Bind {
+                listener: "admin".into(),
+                address,
+                source,
+            })?;
         let local = tcp.local_addr().unwrap_or(address);
         tracing::info!(listener = "admin", address = %local, "admin listening");
         tokio::spawn(admin::serve(tcp, state.clone()));
     }
     let mut addresses = Vec::new();
     for (tcp, listener) in bound {
-        let local = tcp.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let local = tcp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         tracing::info!(listener = listener.name.as_str(), address = %local, "listening");
         addresses.push((listener.name.clone(), local));
-        tokio::spawn(accept_loop(tcp, listener, permits.clone(), drain_rx.clone()));
+        tokio::spawn(accept_loop(
+            tcp,
+            listener,
+            permits.clone(),
+            drain_rx.clone(),
+        ));
     }
     state.ready.store(true, Ordering::Release);
     tracing::info!("ready");
@@ -234,7 +250,11 @@ async fn handshake(
     mut sock: TcpStream,
     listener: &http::Listener,
 ) -> Result<(TlsStream<TcpStream>, usize, Option<String>), Refused> {
-    let refused = |result, sni: Option<String>, detail: String| Refused { result, sni, detail };
+    let refused = |result, sni: Option<String>, detail: String| Refused {
+        result,
+        sni,
+        detail,
+    };
     let mut acceptor = rustls::server::Acceptor::default();
     let mut buf = [0u8; 4096];
     // Read until a whole ClientHello has arrived, however many records or
@@ -245,7 +265,11 @@ async fn handshake(
             .await
             .map_err(|e| refused(HandshakeResult::Error, None, e.to_string()))?;
         if n == 0 {
-            return Err(refused(HandshakeResult::Error, None, "closed before ClientHello".into()));
+            return Err(refused(
+                HandshakeResult::Error,
+                None,
+                "closed before ClientHello".into(),
+            ));
         }
         let mut rd = &buf[..n];
         while !rd.is_empty() {
@@ -275,40 +299,61 @@ async fn handshake(
         return Err(refused(HandshakeResult::Denied, sni, detail));
     };
     let config = listener.hosts[index].tls.config.clone();
-    match tokio_rustls::StartHandshake::from_parts(accepted, sock).into_stream(config).await {
+    match tokio_rustls::StartHandshake::from_parts(accepted, sock)
+        .into_stream(config)
+        .await
+    {
         Ok(stream) => Ok((stream, index, sni)),
         Err(e) => Err(refused(HandshakeResult::from_io(&e), sni, e.to_string())),
     }
 }
 
-async fn connection(sock: TcpStream, client: SocketAddr, listener: Arc<http::Listener>, mut drain: watch::Receiver<bool>) {
+async fn connection(
+    sock: TcpStream,
+    client: SocketAddr,
+    listener: Arc<http::Listener>,
+    mut drain: watch::Receiver<bool>,
+) {
     let limits = &listener.limits;
-    let (stream, host, sni) = match tokio::time::timeout(limits.handshake_timeout, handshake(sock, &listener)).await {
-        Ok(Ok(x)) => x,
-        Ok(Err(r)) => {
-            telemetry::handshake_refused(&listener.name, client, r.result, r.sni.as_deref(), None, None, &r.detail);
-            return;
-        }
-        Err(_) => {
-            telemetry::handshake_refused(
-                &listener.name,
-                client,
-                HandshakeResult::Error,
-                None,
-                None,
-                None,
-                "handshake timeout (limits.handshakeTimeout)",
-            );
-            return;
-        }
-    };
+    let (stream, host, sni) =
+        match tokio::time::timeout(limits.handshake_timeout, handshake(sock, &listener)).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(r)) => {
+                telemetry::handshake_refused(
+                    &listener.name,
+                    client,
+                    r.result,
+                    r.sni.as_deref(),
+                    None,
+                    None,
+                    &r.detail,
+                );
+                return;
+            }
+            Err(_) => {
+                telemetry::handshake_refused(
+                    &listener.name,
+                    client,
+                    HandshakeResult::Error,
+                    None,
+                    None,
+                    None,
+                    "handshake timeout (limits.handshakeTimeout)",
+                );
+                return;
+            }
+        };
     let (_, tls) = stream.get_ref();
     let identity = listener.hosts[host].tls.peer_identity(tls).map(Arc::new);
     let info = TlsInfo {
         sni,
         version: tls.protocol_version().map(|v| format!("{v:?}")),
-        cipher: tls.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite())),
-        alpn: tls.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned()),
+        cipher: tls
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite())),
+        alpn: tls
+            .alpn_protocol()
+            .map(|a| String::from_utf8_lossy(a).into_owned()),
     };
     let conn = Arc::new(Conn {
         listener: listener.clone(),
@@ -331,7 +376,8 @@ async fn connection(sock: TcpStream, client: SocketAddr, listener: Arc<http::Lis
             }
         })
     };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())

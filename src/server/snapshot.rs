@@ -26,14 +26,21 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Prepares everything `config` describes with `material`.
-    pub fn build(config: &Config, material: &Material, provider: &Arc<CryptoProvider>) -> Result<Self, TlsError> {
+    pub fn build(
+        config: &Config,
+        material: &Material,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
         let upstreams: BTreeMap<String, Arc<http::Upstream>> = config
             .upstreams
             .iter()
             .map(|(name, u)| {
                 let rt = match u {
                     model::Upstream::Echo => http::Upstream::Echo,
-                    model::Upstream::Http { authority, host_header } => http::Upstream::Http {
+                    model::Upstream::Http {
+                        authority,
+                        host_header,
+                    } => http::Upstream::Http {
                         name: name.clone(),
                         authority: authority.clone(),
                         host_header: *host_header,

@@ -28,9 +28,15 @@ pub fn init(format: Option<LogFormat>) {
     });
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
         LogFormat::Text => builder.with_target(false).try_init(),
     };
 }
@@ -59,7 +65,14 @@ pub fn handshake_refused(
 }
 
 /// Writes one access line.
-pub fn access(conn: &Conn, method: &Method, path: &str, host: Option<&str>, resp: &Response<Body>, took: Duration) {
+pub fn access(
+    conn: &Conn,
+    method: &Method,
+    path: &str,
+    host: Option<&str>,
+    resp: &Response<Body>,
+    took: Duration,
+) {
     let bytes = resp
         .headers()
         .get(http::header::CONTENT_LENGTH)

@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `portcullis` binary, real TLS clients,
+//! certificates made in the test.
+
+mod client_auth;
+mod support;

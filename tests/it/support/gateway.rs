@@ -1,0 +1,197 @@
+//! Runs the real `portcullis` binary on port 0 and waits on its start-up
+//! lines (never a sleep).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long start-up or an expected log line may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+/// Collected stdout lines of a child process.
+#[derive(Clone, Default)]
+pub struct Log(Arc<(Mutex<Lines>, Condvar)>);
+
+impl Log {
+    fn follow(&self, out: impl std::io::Read + Send + 'static) {
+        let log = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let (m, c) = &*log.0;
+                m.lock().unwrap().lines.push(line);
+                c.notify_all();
+            }
+            let (m, c) = &*log.0;
+            m.lock().unwrap().closed = true;
+            c.notify_all();
+        });
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().lines.clone()
+    }
+
+    /// Waits for a line that satisfies `pred` (JSON-parsed), up to [`WAIT`].
+    pub fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        let (m, c) = &*self.0;
+        let mut g = m.lock().unwrap();
+        let mut seen = 0;
+        loop {
+            for line in &g.lines[seen..] {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+            }
+            seen = g.lines.len();
+            let now = Instant::now();
+            if g.closed || now >= deadline {
+                panic!(
+                    "no log line for {what}; output so far:\n{}",
+                    g.lines.join("\n")
+                );
+            }
+            g = c.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Lines whose `message` field equals `msg`.
+    pub fn messages(&self, msg: &str) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == msg)
+            .collect()
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    child: Child,
+    pub addrs: HashMap<String, SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub log: Log,
+    pub dir: PathBuf,
+}
+
+impl Gateway {
+    /// Writes `config` as `portcullis.yaml` in `dir` and runs it.
+    pub fn start(dir: &Path, config: &str) -> Gateway {
+        let path = dir.join("portcullis.yaml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(bin())
+            .args(["run", "--log-format", "json", "-c"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Log::default();
+        log.follow(child.stdout.take().unwrap());
+        let err_log = Log::default();
+        err_log.follow(child.stderr.take().unwrap());
+        let mut gw = Gateway {
+            child,
+            addrs: HashMap::new(),
+            admin: None,
+            log,
+            dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = gw.log.lines();
+            if lines.iter().any(|l| l.contains("\"message\":\"ready\"")) {
+                for l in lines {
+                    let v: serde_json::Value = match serde_json::from_str(&l) {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    };
+                    let addr = v["address"].as_str().and_then(|a| a.parse().ok());
+                    match (v["message"].as_str(), addr) {
+                        (Some("listening"), Some(a)) => {
+                            gw.addrs
+                                .insert(v["listener"].as_str().unwrap().to_string(), a);
+                        }
+                        (Some("admin listening"), Some(a)) => gw.admin = Some(a),
+                        _ => {}
+                    }
+                }
+                return gw;
+            }
+            if let Ok(Some(status)) = gw.child.try_wait() {
+                panic!(
+                    "gateway exited with {status} before it was ready:\nstdout:\n{}\nstderr:\n{}",
+                    gw.log.lines().join("\n"),
+                    err_log.lines().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "gateway not ready within {WAIT:?}:\n{}",
+                    gw.log.lines().join("\n")
+                );
+            }
+            // Wait for the next stdout line rather than polling on a timer.
+            let (m, c) = &*gw.log.0;
+            let g = m.lock().unwrap();
+            let n = g.lines.len();
+            let _ = c.wait_timeout_while(g, Duration::from_millis(200), |l| {
+                l.lines.len() == n && !l.closed
+            });
+        }
+    }
+
+    /// The address of listener `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs[name]
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit after SIGTERM"
+            );
+            let (m, c) = &*self.log.0;
+            let g = m.lock().unwrap();
+            let _ = c.wait_timeout_while(g, Duration::from_millis(100), |l| !l.closed);
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
