@@ -2,4 +2,6 @@
 //! certificates made in the test.
 
 mod client_auth;
+mod resumption;
+mod sni;
 mod support;
