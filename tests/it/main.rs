@@ -2,6 +2,7 @@
 //! certificates made in the test.
 
 mod client_auth;
+mod proxy;
 mod resumption;
 mod sni;
 mod support;
