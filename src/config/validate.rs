@@ -198,6 +198,8 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
             limits,
         })
     } else {
+        // Report in file order, however the checks were run.
+        e.list.sort_by_key(|x| x.line);
         Err(ConfigErrors(e.list))
     }
 }

@@ -301,11 +301,40 @@ async fn handshake(
     let config = listener.hosts[index].tls.config.clone();
     match tokio_rustls::StartHandshake::from_parts(accepted, sock)
         .into_stream(config)
+        .into_fallible()
         .await
     {
         Ok(stream) => Ok((stream, index, sni)),
-        Err(e) => Err(refused(HandshakeResult::from_io(&e), sni, e.to_string())),
+        Err((e, sock)) => {
+            lingering_close(sock).await;
+            Err(refused(HandshakeResult::from_io(&e), sni, e.to_string()))
+        }
     }
+}
+
+/// Closes a refused connection so that the client reads the alert.
+///
+/// In TLS 1.3 the client finishes its side of the handshake before the
+/// server judges its certificate, and usually sends its request at once.
+/// Closing a socket with that request unread makes the kernel send a reset,
+/// and the client may then never see the alert that says why it was
+/// refused. So: send FIN after the alert, read and discard what the client
+/// still sends (bounded in time and size), then close.
+async fn lingering_close(mut sock: TcpStream) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const MAX_DISCARD: usize = 64 * 1024;
+    let _ = sock.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < MAX_DISCARD {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
 }
 
 async fn connection(

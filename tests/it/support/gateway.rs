@@ -77,6 +77,33 @@ impl Log {
         }
     }
 
+    /// Waits for a raw line containing `needle`, up to [`WAIT`].
+    pub fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let (m, c) = &*self.0;
+        let mut g = m.lock().unwrap();
+        loop {
+            if let Some(l) = g.lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            if g.closed || now >= deadline {
+                panic!(
+                    "no line containing {needle:?}; output so far:\n{}",
+                    g.lines.join("\n")
+                );
+            }
+            g = c.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Starts following the output of a process spawned elsewhere.
+    pub fn of(out: impl std::io::Read + Send + 'static) -> Log {
+        let log = Log::default();
+        log.follow(out);
+        log
+    }
+
     /// Lines whose `message` field equals `msg`.
     pub fn messages(&self, msg: &str) -> Vec<serde_json::Value> {
         self.lines()
