@@ -31,7 +31,7 @@ impl<T> RouteTable<T> {
             }
         }
         // Stable sort: among equal lengths the first in the file wins.
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         RouteTable { exact, prefixes }
     }
 

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `portcullis` binary, real TLS clients,
 //! certificates made in the test.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod check;
 mod client_auth;
 mod proxy;
