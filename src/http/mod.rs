@@ -86,6 +86,27 @@ pub struct Listener {
     pub access_log: bool,
     /// Pooled client for HTTP upstreams.
     pub client: UpstreamClient,
+    /// HTTP/1.1 + HTTP/2 server settings (limits applied), shared by every
+    /// connection of the listener.
+    pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+}
+
+/// The HTTP server settings for `limits`.
+pub fn server_builder(
+    limits: &model::Limits,
+) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.request_header_timeout)
+        // hyper's own floor is 8 KiB; smaller limits are enforced per request.
+        .max_buf_size(limits.max_request_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX));
+    builder
 }
 
 /// TLS facts of a connection, for the echo and the logs.
@@ -93,10 +114,10 @@ pub struct Listener {
 pub struct TlsInfo {
     /// SNI sent by the client.
     pub sni: Option<String>,
-    /// `TLSv1_3` etc.
-    pub version: Option<String>,
-    /// Cipher suite name.
-    pub cipher: Option<String>,
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: Option<&'static str>,
+    /// Cipher suite, IANA name.
+    pub cipher: Option<&'static str>,
     /// Negotiated ALPN.
     pub alpn: Option<String>,
 }

@@ -376,10 +376,10 @@ async fn connection(
     let identity = listener.hosts[host].tls.peer_identity(tls).map(Arc::new);
     let info = TlsInfo {
         sni,
-        version: tls.protocol_version().map(|v| format!("{v:?}")),
+        version: tls.protocol_version().and_then(crate::tls::version_name),
         cipher: tls
             .negotiated_cipher_suite()
-            .map(|c| format!("{:?}", c.suite())),
+            .and_then(|c| crate::tls::cipher_name(c.suite())),
         alpn: tls
             .alpn_protocol()
             .map(|a| String::from_utf8_lossy(a).into_owned()),
@@ -405,18 +405,7 @@ async fn connection(
             }
         })
     };
-    let mut builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.request_header_timeout)
-        .max_buf_size(limits.max_request_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX));
-    let served = builder.serve_connection_with_upgrades(io, svc);
+    let served = listener.server.serve_connection_with_upgrades(io, svc);
     tokio::pin!(served);
     let idle_timeout = limits.idle_timeout;
     let mut closing = *drain.borrow();

@@ -78,6 +78,7 @@ impl Snapshot {
                 limits: config.limits.clone(),
                 access_log: config.access_log,
                 client: client.clone(),
+                server: http::server_builder(&config.limits),
             };
             listeners.push((l.address, Arc::new(listener)));
         }

@@ -73,11 +73,10 @@ pub fn access(
     resp: &Response<Body>,
     took: Duration,
 ) {
-    let bytes = resp
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    // Known up front for bodies made here and for upstream answers with a
+    // Content-Length; 0 for streamed bodies of unknown length.
+    let bytes = hyper::body::Body::size_hint(resp.body())
+        .exact()
         .unwrap_or(0);
     let id = conn.identity.as_deref();
     tracing::info!(

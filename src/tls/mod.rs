@@ -172,6 +172,26 @@ impl HostTls {
     }
 }
 
+/// The protocol version as OpenSSL and Envoy spell it.
+pub fn version_name(v: rustls::ProtocolVersion) -> Option<&'static str> {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
+        rustls::ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
+        _ => None,
+    }
+}
+
+/// The cipher suite's IANA name (`TLS_AES_128_GCM_SHA256`, …).
+pub fn cipher_name(suite: rustls::CipherSuite) -> Option<&'static str> {
+    use rustls::CipherSuite as C;
+    match suite {
+        C::TLS13_AES_128_GCM_SHA256 => Some("TLS_AES_128_GCM_SHA256"),
+        C::TLS13_AES_256_GCM_SHA384 => Some("TLS_AES_256_GCM_SHA384"),
+        C::TLS13_CHACHA20_POLY1305_SHA256 => Some("TLS_CHACHA20_POLY1305_SHA256"),
+        other => other.as_str(),
+    }
+}
+
 /// Picks a host entry by name: exact names, then wildcards (one label), then
 /// the `"*"` catch-all. Case-insensitive; a trailing dot is ignored.
 #[derive(Debug, Default, Clone)]

@@ -263,6 +263,11 @@ fn require_echo_reports_verified_identity() {
     assert_eq!(peer["subject"], "CN=via-intermediate");
     assert_eq!(peer["issuer"], "CN=Matrix Intermediate 1");
     assert_eq!(v["tls"]["sni"], "require.test");
+    assert_eq!(v["tls"]["version"], "TLSv1.3");
+    assert!(
+        v["tls"]["cipher"].as_str().unwrap().starts_with("TLS_"),
+        "{v}"
+    );
 }
 
 // ---- optional ----
