@@ -174,6 +174,32 @@ upstreams:
     }
 
     #[test]
+    fn mistakes_in_sibling_hosts_and_routes_are_all_reported() {
+        let bad = GOOD.replace("mode: require", "mode: requir").replace(
+            "          - pathPrefix: /\n",
+            "          - pathPrefix: /\n            colour: red\n",
+        ) + "";
+        let bad = bad.replace(
+            "upstreams:",
+            "      - hostnames: [b.test]\n        certificate: gw\n        routes: [{ pathPrefix: /, upstream: echo, weight: 3 }]\nupstreams:",
+        );
+        let errs = errors(&bad);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(
+            errs[0].contains("listeners[0].hosts[0].clientAuth.mode"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].contains("listeners[0].hosts[0].routes[0].colour"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[2].contains("listeners[0].hosts[1].routes[0].weight"),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
     fn unimplemented_keys_are_refused_not_ignored() {
         let bad = GOOD.replace(
             "        routes:",

@@ -67,8 +67,9 @@ pub struct Listener {
     pub address: String,
     pub protocol: Protocol,
     pub tls: Option<ListenerTls>,
+    /// Each host entry is read on its own (see `validate`).
     #[serde(default)]
-    pub hosts: Vec<Host>,
+    pub hosts: Vec<serde_json::Value>,
     // Stream listener keys (SPEC §2 `tls`, `tcp`, `passthrough`).
     pub certificate: Later,
     pub client_auth: Later,
@@ -112,12 +113,14 @@ pub enum TlsVersion {
 pub struct Host {
     pub hostnames: Vec<String>,
     pub certificate: Option<String>,
-    pub client_auth: Option<ClientAuth>,
+    /// Read on its own so its mistakes do not hide the routes'.
+    pub client_auth: Option<serde_json::Value>,
     /// `true`, `false` or `samePolicy`; interpreted by validation so that a
     /// wrong value gets a precise message.
     pub strict_sni: Option<serde_json::Value>,
+    /// Each route is read on its own.
     #[serde(default)]
-    pub routes: Vec<Route>,
+    pub routes: Vec<serde_json::Value>,
     pub passthrough: Later,
     pub forward_client_cert: Later,
     pub xfcc_details: Later,

@@ -18,6 +18,9 @@ struct Errors<'a> {
     file: &'a Path,
     root: &'a Node,
     list: Vec<ConfigError>,
+    /// `section.name` of elements that exist but are invalid (already
+    /// reported), so references to them do not report again.
+    broken: BTreeSet<String>,
 }
 
 impl Errors<'_> {
@@ -60,6 +63,17 @@ impl Errors<'_> {
         }
     }
 
+    /// Reports a reference to `name` in `section` that does not resolve,
+    /// unless the element exists and its own error was reported already.
+    fn dangling(&mut self, path: &KeyPath, section: &str, what: &str, name: &str) {
+        if !self.broken.contains(&format!("{section}.{name}")) {
+            self.push(
+                path,
+                format!("no {what} named \"{name}\" under \"{section}\""),
+            );
+        }
+    }
+
     /// Rejects a key this version does not implement yet.
     fn later(&mut self, path: &KeyPath, key: &str, value: &raw::Later) {
         if value.is_some() {
@@ -74,6 +88,7 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
         file,
         root,
         list: Vec::new(),
+        broken: BTreeSet::new(),
     };
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let top_path = KeyPath::default();
@@ -226,9 +241,12 @@ fn section<R: DeserializeOwned, M>(
     };
     for (name, item) in items {
         let ip = p.key(&name);
-        if let Some(r) = e.parse::<R>(&ip, &item) {
-            if let Some(m) = each(e, &ip, r) {
+        match e.parse::<R>(&ip, &item).and_then(|r| each(e, &ip, r)) {
+            Some(m) => {
                 out.insert(name, m);
+            }
+            None => {
+                e.broken.insert(format!("{key}.{name}"));
             }
         }
     }
@@ -434,8 +452,11 @@ fn listener(
     }
     let mut hosts = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (j, h) in l.hosts.into_iter().enumerate() {
+    for (j, h) in l.hosts.iter().enumerate() {
         let hp = p.key("hosts").index(j);
+        let Some(h) = e.parse::<raw::Host>(&hp, h) else {
+            continue;
+        };
         for (k, name) in h.hostnames.iter().enumerate() {
             let key = name.trim_end_matches('.').to_ascii_lowercase();
             if let Some(prev) = seen.insert(key, j) {
@@ -519,17 +540,18 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
             None
         }
         Some(c) if !refs.certificates.contains_key(&c) => {
-            e.push(
-                &p.key("certificate"),
-                format!("no certificate named \"{c}\" under \"certificates\""),
-            );
+            e.dangling(&p.key("certificate"), "certificates", "certificate", &c);
             None
         }
         Some(c) => Some(c),
     };
     let client_auth = match h.client_auth {
         None => Some(model::ClientAuth::None),
-        Some(ca) => client_auth(e, &p.key("clientAuth"), ca, refs),
+        Some(v) => {
+            let cp = p.key("clientAuth");
+            e.parse::<raw::ClientAuth>(&cp, &v)
+                .and_then(|ca| client_auth(e, &cp, ca, refs))
+        }
     };
     let strict_sni = match &h.strict_sni {
         None | Some(serde_json::Value::Bool(true)) => model::StrictSni::On,
@@ -548,8 +570,12 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
         e.push(p, "missing key \"routes\" (at least one route)");
         ok = false;
     }
-    for (k, r) in h.routes.into_iter().enumerate() {
+    for (k, r) in h.routes.iter().enumerate() {
         let rp = p.key("routes").index(k);
+        let Some(r) = e.parse::<raw::Route>(&rp, r) else {
+            ok = false;
+            continue;
+        };
         e.later(&rp, "allow", &r.allow);
         let matcher = match (r.path, r.path_prefix) {
             (Some(path), None) if path.starts_with('/') => Some(model::PathMatch::Exact(path)),
@@ -570,10 +596,7 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
             }
         };
         if !refs.upstreams.contains_key(&r.upstream) {
-            e.push(
-                &rp.key("upstream"),
-                format!("no upstream named \"{}\" under \"upstreams\"", r.upstream),
-            );
+            e.dangling(&rp.key("upstream"), "upstreams", "upstream", &r.upstream);
             ok = false;
         }
         match matcher {
@@ -629,9 +652,11 @@ fn client_auth(
         Some(t) => t,
     };
     let Some(bundle) = refs.trust_bundles.get(&trust_bundle) else {
-        e.push(
+        e.dangling(
             &p.key("trustBundle"),
-            format!("no trust bundle named \"{trust_bundle}\" under \"trustBundles\""),
+            "trustBundles",
+            "trust bundle",
+            &trust_bundle,
         );
         return None;
     };

@@ -202,6 +202,13 @@ impl Conn {
 
     async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<String>) {
         let limits = &self.listener.limits;
+        // A reverse proxy, not a forward proxy: no tunnels to arbitrary hosts.
+        if req.method() == http::Method::CONNECT {
+            return (
+                plain(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported"),
+                None,
+            );
+        }
         if headers::header_bytes(req.headers()) > limits.max_request_header_bytes {
             return (
                 plain(

@@ -54,7 +54,9 @@ struct Matrix {
     _dir: tempfile::TempDir,
 }
 
-const HOSTS: [&str; 8] = [
+const HOSTS: [&str; 10] = [
+    "optional-strict.test",
+    "noca-strict.test",
     "require.test",
     "optional.test",
     "noca.test",
@@ -92,6 +94,14 @@ fn matrix() -> Matrix {
             "{ mode: require, trustBundle: withcrl, crlCheck: chain }",
         ),
         host("require12.test", "{ mode: require, trustBundle: root }"),
+        host(
+            "optional-strict.test",
+            "{ mode: optional, trustBundle: withcrl, verifyDepth: 1 }",
+        ),
+        host(
+            "noca-strict.test",
+            "{ mode: optionalNoCa, trustBundle: withcrl, verifyDepth: 1 }",
+        ),
     ];
     // The CRLs: the root revokes `revoked-direct` and Intermediate 1;
     // Intermediate 1 and 2 revoke nothing.
@@ -477,4 +487,74 @@ fn crl_chain_accepts_certificate_directly_under_root() {
             .status(),
         200
     );
+}
+
+// ---- every failing certificate, per mode ----
+
+/// One certificate per way of failing verification, with its result label
+/// and the alert `require`/`optional` answer it with.
+fn failing(m: &Matrix) -> Vec<(&'static str, crate::support::Leaf, Option<AlertDescription>)> {
+    vec![
+        (
+            "unknown_ca",
+            client(&Ca::root("Stranger CA"), "stranger"),
+            Some(AlertDescription::UnknownCA),
+        ),
+        (
+            "expired",
+            m.root.leaf(&Spec {
+                not_before_days: -30,
+                not_after_days: -1,
+                ..Spec::client("old")
+            }),
+            Some(AlertDescription::CertificateExpired),
+        ),
+        (
+            "not_yet_valid",
+            m.root.leaf(&Spec {
+                not_before_days: 2,
+                not_after_days: 30,
+                ..Spec::client("early")
+            }),
+            Some(AlertDescription::CertificateExpired),
+        ),
+        (
+            "bad_usage",
+            m.root.leaf(&Spec {
+                eku: Eku::Server,
+                ..Spec::client("server-only")
+            }),
+            Some(AlertDescription::UnsupportedCertificate),
+        ),
+        (
+            "revoked",
+            m.revoked.clone(),
+            Some(AlertDescription::CertificateRevoked),
+        ),
+        ("chain_too_long", client(&m.inter2, "too-deep"), None),
+    ]
+}
+
+#[test]
+fn optional_refuses_every_certificate_that_fails_verification() {
+    let m = matrix();
+    for (label, leaf, alert) in failing(&m) {
+        let out = m.get("optional-strict.test", Some(&leaf), "/");
+        match alert {
+            Some(a) => assert_eq!(out, Outcome::Alert(a), "{label}"),
+            None => assert!(matches!(out, Outcome::Alert(_)), "{label}: {out:?}"),
+        }
+        m.assert_refused_as(label);
+    }
+    assert!(m.upstream.seen().is_empty());
+}
+
+#[test]
+fn optional_no_ca_accepts_every_failing_certificate_marked_with_its_reason() {
+    let m = matrix();
+    for (label, leaf, _) in failing(&m) {
+        let v = m.get("noca-strict.test", Some(&leaf), "/echo").json();
+        assert_eq!(v["tls"]["peer"]["verified"], false, "{label}: {v}");
+        assert_eq!(v["tls"]["peer"]["failure"], label, "{label}: {v}");
+    }
 }

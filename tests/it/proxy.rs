@@ -203,6 +203,17 @@ upstreams: { echo: { builtin: echo } }
 }
 
 #[test]
+fn connect_method_is_refused_and_never_tunnels() {
+    let p = proxy("", None);
+    let up = p.upstream.addr;
+    let out = p.send(&format!(
+        "CONNECT {up} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(out.status(), 405);
+    assert!(p.upstream.seen().is_empty());
+}
+
+#[test]
 fn oversized_request_header_is_431() {
     let p = proxy("", None);
     let big = "a".repeat(70_000);

@@ -70,6 +70,7 @@ impl Spec {
 }
 
 /// A leaf with its chain and key.
+#[derive(Clone)]
 pub struct Leaf {
     /// Leaf then the issuing intermediates.
     pub chain: Vec<CertificateDer<'static>>,
