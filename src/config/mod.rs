@@ -86,7 +86,9 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 
 /// Validates configuration text as if read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let root: node::Node = match serde_saphyr::from_str(text) {
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    let root: node::Node = match serde_saphyr::from_str_with_options(text, options) {
         Ok(n) => n,
         Err(err) => {
             let line = err.location().map(|l| l.line());
@@ -225,6 +227,21 @@ upstreams:
             .contains("listeners[0].hosts[0].clientAuth.trustBundle: no trust bundle named \"x\""));
         assert!(errs[1]
             .contains("listeners[0].hosts[0].routes[0].upstream: no upstream named \"nope\""));
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_both_lines() {
+        let bad = GOOD.replace(
+            "    protocol: https\n",
+            "    protocol: https\n    protocol: https\n",
+        );
+        assert_eq!(
+            errors(&bad),
+            vec![
+                "gw.yaml:9: listeners[0].protocol: duplicate key (first given at line 8)"
+                    .to_string()
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 /// One YAML node with the (1-based) line where it was defined.
@@ -113,6 +113,34 @@ impl Node {
         line
     }
 
+    /// Every key that appears twice in one mapping: its path, the line of the
+    /// repeat and the line of the first occurrence.
+    pub fn duplicates(&self) -> Vec<(KeyPath, u64, u64)> {
+        let mut out = Vec::new();
+        self.collect_duplicates(&KeyPath::default(), &mut out);
+        out
+    }
+
+    fn collect_duplicates(&self, at: &KeyPath, out: &mut Vec<(KeyPath, u64, u64)>) {
+        match &self.kind {
+            Kind::Map(entries) => {
+                for (i, (k, line, v)) in entries.iter().enumerate() {
+                    if let Some((_, first, _)) = entries[..i].iter().find(|(prev, _, _)| prev == k)
+                    {
+                        out.push((at.key(k), *line, *first));
+                    }
+                    v.collect_duplicates(&at.key(k), out);
+                }
+            }
+            Kind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    item.collect_duplicates(&at.index(i), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The value under mapping key `k`, if this is a mapping that has it.
     pub fn get(&self, k: &str) -> Option<&Node> {
         match &self.kind {
@@ -200,15 +228,10 @@ impl<'de> Visitor<'de> for KindVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
         let mut entries: Vec<(String, u64, Node)> = Vec::new();
+        // Duplicates are kept here and reported by validation (with every
+        // other mistake) rather than aborting the parse.
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             let value = map.next_value::<Node>()?;
-            if entries.iter().any(|(k, _, _)| *k == key.value) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key `{}` at line {}",
-                    key.value,
-                    key.referenced.line()
-                )));
-            }
             entries.push((key.value, key.referenced.line(), value));
         }
         Ok(Kind::Map(entries))

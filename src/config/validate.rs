@@ -90,6 +90,14 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
         list: Vec::new(),
         broken: BTreeSet::new(),
     };
+    for (path, line, first) in root.duplicates() {
+        e.list.push(ConfigError {
+            file: file.to_path_buf(),
+            line: Some(line),
+            path: path.to_string(),
+            message: format!("duplicate key (first given at line {first})"),
+        });
+    }
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let top_path = KeyPath::default();
     let top: raw::Top = match root.kind {
