@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod identity;
 pub mod material;

@@ -205,12 +205,12 @@ upstreams:
     fn unimplemented_keys_are_refused_not_ignored() {
         let bad = GOOD.replace(
             "        routes:",
-            "        forwardClientCert: sanitize\n        routes:",
+            "        passthrough: backend\n        routes:",
         );
         assert_eq!(
             errors(&bad),
             vec![
-                "gw.yaml:13: listeners[0].hosts[0].forwardClientCert: not supported yet"
+                "gw.yaml:13: listeners[0].hosts[0].passthrough: not supported yet"
                     .to_string()
             ]
         );

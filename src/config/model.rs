@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::identity::authz::Allow;
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -96,6 +98,8 @@ pub struct Host {
     pub strict_sni: StrictSni,
     /// Routes, in file order (matching picks exact, then longest prefix).
     pub routes: Vec<Route>,
+    /// What is forwarded about the client.
+    pub forward: crate::forward::Settings,
 }
 
 /// `strictSni`
@@ -132,6 +136,9 @@ pub struct VerifyPolicy {
     pub verify_depth: Option<u32>,
     /// Which certificates the CRLs must cover.
     pub crl_check: CrlCheck,
+    /// Host-level `allow` (absent: any verified certificate, or anonymous
+    /// where the mode allows it).
+    pub allow: Option<Allow>,
 }
 
 /// `crlCheck`
@@ -159,6 +166,8 @@ pub struct Route {
     pub matcher: PathMatch,
     /// Name of its upstream.
     pub upstream: String,
+    /// Route-level identity requirement.
+    pub allow: Option<Allow>,
 }
 
 /// One upstream.

@@ -122,10 +122,53 @@ pub struct Host {
     #[serde(default)]
     pub routes: Vec<serde_json::Value>,
     pub passthrough: Later,
-    pub forward_client_cert: Later,
-    pub xfcc_details: Later,
-    pub pass_certificate_to_upstream: Later,
-    pub request_headers: Later,
+    pub forward_client_cert: Option<ForwardClientCert>,
+    pub xfcc_details: Option<Vec<XfccDetail>>,
+    pub pass_certificate_to_upstream: Option<bool>,
+    pub request_headers: Option<BTreeMap<String, String>>,
+}
+
+/// `forwardClientCert`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ForwardClientCert {
+    Sanitize,
+    ForwardOnly,
+    AppendForward,
+    SanitizeSet,
+    AlwaysForwardOnly,
+}
+
+/// `xfccDetails[i]` (`By` and `Hash` are parsed to explain they are implied).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum XfccDetail {
+    Cert,
+    Chain,
+    Subject,
+    #[serde(rename = "URI")]
+    Uri,
+    #[serde(rename = "DNS")]
+    Dns,
+    By,
+    Hash,
+}
+
+/// `allow:` on a host's `clientAuth` or on a route.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Allow {
+    #[serde(default)]
+    pub common_names: Vec<String>,
+    #[serde(default)]
+    pub organizations: Vec<String>,
+    #[serde(default)]
+    pub organizational_units: Vec<String>,
+    #[serde(default)]
+    pub uri_sans: Vec<String>,
+    #[serde(default)]
+    pub dns_sans: Vec<String>,
+    #[serde(default)]
+    pub sha256_fingerprints: Vec<String>,
 }
 
 /// `clientAuth:`
@@ -137,7 +180,7 @@ pub struct ClientAuth {
     pub trust_bundle: Option<String>,
     pub verify_depth: Option<u32>,
     pub crl_check: Option<CrlCheck>,
-    pub allow: Later,
+    pub allow: Option<Allow>,
 }
 
 /// `clientAuth.mode`
@@ -166,7 +209,7 @@ pub struct Route {
     pub path: Option<String>,
     pub path_prefix: Option<String>,
     pub upstream: String,
-    pub allow: Later,
+    pub allow: Option<Allow>,
 }
 
 /// `upstreams.NAME:`

@@ -1,18 +1,9 @@
 //! Request header processing before a request leaves the gateway (SPEC §4):
 //! hop-by-hop headers first (so `Connection: …` cannot remove what the
-//! gateway adds), then identity headers a client might have injected, then
+//! gateway adds), then identity (the `forward` module), then
 //! `X-Forwarded-*`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-
-/// Headers that carry client identity and that no client may send.
-const IDENTITY_HEADERS: [&str; 5] = [
-    "x-forwarded-client-cert",
-    "ssl-client-cert",
-    "ssl-client-verify",
-    "ssl-client-subject-dn",
-    "ssl-client-issuer-dn",
-];
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy ones every proxy drops).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -55,28 +46,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         headers.remove(name);
     }
     upgrade
-}
-
-/// Whether `name`, lower-cased with `_` read as `-`, equals `wanted`
-/// (SPEC §4: `SSL_CLIENT_VERIFY` is stripped too).
-fn same_header(name: &str, wanted: &str) -> bool {
-    name.len() == wanted.len()
-        && name
-            .bytes()
-            .zip(wanted.bytes())
-            .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
-}
-
-/// Removes every identity header a client sent, whatever its spelling.
-pub fn strip_identity(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| IDENTITY_HEADERS.iter().any(|w| same_header(k.as_str(), w)))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
 }
 
 /// Sets `X-Forwarded-For` (the client address; a value sent by the client is
@@ -148,21 +117,6 @@ mod tests {
         let mut h = map(&[("upgrade", "websocket")]);
         assert_eq!(strip_hop_by_hop(&mut h), None);
         assert!(h.is_empty());
-    }
-
-    #[test]
-    fn identity_headers_are_stripped_in_every_spelling() {
-        let mut h = map(&[
-            ("ssl_client_verify", "SUCCESS"),
-            ("SSL-Client-Subject-DN", "CN=admin"),
-            ("x-forwarded-client-cert", "Hash=1"),
-            ("ssl-client-cert", "x"),
-            ("ssl-client-issuer-dn", "x"),
-            ("ssl-client-verifyx", "kept"),
-        ]);
-        strip_identity(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("ssl-client-verifyx"));
     }
 
     #[test]

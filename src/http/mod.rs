@@ -21,6 +21,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::model::{self, HostHeader, StrictSni};
+use crate::forward::{HostForward, Prepared};
+use crate::identity::authz::{self, Allow, Decision};
 use crate::identity::PeerIdentity;
 use crate::telemetry;
 use crate::tls::{normalize_host, HostTls, SniTable};
@@ -57,13 +59,26 @@ pub fn upstream_client() -> UpstreamClient {
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
+/// Where a route leads, and who may take it.
+#[derive(Debug)]
+pub struct Target {
+    /// The upstream.
+    pub upstream: Arc<Upstream>,
+    /// Route-level `allow`.
+    pub allow: Option<Allow>,
+}
+
 /// One host entry at run time.
 #[derive(Debug)]
 pub struct Host {
     /// TLS side.
     pub tls: HostTls,
+    /// Host-level `allow` (`clientAuth.allow`).
+    pub allow: Option<Allow>,
+    /// Identity forwarding.
+    pub forward: HostForward,
     /// Routes to upstreams.
-    pub routes: RouteTable<Upstream>,
+    pub routes: RouteTable<Target>,
     /// strictSni setting.
     pub strict_sni: StrictSni,
     /// Entries with equal certificate and client auth share this number
@@ -135,6 +150,34 @@ pub struct Conn {
     pub identity: Option<Arc<PeerIdentity>>,
     /// TLS facts.
     pub tls: TlsInfo,
+    /// Identity headers this connection adds to every request.
+    pub forwarded: Prepared,
+}
+
+/// The response to a request that `allow` refuses (SPEC §3): 401 when no
+/// certificate was presented, 403 otherwise; never the upstream.
+fn refusal(decision: Decision, id: Option<&PeerIdentity>, scope: &str) -> Option<Response<Body>> {
+    match decision {
+        Decision::Allow => None,
+        Decision::NoCertificate => Some(plain(
+            StatusCode::UNAUTHORIZED,
+            format!("a client certificate is required for {scope}"),
+        )),
+        Decision::Unverified => Some(plain(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the client certificate was not verified ({}); {scope} needs a verified one",
+                id.and_then(|i| i.failure).unwrap_or("error")
+            ),
+        )),
+        Decision::NotAllowed => Some(plain(
+            StatusCode::FORBIDDEN,
+            format!(
+                "client certificate \"{}\" is not allowed for {scope}",
+                id.map_or("", |i| i.cert.subject.as_str())
+            ),
+        )),
+    }
 }
 
 fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
@@ -250,18 +293,33 @@ impl Conn {
             }
         }
         let entry = &self.listener.hosts[self.host];
-        let Some(upstream) = entry.routes.find(req.uri().path()) else {
+        // Authorization runs on every request, resumed session or not.
+        let id = self.identity.as_deref();
+        if let Some(rule) = &entry.allow {
+            if let Some(r) = refusal(authz::decide(rule, id), id, "this host") {
+                return (r, Some(host));
+            }
+        }
+        let Some(target) = entry.routes.find(req.uri().path()) else {
             return (
                 plain(StatusCode::NOT_FOUND, "no route for this path"),
                 Some(host),
             );
         };
+        if let Some(rule) = &target.allow {
+            if let Some(r) = refusal(authz::decide(rule, id), id, "this path") {
+                return (r, Some(host));
+            }
+        }
 
         let upgrade = headers::strip_hop_by_hop(req.headers_mut());
-        headers::strip_identity(req.headers_mut());
+        let verified = id.is_some_and(|i| i.verified);
+        entry
+            .forward
+            .apply(&self.forwarded, verified, req.headers_mut());
         headers::set_forwarded(req.headers_mut(), self.client.ip(), Some(&host));
 
-        let resp = match upstream.as_ref() {
+        let resp = match target.upstream.as_ref() {
             Upstream::Echo => {
                 let mut hs = req.headers().clone();
                 if !hs.contains_key(HOST) {

@@ -16,11 +16,11 @@ pub struct RouteTable<T> {
 
 impl<T> RouteTable<T> {
     /// Builds the table; `target` resolves a route's upstream name.
-    pub fn new(routes: &[Route], mut target: impl FnMut(&str) -> Option<Arc<T>>) -> Self {
+    pub fn new(routes: &[Route], mut target: impl FnMut(&Route) -> Option<Arc<T>>) -> Self {
         let mut exact = HashMap::new();
         let mut prefixes = Vec::new();
         for r in routes {
-            let Some(t) = target(&r.upstream) else {
+            let Some(t) = target(r) else {
                 continue;
             };
             match &r.matcher {
@@ -59,27 +59,23 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn route(matcher: PathMatch, upstream: &str) -> Route {
+        Route {
+            matcher,
+            upstream: upstream.into(),
+            allow: None,
+        }
+    }
+
     fn table() -> RouteTable<&'static str> {
         let routes = vec![
-            Route {
-                matcher: PathMatch::Prefix("/".into()),
-                upstream: "root".into(),
-            },
-            Route {
-                matcher: PathMatch::Prefix("/api".into()),
-                upstream: "api".into(),
-            },
-            Route {
-                matcher: PathMatch::Prefix("/admin/".into()),
-                upstream: "admin".into(),
-            },
-            Route {
-                matcher: PathMatch::Exact("/api/health".into()),
-                upstream: "health".into(),
-            },
+            route(PathMatch::Prefix("/".into()), "root"),
+            route(PathMatch::Prefix("/api".into()), "api"),
+            route(PathMatch::Prefix("/admin/".into()), "admin"),
+            route(PathMatch::Exact("/api/health".into()), "health"),
         ];
-        RouteTable::new(&routes, |n| {
-            Some(Arc::new(match n {
+        RouteTable::new(&routes, |r| {
+            Some(Arc::new(match r.upstream.as_str() {
                 "root" => "root",
                 "api" => "api",
                 "admin" => "admin",
@@ -103,10 +99,7 @@ mod tests {
 
     #[test]
     fn no_route_without_a_matching_prefix() {
-        let routes = vec![Route {
-            matcher: PathMatch::Prefix("/api".into()),
-            upstream: "a".into(),
-        }];
+        let routes = vec![route(PathMatch::Prefix("/api".into()), "a")];
         let t: RouteTable<()> = RouteTable::new(&routes, |_| Some(Arc::new(())));
         assert!(t.find("/").is_none());
         assert!(t.find("/apix").is_none());

@@ -22,9 +22,9 @@ pub const EKU_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.
 /// The parts of a certificate that portcullis reports and checks.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CertSummary {
-    /// Subject as an RFC 4514 string.
+    /// Subject as `openssl x509 -nameopt RFC2253` prints it.
     pub subject: String,
-    /// Issuer as an RFC 4514 string.
+    /// Issuer, in the same form.
     pub issuer: String,
     /// Values of the subject's CN attributes.
     pub common_names: Vec<String>,
@@ -66,8 +66,8 @@ impl CertSummary {
         let cert = Certificate::from_der(der).map_err(|e| BadCertificate(e.to_string()))?;
         let tbs = &cert.tbs_certificate;
         let mut s = CertSummary {
-            subject: tbs.subject.to_string(),
-            issuer: tbs.issuer.to_string(),
+            subject: super::dn::rfc2253(&tbs.subject),
+            issuer: super::dn::rfc2253(&tbs.issuer),
             common_names: attribute_values(&tbs.subject, OID_CN),
             organizations: attribute_values(&tbs.subject, OID_O),
             organizational_units: attribute_values(&tbs.subject, OID_OU),

@@ -1,7 +1,10 @@
 //! Who the peer is: [`PeerIdentity`], extracted once per handshake from the
-//! certificate chain the client presented.
+//! certificate chain the client presented (and restored with it on resumed
+//! sessions), and `authz`, pure matching of `allow` rules.
 
+pub mod authz;
 pub mod cert;
+pub mod dn;
 
 use rustls_pki_types::CertificateDer;
 
@@ -18,6 +21,9 @@ pub struct PeerIdentity {
     /// The leaf certificate.
     #[serde(flatten)]
     pub cert: CertSummary,
+    /// The presented chain, leaf first, as DER.
+    #[serde(skip)]
+    pub chain: Vec<CertificateDer<'static>>,
 }
 
 impl PeerIdentity {
@@ -34,6 +40,25 @@ impl PeerIdentity {
             verified,
             failure,
             cert,
+            chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
         })
     }
+
+    /// The leaf certificate in PEM, as OpenSSL writes it (64-column lines,
+    /// `\n` endings).
+    pub fn leaf_pem(&self) -> String {
+        self.chain.first().map(|c| pem_of(c)).unwrap_or_default()
+    }
+
+    /// Every presented certificate in PEM, leaf first.
+    pub fn chain_pem(&self) -> String {
+        self.chain.iter().map(|c| pem_of(c)).collect()
+    }
+}
+
+fn pem_of(der: &CertificateDer<'_>) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.as_ref()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }

@@ -384,12 +384,21 @@ async fn connection(
             .alpn_protocol()
             .map(|a| String::from_utf8_lossy(a).into_owned()),
     };
+    let forwarded = listener.hosts[host].forward.prepare(
+        identity.as_deref(),
+        &crate::forward::ConnFacts {
+            sni: info.sni.as_deref(),
+            version: info.version,
+            cipher: info.cipher,
+        },
+    );
     let conn = Arc::new(Conn {
         listener: listener.clone(),
         host,
         client,
         identity,
         tls: info,
+        forwarded,
     });
     let activity = idle::Activity::new();
     let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(stream, activity.clone()));

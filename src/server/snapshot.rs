@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 use crate::config::model::{self, Config};
+use crate::forward::HostForward;
 use crate::http::{self, route::RouteTable};
 use crate::material::Material;
 use crate::tls::{HostTls, SniTable, TlsError};
@@ -64,9 +65,29 @@ impl Snapshot {
                         policies.len() - 1
                     }
                 };
+                let own_uris = material
+                    .identities
+                    .get(&h.certificate)
+                    .map(|c| c.leaf.uri_sans.clone())
+                    .unwrap_or_default();
+                let allow = match &h.client_auth {
+                    model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => {
+                        p.allow.clone()
+                    }
+                    model::ClientAuth::None => None,
+                };
                 hosts.push(http::Host {
                     tls: HostTls::build(l, i, material, provider)?,
-                    routes: RouteTable::new(&h.routes, |name| upstreams.get(name).cloned()),
+                    allow,
+                    forward: HostForward::new(&h.forward, &own_uris),
+                    routes: RouteTable::new(&h.routes, |r| {
+                        upstreams.get(&r.upstream).map(|u| {
+                            Arc::new(http::Target {
+                                upstream: u.clone(),
+                                allow: r.allow.clone(),
+                            })
+                        })
+                    }),
                     strict_sni: h.strict_sni,
                     policy_id,
                 });

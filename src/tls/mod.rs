@@ -267,6 +267,7 @@ mod tests {
                 client_auth: ClientAuth::None,
                 strict_sni: model::StrictSni::On,
                 routes: Vec::new(),
+                forward: Default::default(),
             })
             .collect();
         SniTable::new(&hosts)

@@ -1,0 +1,244 @@
+//! Identity forwarded to upstreams (SPEC §4), compiled per host at load and
+//! prepared once per connection:
+//!
+//! 1. every identity header a client sent is removed — whatever its case,
+//!    `_` read as `-`, however often repeated (hop-by-hop headers were
+//!    removed before, so `Connection:` cannot be used against us);
+//! 2. `x-forwarded-client-cert` per the host's mode;
+//! 3. the ingress-nginx `ssl-client-*` headers, then `requestHeaders`.
+//!
+//! Only a verified identity is ever forwarded as one: XFCC and template
+//! variables stay empty for an unverified (optionalNoCa) certificate, and
+//! `ssl-client-verify` says `FAILED:reason` for it.
+
+pub mod template;
+pub mod xfcc;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::identity::PeerIdentity;
+
+pub use template::Template;
+pub use xfcc::{Detail, Mode};
+
+/// Headers that carry client identity and that no client may send (SPEC §4
+/// plus the names Traefik and RFC 9440 use).
+pub const IDENTITY_HEADERS: [&str; 8] = [
+    "ssl-client-cert",
+    "ssl-client-verify",
+    "ssl-client-subject-dn",
+    "ssl-client-issuer-dn",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
+    "client-cert",
+    "client-cert-chain",
+];
+
+const XFCC: &str = "x-forwarded-client-cert";
+
+/// Every byte except ALPHA DIGIT `-._~` as `%XX` (upper case): ingress-nginx's
+/// `$ssl_client_escaped_cert`, and for PEM the same as Envoy's encoding.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+        }
+    }
+    out
+}
+
+/// Connection facts templates may use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnFacts<'a> {
+    /// SNI.
+    pub sni: Option<&'a str>,
+    /// `TLSv1.3`, …
+    pub version: Option<&'static str>,
+    /// Cipher suite name.
+    pub cipher: Option<&'static str>,
+}
+
+/// One host entry's forwarding settings, as validated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// `forwardClientCert`
+    pub mode: Mode,
+    /// `xfccDetails`, sorted in Envoy's order.
+    pub details: Vec<Detail>,
+    /// `passCertificateToUpstream`
+    pub pass_certificate: bool,
+    /// `requestHeaders`: lower-case name and template.
+    pub request_headers: Vec<(String, Template)>,
+}
+
+/// The compiled forwarding of one host entry.
+#[derive(Debug)]
+pub struct HostForward {
+    settings: Settings,
+    /// URI SANs of the host's own certificate (XFCC `By`).
+    by: Vec<String>,
+    /// Names to strip, lower case with `_` as `-` (XFCC handled apart).
+    strip: Vec<String>,
+    headers: Vec<(HeaderName, Template)>,
+}
+
+/// What one connection adds to every request, computed once.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The gateway's XFCC element, for a verified client.
+    xfcc: Option<String>,
+    /// Headers set on every request.
+    set: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Whether `name`, lower-cased with `_` read as `-`, equals `wanted` (which
+/// is lower case with `-`).
+fn same_header(name: &str, wanted: &str) -> bool {
+    name.len() == wanted.len()
+        && name
+            .bytes()
+            .zip(wanted.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
+impl HostForward {
+    /// Compiles a host's settings; `by` are its own certificate's URI SANs.
+    pub fn new(settings: &Settings, by: &[String]) -> Self {
+        let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|s| s.to_string()).collect();
+        let mut headers = Vec::new();
+        for (name, t) in &settings.request_headers {
+            let norm = name.replace('_', "-");
+            if !strip.contains(&norm) && norm != XFCC {
+                strip.push(norm);
+            }
+            if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
+                headers.push((h, t.clone()));
+            }
+        }
+        HostForward {
+            settings: settings.clone(),
+            by: by.to_vec(),
+            strip,
+            headers,
+        }
+    }
+
+    /// Computes, once per connection, what every request will carry.
+    pub fn prepare(&self, id: Option<&PeerIdentity>, facts: &ConnFacts<'_>) -> Prepared {
+        let verified = id.filter(|i| i.verified);
+        let xfcc = match self.settings.mode {
+            Mode::AppendForward | Mode::SanitizeSet => {
+                verified.map(|i| xfcc::element(&self.by, i, &self.settings.details))
+            }
+            _ => None,
+        };
+        let mut set = Vec::new();
+        let mut add = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
+            Ok(v) => set.push((HeaderName::from_static(name), v)),
+            Err(_) => tracing::warn!(
+                header = name,
+                "identity value is not a valid header value; header left out"
+            ),
+        };
+        if self.settings.pass_certificate {
+            match id {
+                None => add("ssl-client-verify", "NONE"),
+                Some(i) => {
+                    match (i.verified, i.failure) {
+                        (true, _) => add("ssl-client-verify", "SUCCESS"),
+                        (false, reason) => add(
+                            "ssl-client-verify",
+                            &format!("FAILED:{}", reason.unwrap_or("error")),
+                        ),
+                    }
+                    add("ssl-client-cert", &percent_encode(&i.leaf_pem()));
+                    add("ssl-client-subject-dn", &i.cert.subject);
+                    add("ssl-client-issuer-dn", &i.cert.issuer);
+                }
+            }
+        }
+        for (name, t) in &self.headers {
+            match HeaderValue::from_str(&t.render(id, facts)) {
+                Ok(v) => set.push((name.clone(), v)),
+                Err(_) => tracing::warn!(
+                    header = name.as_str(),
+                    "rendered value is not a valid header value; header left out"
+                ),
+            }
+        }
+        Prepared { xfcc, set }
+    }
+
+    /// Applies the host's policy to one request's headers (after hop-by-hop
+    /// removal).
+    pub fn apply(&self, prepared: &Prepared, verified_client: bool, headers: &mut HeaderMap) {
+        // Incoming XFCC (exact name only; spellings with `_` are stripped).
+        let incoming = match self.settings.mode {
+            Mode::ForwardOnly | Mode::AppendForward | Mode::AlwaysForwardOnly => {
+                let parts: Vec<&str> = headers
+                    .get_all(XFCC)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(","))
+            }
+            _ => None,
+        };
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let n = k.as_str();
+                same_header(n, XFCC) || self.strip.iter().any(|w| same_header(n, w))
+            })
+            .cloned()
+            .collect();
+        for name in doomed {
+            headers.remove(name);
+        }
+        let own = prepared.xfcc.as_deref();
+        if let Some(v) = xfcc::outgoing(
+            self.settings.mode,
+            verified_client,
+            own,
+            incoming.as_deref(),
+        ) {
+            match HeaderValue::from_str(&v) {
+                Ok(v) => {
+                    headers.insert(HeaderName::from_static(XFCC), v);
+                }
+                Err(_) => {
+                    tracing::warn!("x-forwarded-client-cert is not a valid header value; left out")
+                }
+            }
+        }
+        for (name, value) in &prepared.set {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved() {
+        assert_eq!(
+            percent_encode("-----BEGIN CERTIFICATE-----\nMIIB+/=\n"),
+            "-----BEGIN%20CERTIFICATE-----%0AMIIB%2B%2F%3D%0A"
+        );
+        assert_eq!(percent_encode("a.b_c~d"), "a.b_c~d");
+    }
+
+    #[test]
+    fn header_names_compare_case_and_underscore_insensitively() {
+        assert!(same_header("SSL_CLIENT_VERIFY", "ssl-client-verify"));
+        assert!(same_header("Ssl-Client-Verify", "ssl-client-verify"));
+        assert!(!same_header("ssl-client-verifyx", "ssl-client-verify"));
+    }
+}
