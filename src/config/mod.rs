@@ -209,10 +209,7 @@ upstreams:
         );
         assert_eq!(
             errors(&bad),
-            vec![
-                "gw.yaml:13: listeners[0].hosts[0].passthrough: not supported yet"
-                    .to_string()
-            ]
+            vec!["gw.yaml:13: listeners[0].hosts[0].passthrough: not supported yet".to_string()]
         );
     }
 

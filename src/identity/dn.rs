@@ -132,7 +132,9 @@ pub fn rfc2253(name: &Name) -> String {
         if i > 0 {
             out.push(',');
         }
-        for (j, atv) in rdn.0.iter().enumerate() {
+        // OpenSSL walks every attribute of the name backwards, so the values
+        // of a multi-valued RDN come out in reverse (DER) order too.
+        for (j, atv) in rdn.0.iter().rev().enumerate() {
             if j > 0 {
                 out.push('+');
             }

@@ -374,6 +374,20 @@ async fn connection(
         };
     let (_, tls) = stream.get_ref();
     let identity = listener.hosts[host].tls.peer_identity(tls).map(Arc::new);
+    if identity.is_none() && tls.peer_certificates().is_some_and(|c| !c.is_empty()) {
+        // Fail closed: a chain webpki accepted but whose names we cannot
+        // read (an exotic string type) must not pass as anonymous.
+        telemetry::handshake_refused(
+            &listener.name,
+            client,
+            HandshakeResult::Error,
+            sni.as_deref(),
+            None,
+            None,
+            "the client certificate's names could not be read",
+        );
+        return;
+    }
     let info = TlsInfo {
         sni,
         version: tls.protocol_version().and_then(crate::tls::version_name),

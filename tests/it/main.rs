@@ -6,6 +6,8 @@
 
 mod check;
 mod client_auth;
+mod dn;
+mod identity;
 mod proxy;
 mod resumption;
 mod sni;

@@ -41,6 +41,9 @@ pub enum Eku {
 pub struct Spec {
     pub cn: String,
     pub dns: Vec<String>,
+    pub uris: Vec<String>,
+    /// Extra subject attributes before the CN, as (short name, value).
+    pub dn: Vec<(&'static str, String)>,
     pub eku: Eku,
     /// Validity relative to now, in days.
     pub not_before_days: i64,
@@ -52,6 +55,8 @@ impl Spec {
         Spec {
             cn: cn.into(),
             dns: Vec::new(),
+            uris: Vec::new(),
+            dn: Vec::new(),
             eku: Eku::Client,
             not_before_days: -1,
             not_after_days: 30,
@@ -62,6 +67,8 @@ impl Spec {
         Spec {
             cn: names[0].into(),
             dns: names.iter().map(|s| s.to_string()).collect(),
+            uris: Vec::new(),
+            dn: Vec::new(),
             eku: Eku::Server,
             not_before_days: -1,
             not_after_days: 30,
@@ -137,8 +144,21 @@ impl Ca {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name = DistinguishedName::new();
+        for (kind, value) in &spec.dn {
+            let t = match *kind {
+                "O" => DnType::OrganizationName,
+                "OU" => DnType::OrganizationalUnitName,
+                "C" => DnType::CountryName,
+                other => panic!("unsupported attribute {other}"),
+            };
+            p.distinguished_name.push(t, value.as_str());
+        }
         p.distinguished_name
             .push(DnType::CommonName, spec.cn.as_str());
+        for u in &spec.uris {
+            p.subject_alt_names
+                .push(SanType::URI(u.as_str().try_into().unwrap()));
+        }
         for d in &spec.dns {
             p.subject_alt_names
                 .push(match d.parse::<std::net::IpAddr>() {
