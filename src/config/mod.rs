@@ -242,6 +242,42 @@ upstreams:
     }
 
     #[test]
+    fn malformed_allow_patterns_and_templates_name_their_key() {
+        let bad = GOOD
+            .replace(
+                "mode: require, trustBundle: clients }",
+                "mode: require, trustBundle: clients, allow: { uriSans: [\"spiffe://td/**/x\"], dnsSans: [\"a.*.test\"], sha256Fingerprints: [xyz] } }",
+            )
+            .replace(
+                "        routes:\n",
+                "        requestHeaders: { X-Who: \"%DOWNSTREAM_PEER_NAME%\", Host: x }\n        xfccDetails: [Hash]\n        routes:\n",
+            );
+        let errs = errors(&bad);
+        let want = [
+            "gw.yaml:12: listeners[0].hosts[0].clientAuth.allow.uriSans[0]: \"spiffe://td/**/x\": \"**\" is only allowed at the end",
+            "gw.yaml:12: listeners[0].hosts[0].clientAuth.allow.dnsSans[0]: \"a.*.test\" is not a DNS name",
+            "gw.yaml:12: listeners[0].hosts[0].clientAuth.allow.sha256Fingerprints[0]: \"xyz\" is not a SHA-256 fingerprint",
+            "gw.yaml:13: listeners[0].hosts[0].requestHeaders.Host: \"Host\" is set by the gateway itself",
+            "gw.yaml:13: listeners[0].hosts[0].requestHeaders.X-Who: unknown variable %DOWNSTREAM_PEER_NAME%",
+            "gw.yaml:14: listeners[0].hosts[0].xfccDetails[0]: By and Hash are always present",
+        ];
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+        for w in want {
+            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+        }
+    }
+
+    #[test]
+    fn route_allow_needs_client_auth_on_the_host() {
+        let bad = GOOD
+            .replace("        clientAuth: { mode: require, trustBundle: clients }\n", "")
+            .replace("upstream: echo\n", "upstream: echo\n            allow: { commonNames: [ops] }\n");
+        let errs = errors(&bad);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("routes[0].allow: needs client certificates"), "{errs:#?}");
+    }
+
+    #[test]
     fn yaml_syntax_error_has_a_line() {
         let errs = errors("listeners:\n  - name: [unclosed\n");
         assert_eq!(errs.len(), 1);
