@@ -263,18 +263,30 @@ upstreams:
         ];
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
         for w in want {
-            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(w)),
+                "missing {w:?} in {errs:#?}"
+            );
         }
     }
 
     #[test]
     fn route_allow_needs_client_auth_on_the_host() {
         let bad = GOOD
-            .replace("        clientAuth: { mode: require, trustBundle: clients }\n", "")
-            .replace("upstream: echo\n", "upstream: echo\n            allow: { commonNames: [ops] }\n");
+            .replace(
+                "        clientAuth: { mode: require, trustBundle: clients }\n",
+                "",
+            )
+            .replace(
+                "upstream: echo\n",
+                "upstream: echo\n            allow: { commonNames: [ops] }\n",
+            );
         let errs = errors(&bad);
         assert_eq!(errs.len(), 1, "{errs:#?}");
-        assert!(errs[0].contains("routes[0].allow: needs client certificates"), "{errs:#?}");
+        assert!(
+            errs[0].contains("routes[0].allow: needs client certificates"),
+            "{errs:#?}"
+        );
     }
 
     #[test]

@@ -285,18 +285,16 @@ fn verified_client_cannot_inject_identity_and_gets_the_computed_headers() {
     }
 }
 
-#[test]
-fn identity_headers_cannot_be_injected_over_http2() {
-    let t = setup();
-    let leaf = t.ca.leaf(&Spec::client("h2-client"));
+/// Sends the attack headers over HTTP/2 (where `Connection` is not allowed).
+fn attack_over_h2(t: &Id, sni: &str, cert: Option<&Leaf>) -> http::StatusCode {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let status = rt.block_on(async {
+    rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config(&t.ca, Some(&leaf), &["h2"]))
-            .connect(ServerName::try_from("xfcc.test").unwrap(), tcp)
+        let tls = tokio_rustls::TlsConnector::from(config(&t.ca, cert, &["h2"]))
+            .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
             .await
             .unwrap();
         let (mut send, conn) = hyper::client::conn::http2::handshake(
@@ -306,23 +304,42 @@ fn identity_headers_cannot_be_injected_over_http2() {
         .await
         .unwrap();
         tokio::spawn(conn);
-        let mut req = http::Request::get("https://xfcc.test/h2");
+        let mut req = http::Request::get(format!("https://{sni}/h2"));
         for line in ATTACK.lines() {
             let (k, v) = line.trim_end_matches('\r').split_once(": ").unwrap();
-            if k.eq_ignore_ascii_case("connection") {
-                continue; // not allowed in HTTP/2
+            if !k.eq_ignore_ascii_case("connection") {
+                req = req.header(k.to_ascii_lowercase(), v);
             }
-            req = req.header(k.to_ascii_lowercase(), v);
         }
-        let resp = send
-            .send_request(
-                req.body(http_body_util::Empty::<bytes::Bytes>::new())
-                    .unwrap(),
-            )
-            .await
+        let body = req
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
             .unwrap();
-        resp.status()
-    });
+        send.send_request(body).await.unwrap().status()
+    })
+}
+
+#[test]
+fn anonymous_client_cannot_inject_identity_over_http2() {
+    let t = setup();
+    assert_eq!(attack_over_h2(&t, "plain.test", None), 200);
+    let seen = t.last();
+    for name in IDENTITY_NAMES {
+        let v = values(&seen, name);
+        match name {
+            "ssl-client-verify" => assert_eq!(v, vec!["NONE"]),
+            "x-client-cn" => assert_eq!(v, vec![""]),
+            "x-client-fp" => assert_eq!(v, vec!["fp="]),
+            "x-tls" => assert_eq!(v, vec!["TLSv1.3 plain.test"]),
+            _ => assert!(v.is_empty(), "{name} reached the upstream: {v:?}"),
+        }
+    }
+}
+
+#[test]
+fn identity_headers_cannot_be_injected_over_http2() {
+    let t = setup();
+    let leaf = t.ca.leaf(&Spec::client("h2-client"));
+    let status = attack_over_h2(&t, "xfcc.test", Some(&leaf));
     assert_eq!(status, 200);
     let seen = t.last();
     let hash = sha256_hex(&leaf.chain[0]);
@@ -371,8 +388,7 @@ fn optional_no_ca_unverified_certificates_claim_nothing() {
         not_after_days: -1,
         ..Spec::client("admin")
     });
-    let self_signed = Ca::root("admin");
-    let self_signed_leaf = self_signed.leaf(&Spec::client("admin"));
+    let self_signed_leaf = crate::support::pki::self_signed_client("admin");
     let wrong_ca = Ca::root("Other CA").leaf(&Spec::client("admin"));
     for (leaf, reason) in [
         (&expired, "expired"),
@@ -412,7 +428,8 @@ fn optional_refuses_expired_and_wrong_ca_certificates_outright() {
         ..Spec::client("admin")
     });
     let wrong_ca = Ca::root("Other CA").leaf(&Spec::client("admin"));
-    for leaf in [&expired, &wrong_ca] {
+    let self_signed = crate::support::pki::self_signed_client("admin");
+    for leaf in [&expired, &wrong_ca, &self_signed] {
         assert!(matches!(
             t.request("opt.test", Some(leaf), "/", ATTACK),
             Outcome::Alert(_)

@@ -216,3 +216,22 @@ impl Ca {
         params.signed_by(&self.issuer).unwrap().pem().unwrap()
     }
 }
+
+/// A self-signed client certificate (no CA behind it).
+pub fn self_signed_client(cn: &str) -> Leaf {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let serial = next_serial();
+    p.serial_number = Some(serial.clone());
+    let cert = p.self_signed(&key).unwrap();
+    Leaf {
+        chain: vec![cert.der().clone()],
+        chain_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        key_der: key.serialize_der(),
+        serial,
+    }
+}
