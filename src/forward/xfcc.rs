@@ -173,7 +173,9 @@ mod tests {
     fn modes_table() {
         let own = Some("Hash=1");
         let inc = Some("Hash=0");
-        let table: &[(Mode, Option<&str>, Option<&str>, Option<&str>)] = &[
+        // mode, the gateway's element (Some = verified client), incoming, expected
+        type Row<'a> = (Mode, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let table: &[Row<'_>] = &[
             (Mode::Sanitize, own, inc, None),
             (Mode::Sanitize, own, None, None),
             (Mode::Sanitize, None, inc, None),

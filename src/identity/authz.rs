@@ -155,7 +155,7 @@ impl Allow {
                 .dns_sans
                 .iter()
                 .any(|g| c.dns_sans.iter().any(|d| g.matches(d)))
-            || self.sha256.iter().any(|f| *f == c.sha256)
+            || self.sha256.contains(&c.sha256)
     }
 }
 
