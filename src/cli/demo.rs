@@ -3,10 +3,12 @@
 //! TLS in front of the echo upstream, the gateway itself, and the curl
 //! commands that prove it works.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::pki::{self, Ca, Profile};
+use crate::pki::ca::{self, InitSpec};
+use crate::pki::{self, IssueSpec, KeyType, Output, Profile};
 use crate::server;
 
 fn config_text(port: u16) -> String {
@@ -28,7 +30,7 @@ listeners:
 certificates:
   server: {{ certFile: server.crt, keyFile: server.key }}
 trustBundles:
-  demo-ca: {{ caFile: ca.crt }}
+  demo-ca: {{ caFile: ca/ca.crt }}
 upstreams:
   echo: {{ builtin: echo }}
 "
@@ -36,22 +38,47 @@ upstreams:
 }
 
 fn write_all(dir: &Path, port: u16) -> Result<PathBuf, pki::PkiError> {
-    let ca = Ca::new_root("portcullis demo CA", 30)?;
-    let server = ca.issue(
-        Profile::Server,
-        "localhost",
-        &["localhost", "127.0.0.1"],
-        30,
+    // A fresh CA each run: the demo is throwaway by design.
+    let ca_dir = dir.join("ca");
+    for f in ["ca.crt", "ca.key", "ca.crl", "chain.crt"] {
+        let _ = std::fs::remove_file(ca_dir.join(f));
+    }
+    let ca = ca::init(
+        &ca_dir,
+        &InitSpec {
+            cn: "portcullis demo CA".into(),
+            key_type: KeyType::EcdsaP256,
+            days: 30,
+        },
+        None,
     )?;
-    let client = ca.issue(Profile::Client, "demo-client", &[], 30)?;
-    pki::write_file(&dir.join("ca.crt"), ca.cert_pem.as_bytes(), false)?;
-    pki::write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
-    pki::write_file(&dir.join("server.crt"), server.cert_pem.as_bytes(), false)?;
-    pki::write_file(&dir.join("server.key"), server.key_pem.as_bytes(), true)?;
-    pki::write_file(&dir.join("client.crt"), client.cert_pem.as_bytes(), false)?;
-    pki::write_file(&dir.join("client.key"), client.key_pem.as_bytes(), true)?;
+    let server = pki::issue::issue(
+        &ca,
+        Profile::Server,
+        &IssueSpec {
+            dns: vec!["localhost".into()],
+            ip: vec![IpAddr::from([127, 0, 0, 1])],
+            days: 30,
+            ..IssueSpec::default()
+        },
+    )?;
+    let client = pki::issue::issue(
+        &ca,
+        Profile::Client,
+        &IssueSpec {
+            cn: Some("demo-client".into()),
+            days: 30,
+            ..IssueSpec::default()
+        },
+    )?;
     let config = dir.join("portcullis.yaml");
-    pki::write_file(&config, config_text(port).as_bytes(), false)?;
+    pki::write_files(&[
+        Output::public(dir.join("server.crt"), server.cert_pem),
+        Output::secret(dir.join("server.key"), server.key_pem),
+        Output::public(dir.join("client.crt"), client.cert_pem),
+        Output::secret(dir.join("client.key"), client.key_pem),
+        Output::public(&config, config_text(port)),
+    ])?;
     Ok(config)
 }
 
@@ -63,6 +90,15 @@ pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    for f in [
+        "server.crt",
+        "server.key",
+        "client.crt",
+        "client.key",
+        "portcullis.yaml",
+    ] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
     let config = match write_all(&dir, port) {
         Ok(c) => c,
         Err(e) => {
@@ -93,9 +129,9 @@ pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
         eprintln!(
             "\nportcullis demo: mutual TLS on https://localhost:{port}/ (certificates and config in {d})\n\n\
              With the client certificate — answers with the echo JSON, including the client's subject:\n\n  \
-             curl --cacert {d}/ca.crt --cert {d}/client.crt --key {d}/client.key https://localhost:{port}/\n\n\
+             curl --cacert {d}/ca/ca.crt --cert {d}/client.crt --key {d}/client.key https://localhost:{port}/\n\n\
              Without it — refused during the TLS handshake:\n\n  \
-             curl --cacert {d}/ca.crt https://localhost:{port}/\n\n\
+             curl --cacert {d}/ca/ca.crt https://localhost:{port}/\n\n\
              Press Ctrl-C to stop.\n"
         );
     };

@@ -2,6 +2,7 @@
 //! calls into the library and maps the outcome to an exit code.
 
 mod demo;
+mod pki;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,32 @@ enum Command {
         #[arg(long, default_value_t = 8443)]
         port: u16,
     },
+    /// Certificate authorities.
+    #[command(subcommand)]
+    Ca(pki::CaCommand),
+    /// Issue, sign, revoke, inspect and bundle certificates.
+    #[command(subcommand)]
+    Cert(pki::CertCommand),
+    /// Kubernetes Secret manifests on stdout.
+    #[command(subcommand)]
+    Secret(pki::SecretCommand),
+}
+
+/// Prints a tooling command's result: its text on stdout, or its error as
+/// one line on stderr with exit 1.
+fn finish(result: Result<String, crate::pki::PkiError>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints each line of an error (its sources joined on the same line).
@@ -122,5 +149,8 @@ pub fn main() -> ExitCode {
             telemetry::init(cli.log_format);
             demo::run(dir, port)
         }
+        Command::Ca(cmd) => finish(pki::ca(cmd)),
+        Command::Cert(cmd) => finish(pki::cert(cmd)),
+        Command::Secret(cmd) => finish(pki::secret(cmd).map(|y| y.trim_end().to_string())),
     }
 }

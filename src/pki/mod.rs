@@ -1,151 +1,105 @@
-//! Certificate tooling. Today: what `demo` needs (a throwaway CA, a server
-//! and a client certificate) and safe file writing; the `ca`/`cert`/`secret`
-//! commands grow here.
+//! Certificate tooling (SPEC §1 `ca`, `cert`, `secret`): a CA in a
+//! directory, issuing and signing, revocation, PKCS#12, inspection and
+//! Kubernetes Secrets. Built on rcgen for writing and x509-cert for reading.
+//!
+//! Every command writes its files through [`write_files`]: temporary files
+//! in the target directory renamed into place, keys created 0600, so a
+//! failure never leaves a partial or world-readable file behind.
+
+pub mod ca;
+pub mod crl;
+pub mod inspect;
+pub mod issue;
+pub mod keys;
+pub mod p12;
+pub mod secret;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+pub use ca::Ca;
+pub use issue::{IssueSpec, Profile};
+pub use keys::KeyType;
 
-/// Certificate tooling failures.
+/// Certificate tooling failures; each prints as one actionable line.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     /// rcgen refused the parameters.
-    #[error("cannot create certificate: {0}")]
+    #[error("cannot create the certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A file could not be written.
-    #[error("cannot write {path}")]
+    #[error("cannot write {path}: {source}")]
     Write {
         /// The file.
         path: String,
         /// Why.
-        #[source]
         source: std::io::Error,
     },
+    /// The input is unusable; the message says why and what to do.
+    #[error("{0}")]
+    Invalid(String),
 }
 
-/// What a leaf certificate is for (SPEC §1 profiles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// serverAuth
-    Server,
-    /// clientAuth
-    Client,
-    /// both
-    Peer,
+/// Shorthand for an [`PkiError::Invalid`].
+pub fn invalid(msg: impl Into<String>) -> PkiError {
+    PkiError::Invalid(msg.into())
 }
 
-/// A CA able to sign.
-pub struct Ca {
-    /// The CA certificate in PEM.
-    pub cert_pem: String,
-    /// The CA key in PEM (PKCS#8).
-    pub key_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A leaf certificate and its key, both PEM.
-pub struct Leaf {
-    /// Certificate PEM.
-    pub cert_pem: String,
-    /// PKCS#8 key PEM.
-    pub key_pem: String,
-}
-
-fn validity(params: &mut CertificateParams, days: u32) {
-    // Start a minute in the past so a peer with a slightly slow clock
-    // accepts a certificate made just now.
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::minutes(1);
-    params.not_after = now + time::Duration::days(i64::from(days));
-}
-
-fn random_serial(params: &mut CertificateParams) {
-    let mut serial = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut serial).is_ok() {
-        serial[0] &= 0x7f;
-        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    }
-}
-
-impl Ca {
-    /// A new self-signed root CA (ECDSA P-256).
-    pub fn new_root(common_name: &str, days: u32) -> Result<Self, PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.use_authority_key_identifier_extension = false;
-        validity(&mut params, days);
-        random_serial(&mut params);
-        let cert = params.self_signed(&key)?;
-        Ok(Ca {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            issuer: Issuer::new(params, key),
-        })
-    }
-
-    /// Issues a leaf for `profile` with DNS/IP names `sans` and common name `cn`.
-    pub fn issue(
-        &self,
-        profile: Profile,
-        cn: &str,
-        sans: &[&str],
-        days: u32,
-    ) -> Result<Leaf, PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        for s in sans {
-            params
-                .subject_alt_names
-                .push(match s.parse::<std::net::IpAddr>() {
-                    Ok(ip) => SanType::IpAddress(ip),
-                    Err(_) => SanType::DnsName((*s).try_into()?),
-                });
-        }
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = match profile {
-            Profile::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
-            Profile::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Profile::Peer => vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
-        };
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params, days);
-        random_serial(&mut params);
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
-    }
-}
-
-/// Writes `contents` to `path` atomically (a temporary file renamed into
-/// place, so a failure never leaves half a file). `secret` files get mode
-/// 0600 from their creation on.
-pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write {
+/// Reads a whole file.
+pub fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
+    std::fs::read(path).map_err(|e| PkiError::Read {
         path: path.display().to_string(),
-        source,
-    };
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a whole text file.
+pub fn read_text(path: &Path) -> Result<String, PkiError> {
+    String::from_utf8(read(path)?).map_err(|_| PkiError::Read {
+        path: path.display().to_string(),
+        reason: "not a text (PEM) file".into(),
+    })
+}
+
+/// One file to write: path, contents, and whether it is secret (0600).
+pub struct Output {
+    /// Where.
+    pub path: PathBuf,
+    /// What.
+    pub contents: Vec<u8>,
+    /// A private key or other secret: created with mode 0600.
+    pub secret: bool,
+}
+
+impl Output {
+    /// A public file.
+    pub fn public(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        Output {
+            path: path.into(),
+            contents: contents.into(),
+            secret: false,
+        }
+    }
+
+    /// A secret file (mode 0600).
+    pub fn secret(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+        Output {
+            path: path.into(),
+            contents: contents.into(),
+            secret: true,
+        }
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -154,22 +108,100 @@ pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiE
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    dir.join(format!(".{name}.tmp{}", std::process::id()))
+}
+
+fn write_temp(path: &Path, contents: &[u8], secret: bool) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(if secret { 0o600 } else { 0o644 });
     }
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+/// Writes every output or none: all are written to temporary files first,
+/// then renamed into place. On any failure the temporary files are removed.
+pub fn write_files(outputs: &[Output]) -> Result<(), PkiError> {
+    let mut temps = Vec::new();
+    let cleanup = |temps: &[PathBuf]| {
+        for t in temps {
+            let _ = std::fs::remove_file(t);
+        }
+    };
+    for o in outputs {
+        let tmp = temp_path(&o.path);
         let _ = std::fs::remove_file(&tmp);
+        if let Err(source) = write_temp(&tmp, &o.contents, o.secret) {
+            let _ = std::fs::remove_file(&tmp);
+            cleanup(&temps);
+            return Err(PkiError::Write {
+                path: o.path.display().to_string(),
+                source,
+            });
+        }
+        temps.push(tmp);
     }
-    result.map_err(err)
+    for (o, tmp) in outputs.iter().zip(&temps) {
+        if let Err(source) = std::fs::rename(tmp, &o.path) {
+            cleanup(&temps);
+            return Err(PkiError::Write {
+                path: o.path.display().to_string(),
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes one file atomically (see [`write_files`]).
+pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiError> {
+    write_files(&[Output {
+        path: path.to_path_buf(),
+        contents: contents.to_vec(),
+        secret,
+    }])
+}
+
+/// Refuses to overwrite existing files (a key, above all).
+pub fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
+    for p in paths {
+        if p.exists() {
+            return Err(invalid(format!(
+                "{} already exists; remove it or choose another output",
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A password from `--password-env VAR` or `--password-file F` (one trailing
+/// newline stripped).
+pub fn password(env: Option<&str>, file: Option<&Path>) -> Result<String, PkiError> {
+    let p = match (env, file) {
+        (Some(var), None) => std::env::var(var).map_err(|_| {
+            invalid(format!(
+                "environment variable {var} is not set (--password-env)"
+            ))
+        })?,
+        (None, Some(f)) => {
+            let text = read_text(f)?;
+            let t = text.strip_suffix('\n').unwrap_or(&text);
+            t.strip_suffix('\r').unwrap_or(t).to_string()
+        }
+        _ => {
+            return Err(invalid(
+                "give the password with --password-env VAR or --password-file FILE",
+            ))
+        }
+    };
+    if p.is_empty() {
+        return Err(invalid("the password is empty"));
+    }
+    Ok(p)
 }

@@ -1,0 +1,228 @@
+//! Leaf certificates: `cert issue` (a new key) and `cert sign` (a CSR's
+//! key). The profile decides basic constraints, key usage and extended key
+//! usage — never the CSR.
+
+use std::net::IpAddr;
+
+use rcgen::{
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
+};
+
+use super::ca::{random_serial, set_validity, Ca};
+use super::keys::KeyType;
+use super::{invalid, PkiError};
+
+/// What a leaf is for (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// serverAuth
+    Server,
+    /// clientAuth
+    Client,
+    /// serverAuth and clientAuth
+    Peer,
+}
+
+/// Options of `cert issue`.
+#[derive(Debug, Clone, Default)]
+pub struct IssueSpec {
+    /// Common name (default: the first SAN).
+    pub cn: Option<String>,
+    /// DNS SANs.
+    pub dns: Vec<String>,
+    /// IP SANs.
+    pub ip: Vec<IpAddr>,
+    /// URI SANs.
+    pub uri: Vec<String>,
+    /// email SANs.
+    pub email: Vec<String>,
+    /// Organization.
+    pub org: Option<String>,
+    /// Organizational unit.
+    pub ou: Option<String>,
+    /// Validity in days.
+    pub days: u32,
+    /// Key type.
+    pub key_type: KeyType,
+}
+
+/// A new leaf: the certificate followed by the CA's chain, and the key.
+pub struct Issued {
+    /// `PREFIX.crt`: leaf, then intermediates up to (not including) the root.
+    pub cert_pem: String,
+    /// `PREFIX.key` (PKCS#8); empty for `cert sign`.
+    pub key_pem: String,
+}
+
+fn profile_usage(params: &mut CertificateParams, profile: Profile, rsa: bool) {
+    params.is_ca = IsCa::ExplicitNoCa;
+    let mut ku = vec![KeyUsagePurpose::DigitalSignature];
+    if rsa && profile != Profile::Client {
+        ku.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    params.key_usages = ku;
+    params.extended_key_usages = match profile {
+        Profile::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Profile::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Profile::Peer => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    };
+    params.use_authority_key_identifier_extension = true;
+}
+
+fn dns_ok(name: &str) -> bool {
+    let n = name.strip_prefix("*.").unwrap_or(name);
+    !n.is_empty()
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Issues a leaf with a new key.
+pub fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issued, PkiError> {
+    if profile == Profile::Server && spec.dns.is_empty() && spec.ip.is_empty() {
+        return Err(invalid("a server certificate needs at least one --dns or --ip (clients check the name they connect to)"));
+    }
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    for d in &spec.dns {
+        if !dns_ok(d) {
+            return Err(invalid(format!("--dns {d:?} is not a DNS name")));
+        }
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(d.as_str().try_into()?));
+    }
+    for ip in &spec.ip {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    for u in &spec.uri {
+        if !u.contains(':') || u.chars().any(char::is_whitespace) {
+            return Err(invalid(format!(
+                "--uri {u:?} is not a URI (for example spiffe://example.org/ns/app/sa/web)"
+            )));
+        }
+        params
+            .subject_alt_names
+            .push(SanType::URI(u.as_str().try_into()?));
+    }
+    for m in &spec.email {
+        if !m.contains('@') {
+            return Err(invalid(format!("--email {m:?} is not an email address")));
+        }
+        params
+            .subject_alt_names
+            .push(SanType::Rfc822Name(m.as_str().try_into()?));
+    }
+    let cn = match &spec.cn {
+        Some(cn) => cn.clone(),
+        None => spec
+            .dns
+            .first()
+            .cloned()
+            .or_else(|| spec.ip.first().map(ToString::to_string))
+            .or_else(|| spec.uri.first().cloned())
+            .or_else(|| spec.email.first().cloned())
+            .ok_or_else(|| {
+                invalid("give --cn or at least one SAN (--dns, --ip, --uri, --email)")
+            })?,
+    };
+    params.distinguished_name = DistinguishedName::new();
+    if let Some(o) = &spec.org {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, o.as_str());
+    }
+    if let Some(ou) = &spec.ou {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, ou.as_str());
+    }
+    params
+        .distinguished_name
+        .push(DnType::CommonName, cn.as_str());
+    let rsa = matches!(
+        spec.key_type,
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096
+    );
+    profile_usage(&mut params, profile, rsa);
+    set_validity(&mut params, spec.days);
+    params.serial_number = Some(random_serial()?);
+    let key = spec.key_type.generate()?;
+    let cert = params.signed_by(&key, &ca.issuer)?;
+    Ok(Issued {
+        cert_pem: format!("{}{}", cert.pem(), ca.chain_pem),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Signs a CSR (PEM or DER). The CSR's signature is verified; its subject and
+/// SANs are kept; basic constraints and key usages come from the profile
+/// only, so a CSR asking for CA:TRUE still gets a leaf.
+pub fn sign(ca: &Ca, profile: Profile, csr: &[u8], days: u32) -> Result<Issued, PkiError> {
+    let parsed = if csr.starts_with(b"-----") {
+        let text = std::str::from_utf8(csr).map_err(|_| invalid("the CSR is not PEM text"))?;
+        CertificateSigningRequestParams::from_pem(text)
+    } else {
+        CertificateSigningRequestParams::from_der(&csr.to_vec().into())
+    };
+    let req = parsed.map_err(|e| match e {
+        rcgen::Error::InvalidCertificationRequestSignature => {
+            invalid("the CSR's signature does not verify: it was not made with the key it names")
+        }
+        rcgen::Error::UnsupportedExtension => {
+            invalid("the CSR requests an extension portcullis does not sign")
+        }
+        other => invalid(format!("unreadable CSR: {other}")),
+    })?;
+    // The key's algorithm comes from the CSR's SubjectPublicKeyInfo, not
+    // from its signature algorithm (a P-384 key may sign with SHA-256).
+    let der = if csr.starts_with(b"-----") {
+        pem::parse(csr)
+            .map(|p| p.into_contents())
+            .map_err(|_| invalid("unreadable CSR PEM"))?
+    } else {
+        csr.to_vec()
+    };
+    let spki = {
+        use x509_cert::der::{Decode, Encode};
+        let r = x509_cert::request::CertReq::from_der(&der)
+            .map_err(|e| invalid(format!("unreadable CSR: {e}")))?;
+        r.info
+            .public_key
+            .to_der()
+            .map_err(|e| invalid(format!("unreadable CSR key: {e}")))?
+    };
+    let public_key = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|_| {
+        invalid("the CSR's key type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)")
+    })?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = req.params.distinguished_name.clone();
+    params.subject_alt_names = req.params.subject_alt_names.clone();
+    if profile == Profile::Server && params.subject_alt_names.is_empty() {
+        return Err(invalid(
+            "a server certificate needs a DNS or IP name: the CSR has no subjectAltName",
+        ));
+    }
+    let alg = rcgen::PublicKeyData::algorithm(&public_key);
+    let rsa = [
+        &rcgen::PKCS_RSA_SHA256,
+        &rcgen::PKCS_RSA_SHA384,
+        &rcgen::PKCS_RSA_SHA512,
+    ]
+    .iter()
+    .any(|a| **a == *alg);
+    profile_usage(&mut params, profile, rsa);
+    set_validity(&mut params, days);
+    params.serial_number = Some(random_serial()?);
+    let cert = params.signed_by(&public_key, &ca.issuer)?;
+    Ok(Issued {
+        cert_pem: format!("{}{}", cert.pem(), ca.chain_pem),
+        key_pem: String::new(),
+    })
+}

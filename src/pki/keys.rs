@@ -1,0 +1,148 @@
+//! Private keys: generation for the six key types, and reading any PEM key
+//! (PKCS#8, PKCS#1, SEC1) into its kind and a PKCS#8 encoding. Key material
+//! never leaves this module in a message.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use rcgen::KeyPair;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivateKeyDer;
+
+use super::PkiError;
+
+/// `--key-type`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KeyType {
+    /// ECDSA on P-256 with SHA-256 (default).
+    #[default]
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    /// ECDSA on P-384 with SHA-384.
+    #[value(name = "ecdsa-p384")]
+    EcdsaP384,
+    /// Ed25519.
+    #[value(name = "ed25519")]
+    Ed25519,
+    /// RSA 2048 with SHA-256.
+    #[value(name = "rsa2048")]
+    Rsa2048,
+    /// RSA 3072 with SHA-256.
+    #[value(name = "rsa3072")]
+    Rsa3072,
+    /// RSA 4096 with SHA-256.
+    #[value(name = "rsa4096")]
+    Rsa4096,
+}
+
+impl KeyType {
+    /// A new key pair of this type.
+    pub fn generate(self) -> Result<KeyPair, PkiError> {
+        use rcgen::RsaKeySize;
+        Ok(match self {
+            KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
+            KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
+            KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
+            KeyType::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)?
+            }
+            KeyType::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)?
+            }
+            KeyType::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)?
+            }
+        })
+    }
+}
+
+/// A private key read from a file.
+pub struct PrivateKey {
+    /// "ECDSA P-256", "RSA 2048", "Ed25519".
+    pub kind: String,
+    /// The key as PKCS#8 DER.
+    pub pkcs8: Vec<u8>,
+    /// The public key, as the raw bytes a certificate's SPKI carries.
+    pub public: Vec<u8>,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        write!(f, "PrivateKey({})", self.kind)
+    }
+}
+
+/// Reads the first private key in PEM `text` (PKCS#8, PKCS#1 or SEC1).
+pub fn read_private_key(text: &[u8]) -> Option<PrivateKey> {
+    let der = PrivateKeyDer::from_pem_slice(text).ok()?;
+    classify(&der)
+}
+
+/// Identifies a DER private key and converts it to PKCS#8.
+pub fn classify(der: &PrivateKeyDer<'_>) -> Option<PrivateKey> {
+    let bytes = der.secret_der();
+    let ec = |alg: &'static signature::EcdsaSigningAlgorithm, name: &str| -> Option<PrivateKey> {
+        let kp = EcdsaKeyPair::from_private_key_der(alg, bytes).ok()?;
+        Some(PrivateKey {
+            kind: name.to_string(),
+            pkcs8: kp.to_pkcs8v1().ok()?.as_ref().to_vec(),
+            public: kp.public_key().as_ref().to_vec(),
+        })
+    };
+    match der {
+        PrivateKeyDer::Pkcs1(_) => {
+            let kp = RsaKeyPair::from_der(bytes).ok()?;
+            rsa(&kp)
+        }
+        PrivateKeyDer::Sec1(_) => ec(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, "ECDSA P-256")
+            .or_else(|| ec(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, "ECDSA P-384")),
+        PrivateKeyDer::Pkcs8(_) => ec(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, "ECDSA P-256")
+            .or_else(|| ec(&signature::ECDSA_P384_SHA384_ASN1_SIGNING, "ECDSA P-384"))
+            .or_else(|| {
+                let kp = Ed25519KeyPair::from_pkcs8(bytes).ok()?;
+                Some(PrivateKey {
+                    kind: "Ed25519".into(),
+                    pkcs8: bytes.to_vec(),
+                    public: kp.public_key().as_ref().to_vec(),
+                })
+            })
+            .or_else(|| RsaKeyPair::from_pkcs8(bytes).ok().and_then(|kp| rsa(&kp))),
+        _ => None,
+    }
+}
+
+fn rsa(kp: &RsaKeyPair) -> Option<PrivateKey> {
+    let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der<'_> = kp.as_der().ok()?;
+    Some(PrivateKey {
+        kind: format!("RSA {}", kp.public_modulus_len() * 8),
+        pkcs8: pkcs8.as_ref().to_vec(),
+        public: kp.public_key().as_ref().to_vec(),
+    })
+}
+
+/// Describes a certificate's public key ("ECDSA P-256", "RSA 3072", …).
+pub fn describe_spki(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> String {
+    use x509_cert::der::Encode;
+    let alg = spki.algorithm.oid.to_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<x509_cert::der::asn1::ObjectIdentifier>().ok())
+        .map(|o| o.to_string());
+    match (alg.as_str(), curve.as_deref()) {
+        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => "ECDSA P-256".into(),
+        ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => "ECDSA P-384".into(),
+        ("1.2.840.10045.2.1", Some("1.3.132.0.35")) => "ECDSA P-521".into(),
+        ("1.3.101.112", _) => "Ed25519".into(),
+        ("1.2.840.113549.1.1.1", _) => match spki
+            .to_der()
+            .ok()
+            .and_then(|d| aws_lc_rs::rsa::PublicEncryptingKey::from_der(&d).ok())
+        {
+            Some(k) => format!("RSA {}", k.key_size_bits()),
+            None => "RSA".into(),
+        },
+        (other, _) => format!("unknown ({other})"),
+    }
+}
