@@ -78,7 +78,7 @@ fn demo_prints_curl_commands_that_prove_mutual_tls() {
     assert!(e.contains("certificate required"), "{e}");
     // Keys are private to their owner.
     #[cfg(unix)]
-    for key in ["ca.key", "server.key", "client.key"] {
+    for key in ["ca/ca.key", "server.key", "client.key"] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(key))
             .unwrap()
