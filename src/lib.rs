@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod material;
 pub mod pki;
+pub mod probe;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -62,6 +62,23 @@ enum Command {
     /// Kubernetes Secret manifests on stdout.
     #[command(subcommand)]
     Secret(pki::SecretCommand),
+    /// Diagnose a (mutual) TLS handshake: exit 0 when it works, 1 with the reason in words.
+    Probe {
+        /// https://HOST[:PORT][/PATH] or HOST:PORT.
+        target: String,
+        /// Client certificate (PEM).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Client key (PEM).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// CA certificates to verify the server with.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Server name to send (default: the host).
+        #[arg(long)]
+        sni: Option<String>,
+    },
 }
 
 /// Prints a tooling command's result: its text on stdout, or its error as
@@ -150,6 +167,27 @@ pub fn main() -> ExitCode {
             demo::run(dir, port)
         }
         Command::Ca(cmd) => finish(pki::ca(cmd)),
+        Command::Probe {
+            target,
+            cert,
+            key,
+            ca,
+            sni,
+        } => {
+            let report = crate::probe::probe(&crate::probe::Options {
+                target,
+                cert,
+                key,
+                ca,
+                sni,
+            });
+            print!("{}", report.text);
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Cert(cmd) => finish(pki::cert(cmd)),
         Command::Secret(cmd) => finish(pki::secret(cmd).map(|y| y.trim_end().to_string())),
     }
