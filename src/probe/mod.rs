@@ -191,8 +191,8 @@ fn alert_label(a: AlertDescription) -> String {
 }
 
 fn load_client(
-    cert: &PathBuf,
-    key: &PathBuf,
+    cert: &std::path::Path,
+    key: &std::path::Path,
     provider: &rustls::crypto::CryptoProvider,
 ) -> Result<Arc<CertifiedKey>, String> {
     let chain = crate::material::read_certs(cert)?;

@@ -8,6 +8,7 @@ mod check;
 mod client_auth;
 mod dn;
 mod identity;
+mod pki;
 mod proxy;
 mod resumption;
 mod sni;
