@@ -16,5 +16,6 @@ pub mod material;
 pub mod pki;
 pub mod probe;
 pub mod server;
+pub mod stream;
 pub mod telemetry;
 pub mod tls;

@@ -203,13 +203,10 @@ upstreams:
 
     #[test]
     fn unimplemented_keys_are_refused_not_ignored() {
-        let bad = GOOD.replace(
-            "        routes:",
-            "        passthrough: backend\n        routes:",
-        );
+        let bad = GOOD.replace("keyFile: s.key }", "keyFile: s.key, secretFile: s.yaml }");
         assert_eq!(
             errors(&bad),
-            vec!["gw.yaml:13: listeners[0].hosts[0].passthrough: not supported yet".to_string()]
+            vec!["gw.yaml:2: certificates.gw.secretFile: not supported yet".to_string()]
         );
     }
 

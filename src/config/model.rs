@@ -60,8 +60,38 @@ pub struct Listener {
     pub min_version: TlsVersion,
     /// ALPN protocols offered, in preference order.
     pub alpn: Vec<Vec<u8>>,
-    /// Host entries, in file order.
+    /// Host entries, in file order (`https` listeners; empty otherwise).
     pub hosts: Vec<Host>,
+    /// What a `tls`, `tcp` or `passthrough` listener does (`None` for `https`).
+    pub stream: Option<Stream>,
+}
+
+/// The stream listeners of SPEC §2.
+#[derive(Debug, Clone)]
+pub enum Stream {
+    /// Terminate TLS, then splice to a TCP upstream.
+    Tls {
+        /// Certificate presented.
+        certificate: String,
+        /// Client authentication.
+        client_auth: ClientAuth,
+        /// Upstream (an `address` upstream).
+        upstream: String,
+        /// Send a PROXY v2 header to the upstream.
+        proxy_protocol: bool,
+    },
+    /// Plain TCP in, (usually mutual TLS) out.
+    Tcp {
+        /// Upstream (an `address` upstream).
+        upstream: String,
+    },
+    /// Route the raw TLS stream by SNI without terminating it.
+    Passthrough {
+        /// SNI patterns and their upstreams.
+        routes: Vec<(HostPattern, String)>,
+        /// Where unknown or missing SNI goes (else the connection is closed).
+        default_upstream: Option<String>,
+    },
 }
 
 /// Lowest TLS version a listener accepts.
@@ -100,6 +130,8 @@ pub struct Host {
     pub routes: Vec<Route>,
     /// What is forwarded about the client.
     pub forward: crate::forward::Settings,
+    /// Not terminated: the raw TLS stream goes to this (`address`) upstream.
+    pub passthrough: Option<String>,
 }
 
 /// `strictSni`
@@ -175,13 +207,35 @@ pub struct Route {
 pub enum Upstream {
     /// The built-in echo service.
     Echo,
-    /// A plain HTTP origin.
+    /// An HTTP origin (`http://` or, with `tls`, `https://`).
     Http {
-        /// `http://host:port` (no path).
+        /// `host:port` of the URL.
         authority: http::uri::Authority,
         /// Which Host header the upstream sees.
         host_header: HostHeader,
+        /// TLS to the upstream (`https://` URLs).
+        tls: Option<UpstreamTls>,
     },
+    /// A TCP service (`address: host:port`), optionally over (mutual) TLS.
+    Stream {
+        /// `host:port`.
+        address: String,
+        /// TLS to the upstream.
+        tls: Option<UpstreamTls>,
+    },
+}
+
+/// `upstreams.NAME.tls`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamTls {
+    /// Client certificate presented (name under `certificates`).
+    pub certificate: Option<String>,
+    /// CAs that verify the upstream (default: the system roots).
+    pub trust_bundle: Option<String>,
+    /// SNI and the name checked (default: the URL's or address's host).
+    pub server_name: Option<String>,
+    /// Optional pin of the upstream's identity.
+    pub allow: Option<Allow>,
 }
 
 /// `hostHeader`
@@ -202,6 +256,8 @@ pub struct Limits {
     pub request_header_timeout: Duration,
     /// A connection with no request in flight is closed after this.
     pub idle_timeout: Duration,
+    /// Time allowed to connect to an upstream (extension; default 5s).
+    pub connect_timeout: Duration,
     /// Connections open at once, per process.
     pub max_connections: usize,
     /// Largest request header block accepted (431 above it).
@@ -214,6 +270,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             request_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             max_request_header_bytes: 65_536,
         }

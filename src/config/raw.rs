@@ -71,12 +71,21 @@ pub struct Listener {
     #[serde(default)]
     pub hosts: Vec<serde_json::Value>,
     // Stream listener keys (SPEC §2 `tls`, `tcp`, `passthrough`).
-    pub certificate: Later,
-    pub client_auth: Later,
-    pub upstream: Later,
-    pub proxy_protocol: Later,
-    pub routes: Later,
-    pub default_upstream: Later,
+    pub certificate: Option<String>,
+    /// Read on its own, like a host's.
+    pub client_auth: Option<serde_json::Value>,
+    pub upstream: Option<String>,
+    pub proxy_protocol: Option<String>,
+    pub routes: Option<Vec<SniRoute>>,
+    pub default_upstream: Option<String>,
+}
+
+/// `listeners[i].routes[k]` of a `passthrough` listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SniRoute {
+    pub sni: String,
+    pub upstream: String,
 }
 
 /// `listeners[i].protocol`
@@ -121,7 +130,7 @@ pub struct Host {
     /// Each route is read on its own.
     #[serde(default)]
     pub routes: Vec<serde_json::Value>,
-    pub passthrough: Later,
+    pub passthrough: Option<String>,
     pub forward_client_cert: Option<ForwardClientCert>,
     pub xfcc_details: Option<Vec<XfccDetail>>,
     pub pass_certificate_to_upstream: Option<bool>,
@@ -219,8 +228,18 @@ pub struct Upstream {
     pub builtin: Option<Builtin>,
     pub url: Option<String>,
     pub host_header: Option<HostHeader>,
-    pub tls: Later,
-    pub address: Later,
+    pub tls: Option<UpstreamTls>,
+    pub address: Option<String>,
+}
+
+/// `upstreams.NAME.tls`: mutual TLS to the upstream.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamTls {
+    pub certificate: Option<String>,
+    pub trust_bundle: Option<String>,
+    pub server_name: Option<String>,
+    pub allow: Option<Allow>,
 }
 
 /// `upstreams.NAME.builtin`
@@ -252,6 +271,7 @@ pub struct Limits {
     pub handshake_timeout: Option<String>,
     pub request_header_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
     pub max_connections: Option<u64>,
     pub max_request_header_bytes: Option<u64>,
 }

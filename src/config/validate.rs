@@ -150,6 +150,7 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
     );
 
     let upstreams = section(&mut e, "upstreams", top.upstreams.as_ref(), upstream);
+    upstream_refs(&mut e, &upstreams, &certificates, &trust_bundles);
 
     let logging: raw::Logging = top
         .logging
@@ -281,17 +282,50 @@ fn parse_addr(e: &mut Errors<'_>, p: &KeyPath, s: &str) -> Option<SocketAddr> {
     }
 }
 
+fn upstream_tls(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    t: &raw::UpstreamTls,
+) -> Option<model::UpstreamTls> {
+    let allow = match &t.allow {
+        None => None,
+        Some(a) => Some(allow(e, &p.key("allow"), a)?),
+    };
+    if let Some(n) = &t.server_name {
+        if rustls_pki_types::ServerName::try_from(n.as_str()).is_err() {
+            e.push(
+                &p.key("serverName"),
+                format!("\"{n}\" is not a DNS name or IP address"),
+            );
+            return None;
+        }
+    }
+    Some(model::UpstreamTls {
+        certificate: t.certificate.clone(),
+        trust_bundle: t.trust_bundle.clone(),
+        server_name: t.server_name.clone(),
+        allow,
+    })
+}
+
 fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Option<model::Upstream> {
-    e.later(p, "tls", &u.tls);
-    e.later(p, "address", &u.address);
-    match (u.builtin, u.url) {
-        (Some(raw::Builtin::Echo), None) => {
-            if u.host_header.is_some() {
-                e.push(&p.key("hostHeader"), "only applies to a url upstream");
+    let tls = match &u.tls {
+        None => None,
+        Some(t) => Some(upstream_tls(e, &p.key("tls"), t)?),
+    };
+    match (u.builtin, u.url, u.address) {
+        (Some(raw::Builtin::Echo), None, None) => {
+            for (k, set) in [
+                ("hostHeader", u.host_header.is_some()),
+                ("tls", tls.is_some()),
+            ] {
+                if set {
+                    e.push(&p.key(k), "does not apply to the echo upstream");
+                }
             }
             Some(model::Upstream::Echo)
         }
-        (None, Some(url)) => {
+        (None, Some(url), None) => {
             let up = p.key("url");
             let uri: http::Uri = match url.parse() {
                 Ok(u) => u,
@@ -300,17 +334,22 @@ fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Option<model::
                     return None;
                 }
             };
-            match uri.scheme_str() {
-                Some("http") => {}
-                Some("https") => {
-                    e.push(&up, "https:// upstreams are not supported yet");
+            let tls = match (uri.scheme_str(), tls) {
+                (Some("http"), None) => None,
+                (Some("http"), Some(_)) => {
+                    e.push(&p.key("tls"), "needs an https:// url");
                     return None;
                 }
+                // An https:// URL without `tls`: the system roots, no client certificate.
+                (Some("https"), t) => Some(t.unwrap_or_default()),
                 _ => {
-                    e.push(&up, format!("\"{url}\" must start with http://"));
+                    e.push(
+                        &up,
+                        format!("\"{url}\" must start with http:// or https://"),
+                    );
                     return None;
                 }
-            }
+            };
             if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
                 e.push(
                     &up,
@@ -326,15 +365,56 @@ fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Option<model::
             Some(model::Upstream::Http {
                 authority,
                 host_header,
+                tls,
             })
         }
-        (None, None) if u.address.is_some() => None,
+        (None, None, Some(address)) => {
+            if u.host_header.is_some() {
+                e.push(&p.key("hostHeader"), "only applies to a url upstream");
+            }
+            let ok = match address.rsplit_once(':') {
+                Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+                None => false,
+            };
+            if !ok {
+                e.push(&p.key("address"), format!("\"{address}\" is not HOST:PORT"));
+                return None;
+            }
+            Some(model::Upstream::Stream { address, tls })
+        }
         _ => {
             e.push(
                 p,
                 "an upstream has exactly one of \"builtin\", \"url\" or \"address\"",
             );
             None
+        }
+    }
+}
+
+/// Checks the names an upstream's `tls` refers to.
+fn upstream_refs(
+    e: &mut Errors<'_>,
+    upstreams: &BTreeMap<String, model::Upstream>,
+    certificates: &BTreeMap<String, model::CertificateSource>,
+    trust_bundles: &BTreeMap<String, model::TrustBundleSource>,
+) {
+    for (name, u) in upstreams {
+        let tls = match u {
+            model::Upstream::Http { tls: Some(t), .. }
+            | model::Upstream::Stream { tls: Some(t), .. } => t,
+            _ => continue,
+        };
+        let p = KeyPath::default().key("upstreams").key(name).key("tls");
+        if let Some(c) = &tls.certificate {
+            if !certificates.contains_key(c) {
+                e.dangling(&p.key("certificate"), "certificates", "certificate", c);
+            }
+        }
+        if let Some(t) = &tls.trust_bundle {
+            if !trust_bundles.contains_key(t) {
+                e.dangling(&p.key("trustBundle"), "trustBundles", "trust bundle", t);
+            }
         }
     }
 }
@@ -402,6 +482,12 @@ fn limits(e: &mut Errors<'_>, p: &KeyPath, l: raw::Limits) -> model::Limits {
             d.request_header_timeout,
         ),
         idle_timeout: duration(e, &p.key("idleTimeout"), l.idle_timeout, d.idle_timeout),
+        connect_timeout: duration(
+            e,
+            &p.key("connectTimeout"),
+            l.connect_timeout,
+            d.connect_timeout,
+        ),
         max_connections,
         max_request_header_bytes,
     }
@@ -413,36 +499,22 @@ fn listener(
     l: raw::Listener,
     refs: &Refs<'_>,
 ) -> Option<model::Listener> {
-    for (k, v) in [
-        ("certificate", &l.certificate),
-        ("clientAuth", &l.client_auth),
-        ("upstream", &l.upstream),
-        ("proxyProtocol", &l.proxy_protocol),
-        ("routes", &l.routes),
-        ("defaultUpstream", &l.default_upstream),
-    ] {
-        e.later(p, k, v);
-    }
-    if l.protocol != raw::Protocol::Https {
-        e.push(
-            &p.key("protocol"),
-            "only \"https\" listeners are supported yet",
-        );
-        return None;
-    }
     let address = parse_addr(e, &p.key("address"), &l.address);
     let tls = l.tls.unwrap_or_default();
     let min_version = match tls.min_version {
         Some(raw::TlsVersion::V13) => model::TlsVersion::V13,
         _ => model::TlsVersion::V12,
     };
+    let https = l.protocol == raw::Protocol::Https;
     let alpn = match tls.alpn {
-        None => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        None if https => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        None => Vec::new(),
         Some(list) => {
             let mut out = Vec::new();
             for (i, a) in list.iter().enumerate() {
                 match a.as_str() {
                     "h2" | "http/1.1" => out.push(a.as_bytes().to_vec()),
+                    other if !https && !other.is_empty() => out.push(other.as_bytes().to_vec()),
                     other => e.push(
                         &p.key("tls").key("alpn").index(i),
                         format!("\"{other}\" is not an HTTP protocol this listener speaks (h2, http/1.1)"),
@@ -452,6 +524,138 @@ fn listener(
             out
         }
     };
+    let keys_present = [
+        ("certificate", l.certificate.is_some()),
+        ("clientAuth", l.client_auth.is_some()),
+        ("upstream", l.upstream.is_some()),
+        ("proxyProtocol", l.proxy_protocol.is_some()),
+        ("routes", l.routes.is_some()),
+        ("defaultUpstream", l.default_upstream.is_some()),
+        ("hosts", !l.hosts.is_empty()),
+    ];
+    let (protocol_name, allowed): (&str, &[&str]) = match l.protocol {
+        raw::Protocol::Https => ("https", &["hosts"]),
+        raw::Protocol::Tls => (
+            "tls",
+            &["certificate", "clientAuth", "upstream", "proxyProtocol"],
+        ),
+        raw::Protocol::Tcp => ("tcp", &["upstream"]),
+        raw::Protocol::Passthrough => ("passthrough", &["routes", "defaultUpstream"]),
+        raw::Protocol::Http => {
+            e.push(
+                &p.key("protocol"),
+                "plain \"http\" listeners are not supported yet",
+            );
+            return None;
+        }
+    };
+    for (k, present) in keys_present {
+        if present && !allowed.contains(&k) {
+            e.push(
+                &p.key(k),
+                format!("does not apply to a \"{protocol_name}\" listener"),
+            );
+        }
+    }
+    let stream = match l.protocol {
+        raw::Protocol::Tls => {
+            let certificate = match &l.certificate {
+                None => {
+                    e.push(
+                        p,
+                        "missing key \"certificate\" (a tls listener presents one)",
+                    );
+                    None
+                }
+                Some(c) if !refs.certificates.contains_key(c) => {
+                    e.dangling(&p.key("certificate"), "certificates", "certificate", c);
+                    None
+                }
+                Some(c) => Some(c.clone()),
+            };
+            let client_auth = match &l.client_auth {
+                None => Some(model::ClientAuth::None),
+                Some(v) => {
+                    let cp = p.key("clientAuth");
+                    e.parse::<raw::ClientAuth>(&cp, v)
+                        .and_then(|ca| client_auth(e, &cp, ca, refs))
+                }
+            };
+            let proxy_protocol = match l.proxy_protocol.as_deref() {
+                None => false,
+                Some("v2") => true,
+                Some(other) => {
+                    e.push(
+                        &p.key("proxyProtocol"),
+                        format!("\"{other}\" is not supported; use v2"),
+                    );
+                    false
+                }
+            };
+            let upstream = stream_upstream(e, &p.key("upstream"), l.upstream.as_deref(), refs);
+            Some(model::Stream::Tls {
+                certificate: certificate?,
+                client_auth: client_auth?,
+                upstream: upstream?,
+                proxy_protocol,
+            })
+        }
+        raw::Protocol::Tcp => Some(model::Stream::Tcp {
+            upstream: stream_upstream(e, &p.key("upstream"), l.upstream.as_deref(), refs)?,
+        }),
+        raw::Protocol::Passthrough => {
+            let mut routes = Vec::new();
+            let mut ok = true;
+            if l.routes.as_ref().is_none_or(Vec::is_empty) {
+                e.push(
+                    p,
+                    "a passthrough listener needs \"routes\" (sni and upstream)",
+                );
+                ok = false;
+            }
+            for (k, r) in l.routes.iter().flatten().enumerate() {
+                let rp = p.key("routes").index(k);
+                let pattern = match host_pattern(&r.sni) {
+                    Ok(pat) => Some(pat),
+                    Err(msg) => {
+                        e.push(&rp.key("sni"), msg);
+                        None
+                    }
+                };
+                let up = stream_upstream(e, &rp.key("upstream"), Some(&r.upstream), refs);
+                match (pattern, up) {
+                    (Some(pat), Some(up)) => routes.push((pat, up)),
+                    _ => ok = false,
+                }
+            }
+            let default_upstream = match &l.default_upstream {
+                None => None,
+                Some(d) => {
+                    let up = stream_upstream(e, &p.key("defaultUpstream"), Some(d), refs);
+                    ok &= up.is_some();
+                    up
+                }
+            };
+            if !ok {
+                return None;
+            }
+            Some(model::Stream::Passthrough {
+                routes,
+                default_upstream,
+            })
+        }
+        _ => None,
+    };
+    if !https {
+        return Some(model::Listener {
+            name: l.name,
+            address: address?,
+            min_version,
+            alpn,
+            hosts: Vec::new(),
+            stream: Some(stream?),
+        });
+    }
     if l.hosts.is_empty() {
         e.push(
             p,
@@ -484,7 +688,38 @@ fn listener(
         min_version,
         alpn,
         hosts,
+        stream: None,
     })
+}
+
+/// A reference to an `address` upstream (what stream listeners and
+/// passthrough forward to).
+fn stream_upstream(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    name: Option<&str>,
+    refs: &Refs<'_>,
+) -> Option<String> {
+    let Some(name) = name else {
+        e.push(p, "missing: name an upstream with an \"address\"");
+        return None;
+    };
+    match refs.upstreams.get(name) {
+        Some(model::Upstream::Stream { .. }) => Some(name.to_string()),
+        Some(_) => {
+            e.push(
+                p,
+                format!(
+                    "upstream \"{name}\" is not a TCP upstream: give it an \"address\" (HOST:PORT)"
+                ),
+            );
+            None
+        }
+        None => {
+            e.dangling(p, "upstreams", "upstream", name);
+            None
+        }
+    }
 }
 
 /// Parses one `hostnames` entry.
@@ -518,7 +753,6 @@ pub fn host_pattern(name: &str) -> Result<model::HostPattern, String> {
 }
 
 fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Option<model::Host> {
-    e.later(p, "passthrough", &h.passthrough);
     let forward = forward_settings(e, p, &h);
     let mut ok = true;
     let mut hostnames = Vec::new();
@@ -534,6 +768,43 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
                 ok = false;
             }
         }
+    }
+    if let Some(pt) = &h.passthrough {
+        // Not terminated: nothing of TLS or HTTP applies.
+        for (k, present) in [
+            ("certificate", h.certificate.is_some()),
+            ("clientAuth", h.client_auth.is_some()),
+            ("routes", !h.routes.is_empty()),
+            ("strictSni", h.strict_sni.is_some()),
+            ("forwardClientCert", h.forward_client_cert.is_some()),
+            ("xfccDetails", h.xfcc_details.is_some()),
+            (
+                "passCertificateToUpstream",
+                h.pass_certificate_to_upstream.is_some(),
+            ),
+            ("requestHeaders", h.request_headers.is_some()),
+        ] {
+            if present {
+                e.push(
+                    &p.key(k),
+                    "does not apply to a passthrough host (its TLS is not terminated)",
+                );
+                ok = false;
+            }
+        }
+        let upstream = stream_upstream(e, &p.key("passthrough"), Some(pt), refs);
+        if !ok {
+            return None;
+        }
+        return Some(model::Host {
+            hostnames,
+            certificate: String::new(),
+            client_auth: model::ClientAuth::None,
+            strict_sni: model::StrictSni::On,
+            routes: Vec::new(),
+            forward: forward.unwrap_or_default(),
+            passthrough: Some(upstream?),
+        });
     }
     let certificate = match h.certificate {
         None => {
@@ -603,9 +874,19 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
                 None
             }
         };
-        if !refs.upstreams.contains_key(&r.upstream) {
-            e.dangling(&rp.key("upstream"), "upstreams", "upstream", &r.upstream);
-            ok = false;
+        match refs.upstreams.get(&r.upstream) {
+            None => {
+                e.dangling(&rp.key("upstream"), "upstreams", "upstream", &r.upstream);
+                ok = false;
+            }
+            Some(model::Upstream::Stream { .. }) => {
+                e.push(
+                    &rp.key("upstream"),
+                    format!("upstream \"{}\" is a TCP upstream (address); an HTTP route needs builtin or url", r.upstream),
+                );
+                ok = false;
+            }
+            Some(_) => {}
         }
         match matcher {
             Some(matcher) => routes.push(model::Route {
@@ -626,6 +907,7 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
         strict_sni,
         routes,
         forward: forward?,
+        passthrough: None,
     })
 }
 

@@ -37,7 +37,7 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 pub enum Upstream {
     /// The built-in echo.
     Echo,
-    /// A plain-HTTP origin.
+    /// An HTTP origin.
     Http {
         /// Its name (logs, errors).
         name: String,
@@ -45,7 +45,34 @@ pub enum Upstream {
         authority: http::uri::Authority,
         /// Which Host the origin sees.
         host_header: HostHeader,
+        /// For `https://` upstreams: this upstream's own pooled client, so a
+        /// connection authenticated with one client identity is never
+        /// reused for another.
+        tls_client: Option<HttpsClient>,
     },
+}
+
+/// A pooled client originating (mutual) TLS for one upstream.
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+
+/// Builds the pooled HTTPS client of one upstream.
+pub fn https_client(
+    tls: &crate::tls::upstream::UpstreamTls,
+    connect_timeout: std::time::Duration,
+) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = hyper_rustls::HttpsConnector::new(
+        http,
+        tls.config.clone(),
+        true,
+        Arc::new(hyper_rustls::FixedServerNameResolver::new(
+            tls.server_name.clone(),
+        )),
+    );
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// The shared upstream client (one per identity the gateway presents; plain
@@ -53,9 +80,10 @@ pub enum Upstream {
 pub type UpstreamClient = Client<HttpConnector, Incoming>;
 
 /// Builds the pooled client for plain-HTTP upstreams.
-pub fn upstream_client() -> UpstreamClient {
+pub fn upstream_client(connect_timeout: std::time::Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
@@ -71,8 +99,10 @@ pub struct Target {
 /// One host entry at run time.
 #[derive(Debug)]
 pub struct Host {
-    /// TLS side.
-    pub tls: HostTls,
+    /// TLS side (`None` for a passthrough host).
+    pub tls: Option<HostTls>,
+    /// Not terminated: raw TLS goes to this upstream.
+    pub passthrough: Option<Arc<crate::stream::Upstream>>,
     /// Host-level `allow` (`clientAuth.allow`).
     pub allow: Option<Allow>,
     /// Identity forwarding.
@@ -93,6 +123,9 @@ pub struct Listener {
     pub name: String,
     /// Host entries.
     pub hosts: Vec<Host>,
+    /// Whether ClientHello bytes must be kept for replay (a passthrough
+    /// host exists).
+    pub records_hello: bool,
     /// SNI → host entry.
     pub sni: SniTable,
     /// Limits.
@@ -334,26 +367,41 @@ impl Conn {
                 name,
                 authority,
                 host_header,
+                tls_client,
             } => {
-                self.proxy(req, name, authority, *host_header, &host, upgrade)
-                    .await
+                self.proxy(
+                    req,
+                    name,
+                    authority,
+                    *host_header,
+                    tls_client.as_ref(),
+                    &host,
+                    upgrade,
+                )
+                .await
             }
         };
         (resp, Some(host))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
         name: &str,
         authority: &http::uri::Authority,
         host_header: HostHeader,
+        tls_client: Option<&HttpsClient>,
         host: &str,
         upgrade: Option<HeaderValue>,
     ) -> Response<Body> {
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let uri = match Uri::builder()
-            .scheme("http")
+            .scheme(if tls_client.is_some() {
+                "https"
+            } else {
+                "http"
+            })
             .authority(authority.clone())
             .path_and_query(path)
             .build()
@@ -382,7 +430,11 @@ impl Conn {
         } else {
             None
         };
-        match self.listener.client.request(req).await {
+        let sent = match tls_client {
+            Some(c) => c.request(req).await,
+            None => self.listener.client.request(req).await,
+        };
+        match sent {
             Ok(mut resp) => {
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_side) = downstream_upgrade {

@@ -1,28 +1,66 @@
 //! Everything a running gateway needs, prepared at load from the validated
 //! config and the loaded material: per-host TLS configs, SNI tables, route
-//! tables, upstream clients. Connections clone one `Arc` of it.
+//! tables, upstream clients (one per upstream identity). Connections clone
+//! one `Arc` of it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::RootCertStore;
 
 use crate::config::model::{self, Config};
 use crate::forward::HostForward;
 use crate::http::{self, route::RouteTable};
 use crate::material::Material;
+use crate::stream;
+use crate::tls::upstream::UpstreamTls;
 use crate::tls::{HostTls, SniTable, TlsError};
+
+/// One listener at run time.
+#[derive(Debug, Clone)]
+pub enum Listener {
+    /// `https`
+    Https(Arc<http::Listener>),
+    /// `tls`
+    Tls(Arc<stream::TlsListener>),
+    /// `tcp`
+    Tcp(Arc<stream::TcpListener>),
+    /// `passthrough`
+    Passthrough(Arc<stream::Passthrough>),
+}
+
+impl Listener {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        match self {
+            Listener::Https(l) => &l.name,
+            Listener::Tls(l) => &l.name,
+            Listener::Tcp(l) => &l.name,
+            Listener::Passthrough(l) => &l.name,
+        }
+    }
+}
 
 /// The prepared gateway.
 #[derive(Debug)]
 pub struct Snapshot {
     /// Listeners with the address each binds.
-    pub listeners: Vec<(SocketAddr, Arc<http::Listener>)>,
+    pub listeners: Vec<(SocketAddr, Listener)>,
     /// Admin endpoint.
     pub admin: Option<SocketAddr>,
     /// Connection and request limits.
     pub limits: model::Limits,
+}
+
+/// The host part of `host:port`, `[v6]:port` or a URL authority.
+fn host_of(address: &str) -> &str {
+    let h = match address.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => address,
+    };
+    h.trim_start_matches('[').trim_end_matches(']')
 }
 
 impl Snapshot {
@@ -32,76 +70,137 @@ impl Snapshot {
         material: &Material,
         provider: &Arc<CryptoProvider>,
     ) -> Result<Self, TlsError> {
-        let upstreams: BTreeMap<String, Arc<http::Upstream>> = config
-            .upstreams
-            .iter()
-            .map(|(name, u)| {
-                let rt = match u {
-                    model::Upstream::Echo => http::Upstream::Echo,
-                    model::Upstream::Http {
-                        authority,
-                        host_header,
-                    } => http::Upstream::Http {
-                        name: name.clone(),
-                        authority: authority.clone(),
-                        host_header: *host_header,
-                    },
-                };
-                (name.clone(), Arc::new(rt))
-            })
-            .collect();
-        let client = http::upstream_client();
+        let mut system: Option<Arc<RootCertStore>> = None;
+        let limits = &config.limits;
+        let mut http_upstreams: BTreeMap<String, Arc<http::Upstream>> = BTreeMap::new();
+        let mut stream_upstreams: BTreeMap<String, Arc<stream::Upstream>> = BTreeMap::new();
+        for (name, u) in &config.upstreams {
+            match u {
+                model::Upstream::Echo => {
+                    http_upstreams.insert(name.clone(), Arc::new(http::Upstream::Echo));
+                }
+                model::Upstream::Http {
+                    authority,
+                    host_header,
+                    tls,
+                } => {
+                    let tls_client = match tls {
+                        None => None,
+                        Some(t) => {
+                            let ut = UpstreamTls::build(
+                                name,
+                                t,
+                                authority.host(),
+                                &[b"http/1.1"],
+                                material,
+                                provider,
+                                &mut system,
+                            )?;
+                            Some(http::https_client(&ut, limits.connect_timeout))
+                        }
+                    };
+                    http_upstreams.insert(
+                        name.clone(),
+                        Arc::new(http::Upstream::Http {
+                            name: name.clone(),
+                            authority: authority.clone(),
+                            host_header: *host_header,
+                            tls_client,
+                        }),
+                    );
+                }
+                model::Upstream::Stream { address, tls } => {
+                    let tls = match tls {
+                        None => None,
+                        Some(t) => Some(Arc::new(UpstreamTls::build(
+                            name,
+                            t,
+                            host_of(address),
+                            &[],
+                            material,
+                            provider,
+                            &mut system,
+                        )?)),
+                    };
+                    stream_upstreams.insert(
+                        name.clone(),
+                        Arc::new(stream::Upstream {
+                            name: name.clone(),
+                            address: address.clone(),
+                            tls,
+                            connect_timeout: limits.connect_timeout,
+                        }),
+                    );
+                }
+            }
+        }
+        let stream_up = |name: &str| {
+            stream_upstreams
+                .get(name)
+                .cloned()
+                .ok_or_else(|| TlsError::Config {
+                    what: format!("upstream {name}"),
+                    source: rustls::Error::General("not a TCP upstream".into()),
+                })
+        };
+        let client = http::upstream_client(limits.connect_timeout);
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let mut hosts = Vec::new();
-            // strictSni samePolicy: equal certificate and client auth.
-            let mut policies: Vec<(&str, &model::ClientAuth)> = Vec::new();
-            for (i, h) in l.hosts.iter().enumerate() {
-                let key = (h.certificate.as_str(), &h.client_auth);
-                let policy_id = match policies.iter().position(|p| *p == key) {
-                    Some(p) => p,
-                    None => {
-                        policies.push(key);
-                        policies.len() - 1
-                    }
-                };
-                let own_uris = material
-                    .identities
-                    .get(&h.certificate)
-                    .map(|c| c.leaf.uri_sans.clone())
-                    .unwrap_or_default();
-                let allow = match &h.client_auth {
-                    model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => {
-                        p.allow.clone()
-                    }
-                    model::ClientAuth::None => None,
-                };
-                hosts.push(http::Host {
-                    tls: HostTls::build(l, i, material, provider)?,
-                    allow,
-                    forward: HostForward::new(&h.forward, &own_uris),
-                    routes: RouteTable::new(&h.routes, |r| {
-                        upstreams.get(&r.upstream).map(|u| {
-                            Arc::new(http::Target {
-                                upstream: u.clone(),
-                                allow: r.allow.clone(),
-                            })
-                        })
-                    }),
-                    strict_sni: h.strict_sni,
-                    policy_id,
-                });
-            }
-            let listener = http::Listener {
-                name: l.name.clone(),
-                hosts,
-                sni: SniTable::new(&l.hosts),
-                limits: config.limits.clone(),
-                access_log: config.access_log,
-                client: client.clone(),
-                server: http::server_builder(&config.limits),
+            let rt = match &l.stream {
+                None => Listener::Https(Arc::new(https_listener(
+                    l,
+                    config,
+                    material,
+                    provider,
+                    &http_upstreams,
+                    &stream_upstreams,
+                    &client,
+                )?)),
+                Some(model::Stream::Tls {
+                    certificate,
+                    client_auth,
+                    upstream,
+                    proxy_protocol,
+                }) => {
+                    let allow = match client_auth {
+                        model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => {
+                            p.allow.clone()
+                        }
+                        model::ClientAuth::None => None,
+                    };
+                    Listener::Tls(Arc::new(stream::TlsListener {
+                        name: l.name.clone(),
+                        tls: HostTls::build(l, certificate, client_auth, material, provider)?,
+                        allow,
+                        upstream: stream_up(upstream)?,
+                        proxy_protocol: *proxy_protocol,
+                    }))
+                }
+                Some(model::Stream::Tcp { upstream }) => {
+                    Listener::Tcp(Arc::new(stream::TcpListener {
+                        name: l.name.clone(),
+                        upstream: stream_up(upstream)?,
+                    }))
+                }
+                Some(model::Stream::Passthrough {
+                    routes,
+                    default_upstream,
+                }) => {
+                    let upstreams = routes
+                        .iter()
+                        .map(|(_, u)| stream_up(u))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Listener::Passthrough(Arc::new(stream::Passthrough {
+                        name: l.name.clone(),
+                        sni: SniTable::from_patterns(
+                            routes.iter().enumerate().map(|(i, (p, _))| (i, p)),
+                        ),
+                        upstreams,
+                        default_upstream: default_upstream.as_deref().map(stream_up).transpose()?,
+                    }))
+                }
             };
-            listeners.push((l.address, Arc::new(listener)));
+            listeners.push((l.address, rt));
         }
         Ok(Snapshot {
             listeners,
@@ -109,4 +208,81 @@ impl Snapshot {
             limits: config.limits.clone(),
         })
     }
+}
+
+fn https_listener(
+    l: &model::Listener,
+    config: &Config,
+    material: &Material,
+    provider: &Arc<CryptoProvider>,
+    upstreams: &BTreeMap<String, Arc<http::Upstream>>,
+    stream_upstreams: &BTreeMap<String, Arc<stream::Upstream>>,
+    client: &http::UpstreamClient,
+) -> Result<http::Listener, TlsError> {
+    let mut hosts = Vec::new();
+    // strictSni samePolicy: equal certificate and client auth.
+    let mut policies: Vec<(&str, &model::ClientAuth)> = Vec::new();
+    for h in &l.hosts {
+        let key = (h.certificate.as_str(), &h.client_auth);
+        let policy_id = match policies.iter().position(|p| *p == key) {
+            Some(p) => p,
+            None => {
+                policies.push(key);
+                policies.len() - 1
+            }
+        };
+        if let Some(pt) = &h.passthrough {
+            hosts.push(http::Host {
+                tls: None,
+                passthrough: stream_upstreams.get(pt).cloned(),
+                allow: None,
+                forward: HostForward::new(&h.forward, &[]),
+                routes: RouteTable::new(&[], |_| None),
+                strict_sni: h.strict_sni,
+                policy_id,
+            });
+            continue;
+        }
+        let own_uris = material
+            .identities
+            .get(&h.certificate)
+            .map(|c| c.leaf.uri_sans.clone())
+            .unwrap_or_default();
+        let allow = match &h.client_auth {
+            model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => p.allow.clone(),
+            model::ClientAuth::None => None,
+        };
+        hosts.push(http::Host {
+            tls: Some(HostTls::build(
+                l,
+                &h.certificate,
+                &h.client_auth,
+                material,
+                provider,
+            )?),
+            passthrough: None,
+            allow,
+            forward: HostForward::new(&h.forward, &own_uris),
+            routes: RouteTable::new(&h.routes, |r| {
+                upstreams.get(&r.upstream).map(|u| {
+                    Arc::new(http::Target {
+                        upstream: u.clone(),
+                        allow: r.allow.clone(),
+                    })
+                })
+            }),
+            strict_sni: h.strict_sni,
+            policy_id,
+        });
+    }
+    Ok(http::Listener {
+        name: l.name.clone(),
+        records_hello: hosts.iter().any(|h| h.passthrough.is_some()),
+        hosts,
+        sni: SniTable::new(&l.hosts),
+        limits: config.limits.clone(),
+        access_log: config.access_log,
+        client: client.clone(),
+        server: http::server_builder(&config.limits),
+    })
 }

@@ -7,6 +7,7 @@
 //! `identity` judges who it is.
 
 pub mod classify;
+pub mod upstream;
 pub mod verifier;
 
 use std::borrow::Cow;
@@ -84,12 +85,12 @@ impl HostTls {
     /// that was verified when it was made.
     pub fn build(
         listener: &model::Listener,
-        index: usize,
+        certificate: &str,
+        client_auth: &ClientAuth,
         material: &Material,
         provider: &Arc<CryptoProvider>,
     ) -> Result<Self, TlsError> {
-        let host = &listener.hosts[index];
-        let what = format!("listeners {} host {}", listener.name, index);
+        let what = format!("listener {} certificate {certificate}", listener.name);
         let err = |source| TlsError::Config {
             what: what.clone(),
             source,
@@ -115,7 +116,7 @@ impl HostTls {
                 ))
             })
         };
-        let (builder, policy) = match &host.client_auth {
+        let (builder, policy) = match client_auth {
             ClientAuth::None => (builder.with_no_client_auth(), PeerPolicy::None),
             ClientAuth::Verify(p) => match make(p, false) {
                 Some(v) => (builder.with_client_cert_verifier(v), PeerPolicy::Verified),
@@ -137,7 +138,7 @@ impl HostTls {
                 }
             },
         };
-        let Some(identity) = material.identities.get(&host.certificate) else {
+        let Some(identity) = material.identities.get(certificate) else {
             return Err(err(rustls::Error::General("certificate not loaded".into())));
         };
         let mut config =
@@ -214,9 +215,20 @@ pub fn normalize_host(name: &str) -> Cow<'_, str> {
 impl SniTable {
     /// Builds the table of one listener's host entries.
     pub fn new(hosts: &[model::Host]) -> Self {
+        Self::from_patterns(
+            hosts
+                .iter()
+                .enumerate()
+                .flat_map(|(i, h)| h.hostnames.iter().map(move |p| (i, p))),
+        )
+    }
+
+    /// Builds a table from (index, pattern) pairs; the first entry for a
+    /// name wins.
+    pub fn from_patterns<'a>(patterns: impl IntoIterator<Item = (usize, &'a HostPattern)>) -> Self {
         let mut t = SniTable::default();
-        for (i, h) in hosts.iter().enumerate() {
-            for p in &h.hostnames {
+        for (i, p) in patterns {
+            {
                 match p {
                     HostPattern::Exact(n) => {
                         t.exact.entry(n.clone()).or_insert(i);
@@ -268,6 +280,7 @@ mod tests {
                 strict_sni: model::StrictSni::On,
                 routes: Vec::new(),
                 forward: Default::default(),
+                passthrough: None,
             })
             .collect();
         SniTable::new(&hosts)

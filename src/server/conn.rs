@@ -1,0 +1,401 @@
+//! Per-connection work: accept with the connection limit, read the
+//! ClientHello, pick the host entry (or passthrough route), handshake with
+//! its own config under `handshakeTimeout`, then HTTP or a splice.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::server::TlsStream;
+
+use super::idle;
+use super::snapshot::Listener;
+use crate::config::model::Limits;
+use crate::http::{self, Conn, TlsInfo};
+use crate::stream;
+use crate::telemetry;
+use crate::tls::HandshakeResult;
+
+pub(super) async fn accept_loop(
+    tcp: TcpListener,
+    listener: Listener,
+    limits: Arc<Limits>,
+    permits: Arc<Semaphore>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let name = listener.name().to_string();
+    loop {
+        let accepted = tokio::select! {
+            r = tcp.accept() => r,
+            _ = drain.changed() => return,
+        };
+        let (sock, client) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(listener = name.as_str(), error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(listener = name.as_str(), client = %client, "connection refused: limits.maxConnections reached");
+            drop(sock);
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        let listener = listener.clone();
+        let limits = limits.clone();
+        let drain = drain.clone();
+        tokio::spawn(async move {
+            dispatch(sock, client, listener, &limits, drain).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn dispatch(
+    sock: TcpStream,
+    client: SocketAddr,
+    listener: Listener,
+    limits: &Limits,
+    drain: watch::Receiver<bool>,
+) {
+    match listener {
+        Listener::Https(l) => https(sock, client, l, drain).await,
+        Listener::Tls(l) => tls_stream(sock, client, &l, limits).await,
+        Listener::Tcp(l) => l.serve(sock, client).await,
+        Listener::Passthrough(p) => passthrough(sock, client, &p, limits).await,
+    }
+}
+
+/// The fatal `unrecognized_name` alert (RFC 6066 §3), sent in the clear
+/// before any handshake key exists: a TLS record of type alert (21),
+/// version 1.2, length 2, level fatal (2), description 112.
+const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
+
+/// The largest ClientHello kept for replay (passthrough).
+const MAX_HELLO: usize = 64 * 1024;
+
+/// A handshake that did not complete.
+struct Refused {
+    result: HandshakeResult,
+    sni: Option<String>,
+    detail: String,
+}
+
+fn refused(result: HandshakeResult, sni: Option<String>, detail: impl Into<String>) -> Refused {
+    Refused {
+        result,
+        sni,
+        detail: detail.into(),
+    }
+}
+
+/// Reads until a whole ClientHello has arrived, however many records or
+/// segments it was split into. With `record`, the bytes are kept for replay.
+async fn read_hello(
+    sock: &mut TcpStream,
+    record: bool,
+) -> Result<(rustls::server::Accepted, Vec<u8>), Refused> {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut buf = [0u8; 4096];
+    let mut kept = Vec::new();
+    loop {
+        let n = sock
+            .read(&mut buf)
+            .await
+            .map_err(|e| refused(HandshakeResult::Error, None, e.to_string()))?;
+        if n == 0 {
+            return Err(refused(
+                HandshakeResult::Error,
+                None,
+                "closed before ClientHello",
+            ));
+        }
+        if record {
+            if kept.len() + n > MAX_HELLO {
+                return Err(refused(
+                    HandshakeResult::Error,
+                    None,
+                    "ClientHello too large",
+                ));
+            }
+            kept.extend_from_slice(&buf[..n]);
+        }
+        let mut rd = &buf[..n];
+        while !rd.is_empty() {
+            acceptor
+                .read_tls(&mut rd)
+                .map_err(|e| refused(HandshakeResult::Error, None, e.to_string()))?;
+        }
+        match acceptor.accept() {
+            Ok(None) => continue,
+            Ok(Some(a)) => return Ok((a, kept)),
+            Err((e, mut alert)) => {
+                let mut out = Vec::new();
+                let _ = alert.write_all(&mut out);
+                let _ = sock.write_all(&out).await;
+                return Err(refused(HandshakeResult::Error, None, e.to_string()));
+            }
+        }
+    }
+}
+
+/// Closes a refused connection so that the client reads the alert.
+///
+/// In TLS 1.3 the client finishes its side of the handshake before the
+/// server judges its certificate, and usually sends its request at once.
+/// Closing a socket with that request unread makes the kernel send a reset,
+/// and the client may then never see the alert that says why it was
+/// refused. So: send FIN after the alert, read and discard what the client
+/// still sends (bounded in time and size), then close.
+async fn lingering_close(mut sock: TcpStream) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const MAX_DISCARD: usize = 64 * 1024;
+    let _ = sock.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < MAX_DISCARD {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// Completes a server handshake with `config`.
+async fn finish(
+    accepted: rustls::server::Accepted,
+    sock: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    sni: Option<String>,
+) -> Result<TlsStream<TcpStream>, Refused> {
+    match tokio_rustls::StartHandshake::from_parts(accepted, sock)
+        .into_stream(config)
+        .into_fallible()
+        .await
+    {
+        Ok(stream) => Ok(stream),
+        Err((e, sock)) => {
+            lingering_close(sock).await;
+            Err(refused(HandshakeResult::from_io(&e), sni, e.to_string()))
+        }
+    }
+}
+
+fn log_refused(listener: &str, client: SocketAddr, r: &Refused) {
+    telemetry::handshake_refused(
+        listener,
+        client,
+        r.result,
+        r.sni.as_deref(),
+        None,
+        None,
+        &r.detail,
+    );
+}
+
+fn log_timeout(listener: &str, client: SocketAddr) {
+    telemetry::handshake_refused(
+        listener,
+        client,
+        HandshakeResult::Error,
+        None,
+        None,
+        None,
+        "handshake timeout (limits.handshakeTimeout)",
+    );
+}
+
+/// What the first phase of an https connection produced.
+enum Opened {
+    Tls(TlsStream<TcpStream>, usize, Option<String>),
+    Raw(TcpStream, Vec<u8>, Arc<stream::Upstream>),
+}
+
+async fn open_https(mut sock: TcpStream, listener: &http::Listener) -> Result<Opened, Refused> {
+    let (accepted, hello) = read_hello(&mut sock, listener.records_hello).await?;
+    let sni = accepted.client_hello().server_name().map(str::to_owned);
+    let Some(index) = listener.sni.lookup(sni.as_deref()) else {
+        // SPEC §2: no SNI or an unknown one, and no "*" entry: refuse.
+        let _ = sock.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+        let detail = match &sni {
+            Some(_) => "no host entry serves this server name",
+            None => "client sent no server name (SNI) and no host entry is \"*\"",
+        };
+        return Err(refused(HandshakeResult::Denied, sni, detail));
+    };
+    let host = &listener.hosts[index];
+    match (&host.tls, &host.passthrough) {
+        (_, Some(up)) => Ok(Opened::Raw(sock, hello, up.clone())),
+        (Some(tls), None) => finish(accepted, sock, tls.config.clone(), sni.clone())
+            .await
+            .map(|s| Opened::Tls(s, index, sni)),
+        (None, None) => Err(refused(
+            HandshakeResult::Error,
+            sni,
+            "host entry without TLS",
+        )),
+    }
+}
+
+async fn https(
+    sock: TcpStream,
+    client: SocketAddr,
+    listener: Arc<http::Listener>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let limits = &listener.limits;
+    let (stream, host, sni) =
+        match tokio::time::timeout(limits.handshake_timeout, open_https(sock, &listener)).await {
+            Ok(Ok(Opened::Tls(s, h, sni))) => (s, h, sni),
+            Ok(Ok(Opened::Raw(sock, hello, up))) => {
+                stream::replay(&listener.name, &up, sock, &hello, client).await;
+                return;
+            }
+            Ok(Err(r)) => return log_refused(&listener.name, client, &r),
+            Err(_) => return log_timeout(&listener.name, client),
+        };
+    let (_, tls) = stream.get_ref();
+    let Some(host_tls) = listener.hosts[host].tls.as_ref() else {
+        return;
+    };
+    let identity = host_tls.peer_identity(tls).map(Arc::new);
+    if identity.is_none() && tls.peer_certificates().is_some_and(|c| !c.is_empty()) {
+        // Fail closed: a chain webpki accepted but whose names we cannot
+        // read (an exotic string type) must not pass as anonymous.
+        let r = refused(
+            HandshakeResult::Error,
+            sni,
+            "the client certificate's names could not be read",
+        );
+        return log_refused(&listener.name, client, &r);
+    }
+    let info = TlsInfo {
+        sni,
+        version: tls.protocol_version().and_then(crate::tls::version_name),
+        cipher: tls
+            .negotiated_cipher_suite()
+            .and_then(|c| crate::tls::cipher_name(c.suite())),
+        alpn: tls
+            .alpn_protocol()
+            .map(|a| String::from_utf8_lossy(a).into_owned()),
+    };
+    let forwarded = listener.hosts[host].forward.prepare(
+        identity.as_deref(),
+        &crate::forward::ConnFacts {
+            sni: info.sni.as_deref(),
+            version: info.version,
+            cipher: info.cipher,
+        },
+    );
+    let conn = Arc::new(Conn {
+        listener: listener.clone(),
+        host,
+        client,
+        identity,
+        tls: info,
+        forwarded,
+    });
+    let activity = idle::Activity::new();
+    let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(stream, activity.clone()));
+    let svc = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |req| {
+            let conn = conn.clone();
+            let in_flight = activity.request();
+            async move {
+                let r = conn.handle(req).await;
+                drop(in_flight);
+                r
+            }
+        })
+    };
+    let served = listener.server.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(served);
+    let idle_timeout = limits.idle_timeout;
+    let mut closing = *drain.borrow();
+    if closing {
+        served.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            _ = served.as_mut() => break,
+            r = drain.changed(), if !closing => {
+                if r.is_ok() {
+                    closing = true;
+                    served.as_mut().graceful_shutdown();
+                }
+            }
+            _ = tokio::time::sleep(idle_timeout.saturating_sub(activity.idle_for())), if !closing => {
+                if activity.idle_for() >= idle_timeout {
+                    closing = true;
+                    served.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+async fn tls_stream(
+    mut sock: TcpStream,
+    client: SocketAddr,
+    l: &stream::TlsListener,
+    limits: &Limits,
+) {
+    let local = sock.local_addr().unwrap_or(client);
+    let handshake = async {
+        let (accepted, _) = read_hello(&mut sock, false).await?;
+        let sni = accepted.client_hello().server_name().map(str::to_owned);
+        finish(accepted, sock, l.tls.config.clone(), sni).await
+    };
+    match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+        Ok(Ok(s)) => l.serve(s, client, local).await,
+        Ok(Err(r)) => log_refused(&l.name, client, &r),
+        Err(_) => log_timeout(&l.name, client),
+    }
+}
+
+async fn passthrough(
+    mut sock: TcpStream,
+    client: SocketAddr,
+    p: &stream::Passthrough,
+    limits: &Limits,
+) {
+    let hello =
+        match tokio::time::timeout(limits.handshake_timeout, read_hello(&mut sock, true)).await {
+            Ok(Ok((accepted, hello))) => {
+                let sni = accepted.client_hello().server_name().map(str::to_owned);
+                Some((sni, hello))
+            }
+            Ok(Err(r)) => {
+                log_refused(&p.name, client, &r);
+                None
+            }
+            Err(_) => {
+                log_timeout(&p.name, client);
+                None
+            }
+        };
+    let Some((sni, hello)) = hello else { return };
+    match p.route(sni.as_deref()) {
+        Some(up) => stream::replay(&p.name, up, sock, &hello, client).await,
+        None => {
+            // SPEC §2: no route and no defaultUpstream: the connection is closed.
+            let _ = sock.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+            let r = refused(
+                HandshakeResult::Denied,
+                sni,
+                "no passthrough route for this server name",
+            );
+            log_refused(&p.name, client, &r);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Streams (SPEC §2 `tls`, `tcp`, `passthrough`, host `passthrough`):
+//! terminate TLS and splice to TCP, originate (mutual) TLS for plain TCP
+//! clients, and route raw TLS by SNI by replaying the ClientHello bytes.
+
+pub mod proxy_v2;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::identity::authz::{self, Allow, Decision};
+use crate::identity::PeerIdentity;
+use crate::tls::upstream::UpstreamTls;
+use crate::tls::{HostTls, SniTable};
+
+/// Buffer size of each direction of a splice (backpressure: never more
+/// than this is held per direction).
+pub const SPLICE_BUFFER: usize = 64 * 1024;
+
+/// Byte streams the gateway can splice.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Why an upstream could not be reached (the `kind` label of
+/// `portcullis_upstream_errors_total`).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Nothing listens there.
+    #[error("connection refused")]
+    Refused,
+    /// No answer within `limits.connectTimeout`.
+    #[error("connect timeout")]
+    Timeout,
+    /// The TLS handshake with the upstream failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// Anything else.
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+impl UpstreamError {
+    /// The metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Refused => "refused",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Tls(_) => "tls",
+            UpstreamError::Io(_) => "io",
+        }
+    }
+}
+
+/// A TCP upstream, ready to connect to.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its name.
+    pub name: String,
+    /// `host:port`.
+    pub address: String,
+    /// TLS origination, if any.
+    pub tls: Option<Arc<UpstreamTls>>,
+    /// `limits.connectTimeout`.
+    pub connect_timeout: Duration,
+}
+
+impl Upstream {
+    /// Opens a plain TCP connection.
+    pub async fn connect_tcp(&self) -> Result<TcpStream, UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address)).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Err(UpstreamError::Refused)
+            }
+            Ok(Err(e)) => Err(UpstreamError::Io(e)),
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+        }
+    }
+
+    /// Connects, originating TLS when configured.
+    pub async fn connect(&self) -> Result<Box<dyn Io>, UpstreamError> {
+        let tcp = self.connect_tcp().await?;
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(t) => {
+                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                match tokio::time::timeout(
+                    self.connect_timeout,
+                    connector.connect(t.server_name.clone(), tcp),
+                )
+                .await
+                {
+                    Err(_) => Err(UpstreamError::Timeout),
+                    Ok(Err(e)) => Err(UpstreamError::Tls(crate::http::error_chain(&e))),
+                    Ok(Ok(s)) => Ok(Box::new(s)),
+                }
+            }
+        }
+    }
+
+    /// Logs a failure to reach it.
+    pub fn log_error(&self, listener: &str, client: SocketAddr, e: &UpstreamError) {
+        tracing::warn!(
+            listener,
+            upstream = self.name.as_str(),
+            client = %client,
+            kind = e.kind(),
+            error = %e,
+            "upstream connection failed"
+        );
+    }
+}
+
+/// Copies both ways until both sides are done, with bounded buffers;
+/// half-close is passed on (EOF from one side shuts down writing to the
+/// other). Returns bytes (client→upstream, upstream→client).
+pub async fn splice<A: Io + ?Sized, B: Io + ?Sized>(a: &mut A, b: &mut B) -> (u64, u64) {
+    tokio::io::copy_bidirectional_with_sizes(a, b, SPLICE_BUFFER, SPLICE_BUFFER)
+        .await
+        .unwrap_or((0, 0))
+}
+
+/// A `tls` listener at run time.
+#[derive(Debug)]
+pub struct TlsListener {
+    /// Name.
+    pub name: String,
+    /// Its TLS configuration and client verifier.
+    pub tls: HostTls,
+    /// `clientAuth.allow`.
+    pub allow: Option<Allow>,
+    /// Where bytes go.
+    pub upstream: Arc<Upstream>,
+    /// Send a PROXY v2 header first.
+    pub proxy_protocol: bool,
+}
+
+/// A `tcp` listener at run time.
+#[derive(Debug)]
+pub struct TcpListener {
+    /// Name.
+    pub name: String,
+    /// Where bytes go.
+    pub upstream: Arc<Upstream>,
+}
+
+/// A `passthrough` listener at run time.
+#[derive(Debug)]
+pub struct Passthrough {
+    /// Name.
+    pub name: String,
+    /// SNI → index into `upstreams`.
+    pub sni: SniTable,
+    /// Upstreams by route.
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// For no SNI or an unknown one.
+    pub default_upstream: Option<Arc<Upstream>>,
+}
+
+impl TlsListener {
+    /// Serves one connection whose handshake completed.
+    pub async fn serve<S: Io>(
+        &self,
+        mut tls: tokio_rustls::server::TlsStream<S>,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) {
+        let conn = tls.get_ref().1;
+        let identity = self.tls.peer_identity(conn);
+        // SPEC §3: an unmet allow closes the connection after the handshake.
+        if let Some(rule) = &self.allow {
+            let d = authz::decide(rule, identity.as_ref());
+            if d != Decision::Allow {
+                tracing::warn!(
+                    listener = self.name.as_str(),
+                    client = %client,
+                    result = "denied",
+                    subject = identity.as_ref().map_or("", |i| i.cert.subject.as_str()),
+                    fingerprint = identity.as_ref().map_or("", |i| i.cert.sha256.as_str()),
+                    "connection denied by clientAuth.allow"
+                );
+                let _ = tls.shutdown().await;
+                return;
+            }
+        }
+        let header = if self.proxy_protocol {
+            Some(proxy_v2::header(client, local, conn, identity.as_ref()))
+        } else {
+            None
+        };
+        let mut up = match self.upstream.connect().await {
+            Ok(u) => u,
+            Err(e) => {
+                self.upstream.log_error(&self.name, client, &e);
+                return;
+            }
+        };
+        if let Some(h) = header {
+            if up.write_all(&h).await.is_err() {
+                return;
+            }
+        }
+        let (sent, received) = splice(&mut tls, &mut up).await;
+        log_stream(
+            &self.name,
+            client,
+            &self.upstream.name,
+            identity.as_ref(),
+            sent,
+            received,
+        );
+    }
+}
+
+/// One line per stream connection (SPEC §7).
+pub fn log_stream(
+    listener: &str,
+    client: SocketAddr,
+    upstream: &str,
+    id: Option<&PeerIdentity>,
+    sent: u64,
+    received: u64,
+) {
+    tracing::info!(
+        target: "access",
+        listener,
+        client = %client,
+        upstream,
+        bytes_in = sent,
+        bytes_out = received,
+        subject = id.map_or("", |i| i.cert.subject.as_str()),
+        uri_sans = id.map_or(String::new(), |i| i.cert.uri_sans.join(",")).as_str(),
+        fingerprint = id.map_or("", |i| i.cert.sha256.as_str()),
+        "stream closed"
+    );
+}
+
+impl TcpListener {
+    /// Serves one plain TCP connection.
+    pub async fn serve(&self, mut sock: TcpStream, client: SocketAddr) {
+        let mut up = match self.upstream.connect().await {
+            Ok(u) => u,
+            Err(e) => {
+                self.upstream.log_error(&self.name, client, &e);
+                return;
+            }
+        };
+        let (sent, received) = splice(&mut sock, &mut up).await;
+        log_stream(
+            &self.name,
+            client,
+            &self.upstream.name,
+            None,
+            sent,
+            received,
+        );
+    }
+}
+
+/// Replays `hello` (the bytes read so far) to `upstream`, then splices.
+pub async fn replay(
+    listener: &str,
+    upstream: &Upstream,
+    mut sock: TcpStream,
+    hello: &[u8],
+    client: SocketAddr,
+) {
+    let mut up = match upstream.connect_tcp().await {
+        Ok(u) => u,
+        Err(e) => {
+            upstream.log_error(listener, client, &e);
+            return;
+        }
+    };
+    if up.write_all(hello).await.is_err() {
+        return;
+    }
+    let (sent, received) = splice(&mut sock, &mut up).await;
+    log_stream(
+        listener,
+        client,
+        &upstream.name,
+        None,
+        sent + hello.len() as u64,
+        received,
+    );
+}
+
+impl Passthrough {
+    /// The upstream for an SNI (or none).
+    pub fn route(&self, sni: Option<&str>) -> Option<&Arc<Upstream>> {
+        // No catch-all lookup without SNI unless a "*" route exists; then the default.
+        self.sni
+            .lookup(sni)
+            .and_then(|i| self.upstreams.get(i))
+            .or(self.default_upstream.as_ref())
+    }
+}

@@ -1,0 +1,198 @@
+//! Mutual TLS *to* upstreams: one `ClientConfig` per upstream (so two
+//! identity profiles to the same host never share sessions or pooled
+//! connections), presenting a certificate of ours, verifying the upstream
+//! against a trust bundle or the system roots, and optionally pinning the
+//! upstream's identity with `allow`.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use crate::config::model;
+use crate::identity::authz::{self, Allow, Decision};
+use crate::identity::PeerIdentity;
+use crate::material::Material;
+
+use super::TlsError;
+
+/// The prepared TLS side of one upstream.
+#[derive(Debug)]
+pub struct UpstreamTls {
+    /// Its own client config (own session store).
+    pub config: Arc<ClientConfig>,
+    /// SNI sent and name verified.
+    pub server_name: ServerName<'static>,
+}
+
+#[derive(Debug)]
+struct FixedClient(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for FixedClient {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// webpki verification, then the `allow` pin on the upstream's identity.
+#[derive(Debug)]
+struct Pinned {
+    upstream: String,
+    inner: Arc<WebPkiServerVerifier>,
+    allow: Option<Allow>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        if let Some(rule) = &self.allow {
+            let id = PeerIdentity::from_chain(std::slice::from_ref(end_entity), true, None);
+            if authz::decide(rule, id.as_ref()) != Decision::Allow {
+                tracing::warn!(
+                    upstream = self.upstream.as_str(),
+                    subject = id.as_ref().map_or("", |i| i.cert.subject.as_str()),
+                    uri_sans = id
+                        .as_ref()
+                        .map_or(String::new(), |i| i.cert.uri_sans.join(","))
+                        .as_str(),
+                    "upstream identity not allowed by upstreams.tls.allow"
+                );
+                return Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The system's trust anchors, loaded once per snapshot when needed.
+pub fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    for c in found.certs {
+        let _ = roots.add(c);
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Config {
+            what: "system roots".into(),
+            source: rustls::Error::General(
+                "no system CA certificates found; give the upstream a trustBundle".into(),
+            ),
+        });
+    }
+    Ok(Arc::new(roots))
+}
+
+impl UpstreamTls {
+    /// Prepares upstream `name` (default server name `host`).
+    pub fn build(
+        name: &str,
+        t: &model::UpstreamTls,
+        host: &str,
+        alpn: &[&[u8]],
+        material: &Material,
+        provider: &Arc<CryptoProvider>,
+        system: &mut Option<Arc<RootCertStore>>,
+    ) -> Result<Self, TlsError> {
+        let err = |m: String| TlsError::Config {
+            what: format!("upstream {name}"),
+            source: rustls::Error::General(m),
+        };
+        let roots = match &t.trust_bundle {
+            Some(b) => material
+                .trust_bundles
+                .get(b)
+                .map(|b| b.roots.clone())
+                .ok_or_else(|| err(format!("trust bundle {b} not loaded")))?,
+            None => match system {
+                Some(r) => r.clone(),
+                None => {
+                    let r = system_roots()?;
+                    *system = Some(r.clone());
+                    r
+                }
+            },
+        };
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let verifier = Arc::new(Pinned {
+            upstream: name.to_string(),
+            inner,
+            allow: t.allow.clone(),
+        });
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config {
+                what: format!("upstream {name}"),
+                source: e,
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match &t.certificate {
+            Some(c) => {
+                let id = material
+                    .identities
+                    .get(c)
+                    .ok_or_else(|| err(format!("certificate {c} not loaded")))?;
+                builder.with_client_cert_resolver(Arc::new(FixedClient(id.certified_key.clone())))
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        let sn = t
+            .server_name
+            .as_deref()
+            .unwrap_or(host)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let server_name = ServerName::try_from(sn.clone())
+            .map_err(|_| err(format!("{sn:?} is not a valid server name")))?;
+        Ok(UpstreamTls {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+}
