@@ -216,7 +216,7 @@ fn log_timeout(listener: &str, client: SocketAddr) {
 
 /// What the first phase of an https connection produced.
 enum Opened {
-    Tls(TlsStream<TcpStream>, usize, Option<String>),
+    Tls(Box<TlsStream<TcpStream>>, usize, Option<String>),
     Raw(TcpStream, Vec<u8>, Arc<stream::Upstream>),
 }
 
@@ -237,7 +237,7 @@ async fn open_https(mut sock: TcpStream, listener: &http::Listener) -> Result<Op
         (_, Some(up)) => Ok(Opened::Raw(sock, hello, up.clone())),
         (Some(tls), None) => finish(accepted, sock, tls.config.clone(), sni.clone())
             .await
-            .map(|s| Opened::Tls(s, index, sni)),
+            .map(|s| Opened::Tls(Box::new(s), index, sni)),
         (None, None) => Err(refused(
             HandshakeResult::Error,
             sni,
