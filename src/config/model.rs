@@ -236,6 +236,9 @@ pub struct UpstreamTls {
     pub server_name: Option<String>,
     /// Optional pin of the upstream's identity.
     pub allow: Option<Allow>,
+    /// ALPN offered to the upstream (extension; e.g. `[h2]` for gRPC
+    /// services such as etcd behind a `tcp` listener).
+    pub alpn: Option<Vec<String>>,
 }
 
 /// `hostHeader`

@@ -240,6 +240,7 @@ pub struct UpstreamTls {
     pub trust_bundle: Option<String>,
     pub server_name: Option<String>,
     pub allow: Option<Allow>,
+    pub alpn: Option<Vec<String>>,
 }
 
 /// `upstreams.NAME.builtin`

@@ -305,6 +305,7 @@ fn upstream_tls(
         trust_bundle: t.trust_bundle.clone(),
         server_name: t.server_name.clone(),
         allow,
+        alpn: t.alpn.clone(),
     })
 }
 

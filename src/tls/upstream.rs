@@ -180,7 +180,10 @@ impl UpstreamTls {
             }
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        config.alpn_protocols = match &t.alpn {
+            Some(list) => list.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            None => alpn.iter().map(|a| a.to_vec()).collect(),
+        };
         let sn = t
             .server_name
             .as_deref()

@@ -12,5 +12,6 @@ mod pki;
 mod proxy;
 mod resumption;
 mod sni;
+mod streams;
 mod support;
 mod tools;

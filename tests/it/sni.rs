@@ -165,7 +165,7 @@ fn http2_authority_of_locked_host_is_misdirected() {
 
 /// Writes the client's first flight re-framed into records of at most
 /// `chunk` bytes of handshake payload each, then finishes the handshake.
-fn connect_split(
+pub fn connect_split(
     addr: SocketAddr,
     sni: &str,
     cfg: &Arc<rustls::ClientConfig>,
