@@ -203,10 +203,13 @@ upstreams:
 
     #[test]
     fn unimplemented_keys_are_refused_not_ignored() {
-        let bad = GOOD.replace("keyFile: s.key }", "keyFile: s.key, secretFile: s.yaml }");
+        let bad = GOOD.replace("protocol: https", "protocol: http");
         assert_eq!(
             errors(&bad),
-            vec!["gw.yaml:2: certificates.gw.secretFile: not supported yet".to_string()]
+            vec![
+                "gw.yaml:8: listeners[0].protocol: plain \"http\" listeners are not supported yet"
+                    .to_string()
+            ]
         );
     }
 

@@ -33,20 +33,82 @@ pub struct Config {
 /// Where a certificate and its key come from (paths resolved against the
 /// config file's directory).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateSource {
-    /// PEM chain, leaf first.
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
+pub enum CertificateSource {
+    /// `certFile` (PEM chain, leaf first) and `keyFile`.
+    Files {
+        /// PEM chain.
+        cert_file: PathBuf,
+        /// PEM key.
+        key_file: PathBuf,
+    },
+    /// `secretFile`: a Kubernetes Secret manifest.
+    SecretFile(PathBuf),
+    /// `secretDir`: a mounted Secret volume.
+    SecretDir(PathBuf),
+    /// `pkcs12File` with its password.
+    Pkcs12 {
+        /// The bundle.
+        file: PathBuf,
+        /// Where its password comes from.
+        password: PasswordSource,
+    },
+}
+
+/// `passwordEnv` / `passwordFile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (one trailing newline ignored).
+    File(PathBuf),
+}
+
+/// Where a trust bundle's CAs come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// `caFile`: PEM CA certificates.
+    File(PathBuf),
+    /// `secretFile`: `ca.crt` or `cacert` (and `ca.crl`) of a Secret manifest.
+    SecretFile(PathBuf),
+    /// `secretDir`: `ca.crt` or `cacert` (and `ca.crl`) of a mounted Secret.
+    SecretDir(PathBuf),
 }
 
 /// Where a trust bundle comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustBundleSource {
-    /// PEM CA certificates.
-    pub ca_file: PathBuf,
+    /// The CAs.
+    pub ca: CaSource,
     /// PEM or DER CRLs.
     pub crl_files: Vec<PathBuf>,
+}
+
+impl CertificateSource {
+    /// Files whose change means a reload.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            CertificateSource::Files {
+                cert_file,
+                key_file,
+            } => vec![cert_file.clone(), key_file.clone()],
+            CertificateSource::SecretFile(p) | CertificateSource::SecretDir(p) => vec![p.clone()],
+            CertificateSource::Pkcs12 { file, password } => match password {
+                PasswordSource::File(f) => vec![file.clone(), f.clone()],
+                PasswordSource::Env(_) => vec![file.clone()],
+            },
+        }
+    }
+}
+
+impl TrustBundleSource {
+    /// Files whose change means a reload.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut v = match &self.ca {
+            CaSource::File(p) | CaSource::SecretFile(p) | CaSource::SecretDir(p) => vec![p.clone()],
+        };
+        v.extend(self.crl_files.iter().cloned());
+        v
+    }
 }
 
 /// One listener.

@@ -1,18 +1,10 @@
 //! The configuration file as written: serde types that mirror SPEC §2 key for
 //! key (`deny_unknown_fields`, camelCase). Nothing here is checked beyond the
 //! shape; `validate` turns these into the `model`.
-//!
-//! Keys that the SPEC defines but this version does not implement yet are
-//! captured as [`Later`] so that validation can reject them with "not
-//! supported yet" instead of silently ignoring them.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-
-/// A key the SPEC defines whose feature is not built yet; any value is accepted
-/// by the parser and refused by validation.
-pub type Later = Option<serde_json::Value>;
 
 /// The whole file. Each section is kept as JSON so that every element can be
 /// deserialized (and fail) on its own.
@@ -41,11 +33,11 @@ pub struct Admin {
 pub struct Certificate {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
-    pub secret_file: Later,
-    pub secret_dir: Later,
-    pub pkcs12_file: Later,
-    pub password_env: Later,
-    pub password_file: Later,
+    pub secret_file: Option<String>,
+    pub secret_dir: Option<String>,
+    pub pkcs12_file: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
 }
 
 /// `trustBundles.NAME:`
@@ -55,8 +47,8 @@ pub struct TrustBundle {
     pub ca_file: Option<String>,
     #[serde(default)]
     pub crl_files: Vec<String>,
-    pub secret_file: Later,
-    pub secret_dir: Later,
+    pub secret_file: Option<String>,
+    pub secret_dir: Option<String>,
 }
 
 /// `listeners[i]:`

@@ -73,13 +73,6 @@ impl Errors<'_> {
             );
         }
     }
-
-    /// Rejects a key this version does not implement yet.
-    fn later(&mut self, path: &KeyPath, key: &str, value: &raw::Later) {
-        if value.is_some() {
-            self.push(&path.key(key), "not supported yet");
-        }
-    }
 }
 
 /// Validates a parsed document read from `file`.
@@ -115,23 +108,7 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
         &mut e,
         "certificates",
         top.certificates.as_ref(),
-        |e, p, c: raw::Certificate| {
-            for (k, v) in [
-                ("secretFile", &c.secret_file),
-                ("secretDir", &c.secret_dir),
-                ("pkcs12File", &c.pkcs12_file),
-                ("passwordEnv", &c.password_env),
-                ("passwordFile", &c.password_file),
-            ] {
-                e.later(p, k, v);
-            }
-            let cert_file = required(e, p, "certFile", c.cert_file)?;
-            let key_file = required(e, p, "keyFile", c.key_file)?;
-            Some(model::CertificateSource {
-                cert_file: base.join(cert_file),
-                key_file: base.join(key_file),
-            })
-        },
+        |e, p, c: raw::Certificate| certificate_source(e, p, c, &base),
     );
 
     let trust_bundles = section(
@@ -139,11 +116,17 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
         "trustBundles",
         top.trust_bundles.as_ref(),
         |e, p, t: raw::TrustBundle| {
-            e.later(p, "secretFile", &t.secret_file);
-            e.later(p, "secretDir", &t.secret_dir);
-            let ca_file = required(e, p, "caFile", t.ca_file)?;
+            let ca = match (t.ca_file, t.secret_file, t.secret_dir) {
+                (Some(f), None, None) => model::CaSource::File(base.join(f)),
+                (None, Some(f), None) => model::CaSource::SecretFile(base.join(f)),
+                (None, None, Some(d)) => model::CaSource::SecretDir(base.join(d)),
+                _ => {
+                    e.push(p, "a trust bundle has exactly one of \"caFile\", \"secretFile\" or \"secretDir\"");
+                    return None;
+                }
+            };
             Some(model::TrustBundleSource {
-                ca_file: base.join(ca_file),
+                ca,
                 crl_files: t.crl_files.iter().map(|f| base.join(f)).collect(),
             })
         },
@@ -228,6 +211,67 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
     }
 }
 
+fn certificate_source(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    c: raw::Certificate,
+    base: &Path,
+) -> Option<model::CertificateSource> {
+    let password = match (c.password_env, c.password_file) {
+        (None, None) => None,
+        (Some(v), None) => Some(model::PasswordSource::Env(v)),
+        (None, Some(f)) => Some(model::PasswordSource::File(base.join(f))),
+        (Some(_), Some(_)) => {
+            e.push(
+                &p.key("passwordFile"),
+                "give passwordEnv or passwordFile, not both",
+            );
+            return None;
+        }
+    };
+    let src = match (
+        c.cert_file,
+        c.key_file,
+        c.secret_file,
+        c.secret_dir,
+        c.pkcs12_file,
+    ) {
+        (Some(cert), Some(key), None, None, None) => model::CertificateSource::Files {
+            cert_file: base.join(cert),
+            key_file: base.join(key),
+        },
+        (Some(_), None, None, None, None) => {
+            e.push(p, "missing key \"keyFile\"");
+            return None;
+        }
+        (None, Some(_), None, None, None) => {
+            e.push(p, "missing key \"certFile\"");
+            return None;
+        }
+        (None, None, Some(f), None, None) => model::CertificateSource::SecretFile(base.join(f)),
+        (None, None, None, Some(d), None) => model::CertificateSource::SecretDir(base.join(d)),
+        (None, None, None, None, Some(f)) => match password.clone() {
+            Some(password) => model::CertificateSource::Pkcs12 {
+                file: base.join(f),
+                password,
+            },
+            None => {
+                e.push(p, "pkcs12File needs passwordEnv or passwordFile");
+                return None;
+            }
+        },
+        _ => {
+            e.push(p, "a certificate has one source: certFile and keyFile, secretFile, secretDir or pkcs12File");
+            return None;
+        }
+    };
+    if password.is_some() && !matches!(src, model::CertificateSource::Pkcs12 { .. }) {
+        e.push(p, "passwordEnv and passwordFile only apply to pkcs12File");
+        return None;
+    }
+    Some(src)
+}
+
 /// The named things a listener may refer to.
 struct Refs<'a> {
     certificates: &'a BTreeMap<String, model::CertificateSource>,
@@ -260,13 +304,6 @@ fn section<R: DeserializeOwned, M>(
         }
     }
     out
-}
-
-fn required<T>(e: &mut Errors<'_>, p: &KeyPath, key: &str, v: Option<T>) -> Option<T> {
-    if v.is_none() {
-        e.push(p, format!("missing key \"{key}\""));
-    }
-    v
 }
 
 fn parse_addr(e: &mut Errors<'_>, p: &KeyPath, s: &str) -> Option<SocketAddr> {

@@ -1,8 +1,11 @@
 //! Certificates, keys, trust bundles and CRLs, read from their sources and
-//! checked once at load (SPEC §2): the key matches the certificate, it is
-//! inside its validity period, a server certificate covers every hostname it
-//! serves, a chain leads to CAs, and a trust bundle holds only CAs. The
-//! result is immutable; a reload builds a new one.
+//! checked at load and at every reload (SPEC §2): the key matches the
+//! certificate, it is inside its validity period (a warning under 30 days),
+//! a server certificate covers every hostname it serves, a chain leads to
+//! CAs, a trust bundle holds only CAs. The result is immutable; a reload
+//! builds a new one. No message ever contains key material.
+
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,10 +15,15 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 
 use crate::config::model::{self, Config, HostPattern};
 use crate::identity::CertSummary;
+
+pub use sources::certs_from_pem;
+
+/// Certificates expiring sooner than this are warned about.
+pub const EXPIRY_WARNING_DAYS: u64 = 30;
 
 /// One of our own certificates with its key, ready to present.
 #[derive(Debug)]
@@ -26,6 +34,17 @@ pub struct Identity {
     pub certified_key: Arc<CertifiedKey>,
     /// What the leaf says.
     pub leaf: CertSummary,
+}
+
+/// One CRL and what it says about itself.
+#[derive(Debug)]
+pub struct Crl {
+    /// Parsed for webpki.
+    pub parsed: webpki::CertRevocationList<'static>,
+    /// Issuer (RFC 2253).
+    pub issuer: String,
+    /// nextUpdate, Unix seconds.
+    pub next_update: Option<u64>,
 }
 
 /// A set of CAs (and their CRLs) that verifies peers.
@@ -39,6 +58,8 @@ pub struct TrustBundle {
     pub cas: Vec<CertSummary>,
     /// Parsed CRLs.
     pub crls: Vec<webpki::CertRevocationList<'static>>,
+    /// The same CRLs, described.
+    pub crl_info: Vec<(String, Option<u64>)>,
 }
 
 /// Everything the configuration names, loaded and checked.
@@ -48,6 +69,8 @@ pub struct Material {
     pub identities: BTreeMap<String, Arc<Identity>>,
     /// By name.
     pub trust_bundles: BTreeMap<String, Arc<TrustBundle>>,
+    /// Things worth knowing that do not stop loading (expiry soon).
+    pub warnings: Vec<MaterialError>,
 }
 
 /// One problem with one piece of material.
@@ -76,6 +99,11 @@ pub fn rfc3339(secs: u64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// Reads every certificate in a PEM file.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    certs_from_pem(&sources::read(path)?, &path.display().to_string())
+}
+
 /// Loads and checks everything `config` names, as of `now`.
 pub fn load(
     config: &Config,
@@ -89,6 +117,16 @@ pub fn load(
         let path = format!("certificates.{name}");
         match load_identity(name, src, provider, now) {
             Ok(id) => {
+                if let Some(days) = expires_soon(&id.leaf, now) {
+                    m.warnings.push(MaterialError {
+                        path: path.clone(),
+                        message: format!(
+                            "certificate \"{}\" expires in {days} days ({})",
+                            id.leaf.subject,
+                            rfc3339(id.leaf.not_after)
+                        ),
+                    });
+                }
                 m.identities.insert(name.clone(), Arc::new(id));
             }
             Err(message) => errors.push(MaterialError { path, message }),
@@ -96,8 +134,16 @@ pub fn load(
     }
     for (name, src) in &config.trust_bundles {
         let path = format!("trustBundles.{name}");
-        match load_bundle(name, src) {
+        match load_bundle(name, src, now) {
             Ok(b) => {
+                for ca in &b.cas {
+                    if let Some(days) = expires_soon(ca, now) {
+                        m.warnings.push(MaterialError {
+                            path: path.clone(),
+                            message: format!("CA \"{}\" expires in {days} days", ca.subject),
+                        });
+                    }
+                }
                 m.trust_bundles.insert(name.clone(), Arc::new(b));
             }
             Err(message) => errors.push(MaterialError { path, message }),
@@ -116,16 +162,14 @@ pub fn load(
                     HostPattern::CatchAll => continue,
                 };
                 if !id.leaf.covers_hostname(&name) {
+                    let mut covers: Vec<String> = id.leaf.dns_sans.clone();
+                    covers.extend(id.leaf.ip_sans.iter().map(ToString::to_string));
                     errors.push(MaterialError {
                         path: format!("listeners[{i}].hosts[{j}].hostnames[{k}]"),
                         message: format!(
-                            "certificate \"{}\" ({}) does not cover \"{name}\"; its names are [{}]",
+                            "certificate \"{}\" does not cover \"{name}\"; it covers [{}]",
                             h.certificate,
-                            config
-                                .certificates
-                                .get(&h.certificate)
-                                .map_or_else(String::new, |c| c.cert_file.display().to_string()),
-                            id.leaf.dns_sans.join(", ")
+                            covers.join(", ")
                         ),
                     });
                 }
@@ -139,20 +183,10 @@ pub fn load(
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-/// Reads every certificate in a PEM file.
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = read(path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: contains no PEM certificate", path.display()));
-    }
-    Ok(certs)
+fn expires_soon(s: &CertSummary, now: u64) -> Option<u64> {
+    let left = s.not_after.checked_sub(now)?;
+    let days = left / 86_400;
+    (days < EXPIRY_WARNING_DAYS).then_some(days)
 }
 
 fn load_identity(
@@ -161,36 +195,27 @@ fn load_identity(
     provider: &CryptoProvider,
     now: u64,
 ) -> Result<Identity, String> {
-    let chain = read_certs(&src.cert_file)?;
-    let key_bytes = read(&src.key_file)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
-        format!(
-            "{}: no PKCS#8, PKCS#1 or SEC1 private key in PEM form",
-            src.key_file.display()
-        )
-    })?;
+    let f = sources::fetch_identity(src)?;
+    let origin = f.origin.clone();
     let mut summaries = Vec::new();
-    for (i, der) in chain.iter().enumerate() {
+    for (i, der) in f.chain.iter().enumerate() {
         let s = CertSummary::from_der(der)
-            .map_err(|e| format!("{}: certificate {}: {e}", src.cert_file.display(), i + 1))?;
+            .map_err(|e| format!("{origin}: certificate {}: {e}", i + 1))?;
         summaries.push(s);
     }
     let leaf = summaries.remove(0);
-    let certified_key = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => format!(
-            "{} does not belong to the certificate in {}",
-            src.key_file.display(),
-            src.cert_file.display()
-        ),
-        other => format!("{}: unusable private key: {other}", src.key_file.display()),
+    let certified_key = CertifiedKey::from_der(f.chain, f.key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            format!("the private key does not belong to the certificate in {origin}")
+        }
+        other => format!("{origin}: unusable private key: {other}"),
     })?;
-    check_validity(&src.cert_file, &leaf, now)?;
+    check_validity(&origin, &leaf, now)?;
     for (i, s) in summaries.iter().enumerate() {
         if !s.is_ca {
             return Err(format!(
-                "{}: certificate {} of the chain ({}) is not a CA, so the chain cannot lead to a trust anchor; \
+                "{origin}: certificate {} of the chain ({}) is not a CA, so the chain cannot lead to a trust anchor; \
                  the file must hold the leaf first, then its intermediates",
-                src.cert_file.display(),
                 i + 2,
                 s.subject
             ));
@@ -203,19 +228,17 @@ fn load_identity(
     })
 }
 
-fn check_validity(file: &Path, s: &CertSummary, now: u64) -> Result<(), String> {
+fn check_validity(origin: &str, s: &CertSummary, now: u64) -> Result<(), String> {
     if now < s.not_before {
         return Err(format!(
-            "{}: certificate \"{}\" is not valid before {}",
-            file.display(),
+            "{origin}: certificate \"{}\" is not valid before {}",
             s.subject,
             rfc3339(s.not_before)
         ));
     }
     if now > s.not_after {
         return Err(format!(
-            "{}: certificate \"{}\" expired on {}",
-            file.display(),
+            "{origin}: certificate \"{}\" expired on {}",
             s.subject,
             rfc3339(s.not_after)
         ));
@@ -223,53 +246,89 @@ fn check_validity(file: &Path, s: &CertSummary, now: u64) -> Result<(), String> 
     Ok(())
 }
 
-fn load_bundle(name: &str, src: &model::TrustBundleSource) -> Result<TrustBundle, String> {
-    let certs = read_certs(&src.ca_file)?;
+fn parse_crls(bytes: &[u8], what: &str) -> Result<Vec<Crl>, String> {
+    let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
+        CertificateRevocationListDer::pem_slice_iter(bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{what}: not a PEM CRL file: {e}"))?
+    } else {
+        vec![CertificateRevocationListDer::from(bytes.to_vec())]
+    };
+    if ders.is_empty() {
+        return Err(format!("{what}: contains no CRL"));
+    }
+    let mut out = Vec::new();
+    for der in ders {
+        use x509_cert::der::Decode;
+        let parsed = webpki::OwnedCertRevocationList::from_der(&der)
+            .map_err(|e| format!("{what}: not a valid CRL: {e:?}"))?;
+        let info = x509_cert::crl::CertificateList::from_der(&der).ok();
+        out.push(Crl {
+            parsed: webpki::CertRevocationList::from(parsed),
+            issuer: info
+                .as_ref()
+                .map(|c| crate::identity::dn::rfc2253(&c.tbs_cert_list.issuer))
+                .unwrap_or_default(),
+            next_update: info
+                .and_then(|c| c.tbs_cert_list.next_update)
+                .map(|t| t.to_unix_duration().as_secs()),
+        });
+    }
+    Ok(out)
+}
+
+fn load_bundle(
+    name: &str,
+    src: &model::TrustBundleSource,
+    now: u64,
+) -> Result<TrustBundle, String> {
+    let (certs, crl_in_secret, origin) = sources::fetch_cas(&src.ca)?;
     let mut roots = RootCertStore::empty();
     let mut cas = Vec::new();
     for (i, der) in certs.into_iter().enumerate() {
         let s = CertSummary::from_der(&der)
-            .map_err(|e| format!("{}: certificate {}: {e}", src.ca_file.display(), i + 1))?;
+            .map_err(|e| format!("{origin}: certificate {}: {e}", i + 1))?;
         if !s.is_ca {
             return Err(format!(
-                "{}: certificate {} ({}) is not a CA certificate; a trust bundle holds only CAs",
-                src.ca_file.display(),
+                "{origin}: certificate {} ({}) is not a CA certificate; a trust bundle holds only CAs",
                 i + 1,
                 s.subject
             ));
         }
+        if now > s.not_after {
+            return Err(format!(
+                "{origin}: CA \"{}\" expired on {}",
+                s.subject,
+                rfc3339(s.not_after)
+            ));
+        }
         roots.add(der).map_err(|e| {
             format!(
-                "{}: certificate {} is not a usable trust anchor: {e}",
-                src.ca_file.display(),
+                "{origin}: certificate {} is not a usable trust anchor: {e}",
                 i + 1
             )
         })?;
         cas.push(s);
     }
     let mut crls = Vec::new();
-    for file in &src.crl_files {
-        let bytes = read(file)?;
-        let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
-            CertificateRevocationListDer::pem_slice_iter(&bytes)
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: not a PEM CRL file: {e}", file.display()))?
-        } else {
-            vec![CertificateRevocationListDer::from(bytes)]
-        };
-        if ders.is_empty() {
-            return Err(format!("{}: contains no CRL", file.display()));
-        }
-        for der in ders {
-            let crl = webpki::OwnedCertRevocationList::from_der(&der)
-                .map_err(|e| format!("{}: not a valid CRL: {e:?}", file.display()))?;
-            crls.push(webpki::CertRevocationList::from(crl));
-        }
+    if let Some(bytes) = crl_in_secret {
+        crls.extend(parse_crls(&bytes, &format!("{origin} (ca.crl)"))?);
     }
+    for file in &src.crl_files {
+        crls.extend(parse_crls(
+            &sources::read(file)?,
+            &file.display().to_string(),
+        )?);
+    }
+    let crl_info = crls
+        .iter()
+        .map(|c| (c.issuer.clone(), c.next_update))
+        .collect();
     Ok(TrustBundle {
         name: name.to_string(),
         roots: Arc::new(roots),
         cas,
-        crls,
+        crls: crls.into_iter().map(|c| c.parsed).collect(),
+        crl_info,
     })
 }

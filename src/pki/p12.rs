@@ -93,12 +93,14 @@ pub fn check_key_matches(
     Ok(())
 }
 
-/// The certificates and key kind inside a PKCS#12 file.
+/// The certificates and key inside a PKCS#12 file.
 pub struct Contents {
     /// Certificates, leaf first when there is a key.
     pub certs: Vec<Vec<u8>>,
     /// The key's kind, when there is one.
     pub key: Option<String>,
+    /// The key as PKCS#8 DER.
+    pub key_der: Option<Vec<u8>>,
 }
 
 /// Opens a PKCS#12 file.
@@ -110,12 +112,15 @@ pub fn open(data: &[u8], password: &str) -> Result<Contents, PkiError> {
     let mut out = Contents {
         certs: Vec::new(),
         key: None,
+        key_der: None,
     };
     for (_, entry) in store.entries() {
         match entry {
             KeyStoreEntry::PrivateKeyChain(chain) => {
                 let der = rustls_pki_types::PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec());
-                out.key = super::keys::classify(&der.into()).map(|k| k.kind);
+                let k = super::keys::classify(&der.into());
+                out.key = k.as_ref().map(|k| k.kind.clone());
+                out.key_der = k.map(|k| k.pkcs8);
                 out.certs
                     .extend(chain.certs().iter().map(|c| c.as_der().to_vec()));
             }

@@ -1,0 +1,197 @@
+//! Reading material from its sources: PEM files, Kubernetes Secret
+//! manifests (`data` base64 or `stringData`), mounted Secret volumes (read
+//! through the `..data` symlinks kubelet swaps) and PKCS#12 bundles.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::model::{CaSource, CertificateSource, PasswordSource};
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Every certificate in PEM bytes; `what` names them in errors.
+pub fn certs_from_pem(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{what}: not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{what}: contains no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretManifest {
+    kind: Option<String>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+    #[serde(default)]
+    string_data: BTreeMap<String, String>,
+}
+
+/// The entries of a Secret manifest, decoded (`stringData` wins, as in the
+/// API server).
+fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let text = String::from_utf8(read(path)?)
+        .map_err(|_| format!("{}: not a YAML file", path.display()))?;
+    let m: SecretManifest = serde_saphyr::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not a Kubernetes Secret manifest: {}",
+            path.display(),
+            e.without_snippet()
+        )
+    })?;
+    if m.kind.as_deref().is_some_and(|k| k != "Secret") {
+        return Err(format!(
+            "{}: kind is {:?}, not Secret",
+            path.display(),
+            m.kind.unwrap_or_default()
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in m.data {
+        let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(clean)
+            .map_err(|_| format!("{}: data.{k} is not base64", path.display()))?;
+        out.insert(k, bytes);
+    }
+    for (k, v) in m.string_data {
+        out.insert(k, v.into_bytes());
+    }
+    Ok(out)
+}
+
+fn secret_dir_entries(dir: &Path, keys: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let p = dir.join(k);
+        if p.exists() {
+            out.insert((*k).to_string(), read(&p)?);
+        }
+    }
+    Ok(out)
+}
+
+fn pick<'a>(entries: &'a BTreeMap<String, Vec<u8>>, keys: &[&str]) -> Option<&'a Vec<u8>> {
+    keys.iter().find_map(|k| entries.get(*k))
+}
+
+/// A password from its source.
+pub fn password(p: &PasswordSource) -> Result<String, String> {
+    match p {
+        PasswordSource::Env(v) => std::env::var(v)
+            .map_err(|_| format!("environment variable {v} is not set (passwordEnv)")),
+        PasswordSource::File(f) => {
+            let t = String::from_utf8(read(f)?)
+                .map_err(|_| format!("{}: not a text file", f.display()))?;
+            let t = t.strip_suffix('\n').unwrap_or(&t);
+            Ok(t.strip_suffix('\r').unwrap_or(t).to_string())
+        }
+    }
+}
+
+/// What a certificate source yields: the chain, the key, and a name for
+/// messages.
+pub struct Fetched {
+    /// Leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key.
+    pub key: PrivateKeyDer<'static>,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
+const CERT_KEYS: [&str; 2] = ["tls.crt", "cert"];
+const KEY_KEYS: [&str; 2] = ["tls.key", "key"];
+const CA_KEYS: [&str; 2] = ["ca.crt", "cacert"];
+
+fn from_entries(entries: &BTreeMap<String, Vec<u8>>, origin: String) -> Result<Fetched, String> {
+    let cert = pick(entries, &CERT_KEYS).ok_or_else(|| format!("{origin}: no tls.crt or cert"))?;
+    let key = pick(entries, &KEY_KEYS).ok_or_else(|| format!("{origin}: no tls.key or key"))?;
+    Ok(Fetched {
+        chain: certs_from_pem(cert, &format!("{origin} (certificate)"))?,
+        key: PrivateKeyDer::from_pem_slice(key)
+            .map_err(|_| format!("{origin}: no PKCS#8, PKCS#1 or SEC1 private key in PEM form"))?,
+        origin,
+    })
+}
+
+/// Reads a certificate source.
+pub fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
+    match src {
+        CertificateSource::Files {
+            cert_file,
+            key_file,
+        } => Ok(Fetched {
+            chain: certs_from_pem(&read(cert_file)?, &cert_file.display().to_string())?,
+            key: PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|_| {
+                format!(
+                    "{}: no PKCS#8, PKCS#1 or SEC1 private key in PEM form",
+                    key_file.display()
+                )
+            })?,
+            origin: cert_file.display().to_string(),
+        }),
+        CertificateSource::SecretFile(p) => {
+            from_entries(&secret_entries(p)?, p.display().to_string())
+        }
+        CertificateSource::SecretDir(d) => from_entries(
+            &secret_dir_entries(d, &["tls.crt", "cert", "tls.key", "key"])?,
+            d.display().to_string(),
+        ),
+        CertificateSource::Pkcs12 { file, password: pw } => {
+            let pw = password(pw)?;
+            let c = crate::pki::p12::open(&read(file)?, &pw)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let key = c
+                .key_der
+                .ok_or_else(|| format!("{}: holds no private key", file.display()))?;
+            if c.certs.is_empty() {
+                return Err(format!("{}: holds no certificate", file.display()));
+            }
+            Ok(Fetched {
+                chain: c.certs.into_iter().map(CertificateDer::from).collect(),
+                key: PrivateKeyDer::Pkcs8(key.into()),
+                origin: file.display().to_string(),
+            })
+        }
+    }
+}
+
+/// The CA certificates (PEM) and any CRL found with them.
+pub fn fetch_cas(
+    src: &CaSource,
+) -> Result<(Vec<CertificateDer<'static>>, Option<Vec<u8>>, String), String> {
+    let (entries, origin) = match src {
+        CaSource::File(f) => {
+            return Ok((
+                certs_from_pem(&read(f)?, &f.display().to_string())?,
+                None,
+                f.display().to_string(),
+            ))
+        }
+        CaSource::SecretFile(p) => (secret_entries(p)?, p.display().to_string()),
+        CaSource::SecretDir(d) => (
+            secret_dir_entries(d, &["ca.crt", "cacert", "ca.crl"])?,
+            d.display().to_string(),
+        ),
+    };
+    let ca = pick(&entries, &CA_KEYS).ok_or_else(|| format!("{origin}: no ca.crt or cacert"))?;
+    Ok((
+        certs_from_pem(ca, &origin)?,
+        entries.get("ca.crl").cloned(),
+        origin,
+    ))
+}
