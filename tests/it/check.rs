@@ -145,7 +145,7 @@ fn key_that_does_not_match_certificate_is_reported() {
     let err = stderr(&out);
     assert!(
         err.contains("certificates.server")
-            && err.contains("server.key does not belong to the certificate in"),
+            && err.contains("the private key does not belong to the certificate in"),
         "{err}"
     );
 }
