@@ -135,7 +135,7 @@ pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
              Press Ctrl-C to stop.\n"
         );
     };
-    match rt.block_on(server::run(snapshot, banner)) {
+    match rt.block_on(server::run(config.clone(), snapshot, banner)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {}", crate::http::error_chain(&e));

@@ -154,7 +154,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(server::run(snapshot, |_| {})) {
+            match rt.block_on(server::run(config, snapshot, |_| {})) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     report(&e);

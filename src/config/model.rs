@@ -323,6 +323,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Time allowed to connect to an upstream (extension; default 5s).
     pub connect_timeout: Duration,
+    /// How long SIGTERM waits for open connections before exiting.
+    pub drain_timeout: Duration,
     /// Connections open at once, per process.
     pub max_connections: usize,
     /// Largest request header block accepted (431 above it).
@@ -336,6 +338,7 @@ impl Default for Limits {
             request_header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             max_request_header_bytes: 65_536,
         }

@@ -526,6 +526,7 @@ fn limits(e: &mut Errors<'_>, p: &KeyPath, l: raw::Limits) -> model::Limits {
             l.connect_timeout,
             d.connect_timeout,
         ),
+        drain_timeout: duration(e, &p.key("drainTimeout"), l.drain_timeout, d.drain_timeout),
         max_connections,
         max_request_header_bytes,
     }

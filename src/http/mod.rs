@@ -117,6 +117,8 @@ pub struct Host {
     /// Entries with equal certificate and client auth share this number
     /// (strictSni: samePolicy).
     pub policy_id: usize,
+    /// Its first hostname, as a metric label.
+    pub label: Arc<str>,
 }
 
 /// One `https` listener at run time.
@@ -124,6 +126,8 @@ pub struct Host {
 pub struct Listener {
     /// Its name.
     pub name: String,
+    /// Its name as a metric label.
+    pub label: Arc<str>,
     /// Host entries.
     pub hosts: Vec<Host>,
     /// Whether ClientHello bytes must be kept for replay (a passthrough
@@ -188,7 +192,13 @@ pub struct Conn {
     pub tls: TlsInfo,
     /// Identity headers this connection adds to every request.
     pub forwarded: Prepared,
+    /// The current configuration's `https` listeners: requests on a
+    /// connection opened before a reload are authorized with the new rules.
+    pub live: Live,
 }
+
+/// The `https` listeners of the current snapshot, by name.
+pub type Live = Arc<arc_swap::ArcSwap<std::collections::BTreeMap<String, Arc<Listener>>>>;
 
 /// The response to a request that `allow` refuses (SPEC §3): 401 when no
 /// certificate was presented, 403 otherwise; never the upstream.
@@ -266,6 +276,25 @@ impl Conn {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (resp, host) = self.route(req).await;
+        let took = started.elapsed();
+        let m = crate::telemetry::metrics::metrics();
+        let host_label = self
+            .listener
+            .hosts
+            .get(self.host)
+            .map_or_else(|| self.listener.label.clone(), |h| h.label.clone());
+        m.http_requests
+            .get_or_create(&crate::telemetry::metrics::HttpLabels {
+                listener: self.listener.label.clone(),
+                host: host_label,
+                status: resp.status().as_u16(),
+            })
+            .inc();
+        m.http_duration
+            .get_or_create(&crate::telemetry::metrics::ListenerLabels {
+                listener: self.listener.label.clone(),
+            })
+            .observe(took.as_secs_f64());
         if self.listener.access_log {
             telemetry::access(
                 &self,
@@ -328,8 +357,27 @@ impl Conn {
                 return (plain(StatusCode::MISDIRECTED_REQUEST, msg), Some(host));
             }
         }
-        let entry = &self.listener.hosts[self.host];
-        // Authorization runs on every request, resumed session or not.
+        // Authorization runs on every request, resumed session or not, with
+        // the rules of the current configuration (a reload that narrows
+        // `allow` applies to connections already open).
+        let current = self.live.load();
+        let fresh = current
+            .get(&self.listener.name)
+            .cloned()
+            .unwrap_or_else(|| self.listener.clone());
+        let Some(entry) = fresh
+            .sni
+            .lookup(self.tls.sni.as_deref())
+            .and_then(|i| fresh.hosts.get(i))
+        else {
+            return (
+                plain(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "this host is no longer served; open a new connection",
+                ),
+                Some(host),
+            );
+        };
         let id = self.identity.as_deref();
         if let Some(rule) = &entry.allow {
             if let Some(r) = refusal(authz::decide(rule, id), id, "this host") {
@@ -350,7 +398,7 @@ impl Conn {
 
         let upgrade = headers::strip_hop_by_hop(req.headers_mut());
         let verified = id.is_some_and(|i| i.verified);
-        entry
+        self.listener.hosts[self.host]
             .forward
             .apply(&self.forwarded, verified, req.headers_mut());
         headers::set_forwarded(req.headers_mut(), self.client.ip(), Some(&host));
@@ -456,7 +504,15 @@ impl Conn {
                 resp.map(Either::Left)
             }
             Err(e) => {
-                tracing::warn!(upstream = name, error = %error_chain(&e), "upstream request failed");
+                let kind = upstream_error_kind(&e);
+                crate::telemetry::metrics::metrics()
+                    .upstream_errors
+                    .get_or_create(&crate::telemetry::metrics::UpstreamLabels {
+                        upstream: Arc::from(name),
+                        kind,
+                    })
+                    .inc();
+                tracing::warn!(upstream = name, kind, error = %error_chain(&e), "upstream request failed");
                 plain(
                     StatusCode::BAD_GATEWAY,
                     format!("upstream \"{name}\" is unavailable"),
@@ -464,6 +520,26 @@ impl Conn {
             }
         }
     }
+}
+
+/// Classifies an upstream failure for `portcullis_upstream_errors_total`.
+fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return "tls";
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "refused",
+                std::io::ErrorKind::TimedOut => "timeout",
+                _ if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => "tls",
+                _ => "io",
+            };
+        }
+        cur = c.source();
+    }
+    "io"
 }
 
 /// An error and its sources on one line.

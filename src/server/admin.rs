@@ -1,5 +1,6 @@
 //! The admin endpoint (SPEC §5): `/healthz` while the process runs,
-//! `/readyz` once every listener is bound and 503 while draining.
+//! `/readyz` once every listener is bound and 503 while draining,
+//! `/metrics` (Prometheus text) and `/certificates` (JSON).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,6 +29,28 @@ async fn handle(
         "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" if state.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+        "/metrics" => {
+            let mut r = Response::new(Full::new(Bytes::from(
+                crate::telemetry::metrics::metrics().encode(),
+            )));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        "/certificates" => {
+            let snapshot = state.current.load();
+            let body = serde_json::to_vec_pretty(&snapshot.inventory).unwrap_or_default();
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
 }

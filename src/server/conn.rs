@@ -13,24 +13,27 @@ use tokio_rustls::server::TlsStream;
 
 use super::idle;
 use super::snapshot::Listener;
+use super::State;
 use crate::config::model::Limits;
 use crate::http::{self, Conn, TlsInfo};
 use crate::stream;
 use crate::telemetry;
+use crate::telemetry::metrics::{self, ActiveConnection};
 use crate::tls::HandshakeResult;
 
 pub(super) async fn accept_loop(
     tcp: TcpListener,
-    listener: Listener,
-    limits: Arc<Limits>,
+    name: String,
+    state: Arc<State>,
     permits: Arc<Semaphore>,
     mut drain: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let name = listener.name().to_string();
     loop {
         let accepted = tokio::select! {
             r = tcp.accept() => r,
             _ = drain.changed() => return,
+            _ = stop.changed() => return,
         };
         let (sock, client) = match accepted {
             Ok(x) => x,
@@ -46,12 +49,18 @@ pub(super) async fn accept_loop(
             drop(sock);
             continue;
         };
+        // Each connection takes the snapshot current when it was accepted
+        // and keeps it to the end (SPEC §2: reload is atomic per connection).
+        let snapshot = state.current.load_full();
+        let Some(listener) = snapshot.listener(&name).cloned() else {
+            return;
+        };
         let _ = sock.set_nodelay(true);
-        let listener = listener.clone();
-        let limits = limits.clone();
         let drain = drain.clone();
+        let live = state.live.clone();
         tokio::spawn(async move {
-            dispatch(sock, client, listener, &limits, drain).await;
+            let _active = ActiveConnection::open(listener.label());
+            dispatch(sock, client, listener, &snapshot.limits, drain, live).await;
             drop(permit);
         });
     }
@@ -63,9 +72,10 @@ async fn dispatch(
     listener: Listener,
     limits: &Limits,
     drain: watch::Receiver<bool>,
+    live: http::Live,
 ) {
     match listener {
-        Listener::Https(l) => https(sock, client, l, drain).await,
+        Listener::Https(l) => https(sock, client, l, drain, live).await,
         Listener::Tls(l) => tls_stream(sock, client, &l, limits).await,
         Listener::Tcp(l) => l.serve(sock, client).await,
         Listener::Passthrough(p) => passthrough(sock, client, &p, limits).await,
@@ -190,7 +200,8 @@ async fn finish(
     }
 }
 
-fn log_refused(listener: &str, client: SocketAddr, r: &Refused) {
+fn log_refused(listener: &Arc<str>, client: SocketAddr, r: &Refused) {
+    metrics::handshake(listener, r.result);
     telemetry::handshake_refused(
         listener,
         client,
@@ -202,7 +213,8 @@ fn log_refused(listener: &str, client: SocketAddr, r: &Refused) {
     );
 }
 
-fn log_timeout(listener: &str, client: SocketAddr) {
+fn log_timeout(listener: &Arc<str>, client: SocketAddr) {
+    metrics::handshake(listener, HandshakeResult::Error);
     telemetry::handshake_refused(
         listener,
         client,
@@ -251,6 +263,7 @@ async fn https(
     client: SocketAddr,
     listener: Arc<http::Listener>,
     mut drain: watch::Receiver<bool>,
+    live: http::Live,
 ) {
     let limits = &listener.limits;
     let (stream, host, sni) =
@@ -260,8 +273,8 @@ async fn https(
                 stream::replay(&listener.name, &up, sock, &hello, client).await;
                 return;
             }
-            Ok(Err(r)) => return log_refused(&listener.name, client, &r),
-            Err(_) => return log_timeout(&listener.name, client),
+            Ok(Err(r)) => return log_refused(&listener.label, client, &r),
+            Err(_) => return log_timeout(&listener.label, client),
         };
     let (_, tls) = stream.get_ref();
     let Some(host_tls) = listener.hosts[host].tls.as_ref() else {
@@ -276,8 +289,9 @@ async fn https(
             sni,
             "the client certificate's names could not be read",
         );
-        return log_refused(&listener.name, client, &r);
+        return log_refused(&listener.label, client, &r);
     }
+    metrics::handshake(&listener.label, HandshakeResult::Ok);
     let info = TlsInfo {
         sni,
         version: tls.protocol_version().and_then(crate::tls::version_name),
@@ -303,6 +317,7 @@ async fn https(
         identity,
         tls: info,
         forwarded,
+        live,
     });
     let activity = idle::Activity::new();
     let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(stream, activity.clone()));
@@ -358,8 +373,8 @@ async fn tls_stream(
     };
     match tokio::time::timeout(limits.handshake_timeout, handshake).await {
         Ok(Ok(s)) => l.serve(s, client, local).await,
-        Ok(Err(r)) => log_refused(&l.name, client, &r),
-        Err(_) => log_timeout(&l.name, client),
+        Ok(Err(r)) => log_refused(&l.label, client, &r),
+        Err(_) => log_timeout(&l.label, client),
     }
 }
 
@@ -376,11 +391,11 @@ async fn passthrough(
                 Some((sni, hello))
             }
             Ok(Err(r)) => {
-                log_refused(&p.name, client, &r);
+                log_refused(&p.label, client, &r);
                 None
             }
             Err(_) => {
-                log_timeout(&p.name, client);
+                log_timeout(&p.label, client);
                 None
             }
         };
@@ -395,7 +410,7 @@ async fn passthrough(
                 sni,
                 "no passthrough route for this server name",
             );
-            log_refused(&p.name, client, &r);
+            log_refused(&p.label, client, &r);
         }
     }
 }

@@ -4,27 +4,26 @@
 pub mod admin;
 mod conn;
 pub mod idle;
+mod reload;
 pub mod snapshot;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::UnixTime;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::{self, Config};
+use crate::http;
 use crate::material::{self, MaterialErrors};
 use crate::tls::TlsError;
 
 pub use snapshot::Snapshot;
-
-/// How long a drain waits for open connections before exiting anyway.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +84,15 @@ pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
     Ok((config, snapshot))
 }
 
-/// Process-wide state shared with the admin endpoint.
-#[derive(Debug, Default)]
+/// Process-wide state: readiness, the current snapshot, and the live view
+/// of HTTP listeners that requests on older connections authorize against.
 pub struct State {
     ready: AtomicBool,
     draining: AtomicBool,
+    /// The snapshot new connections use.
+    pub current: ArcSwap<Snapshot>,
+    /// `https` listeners of the current snapshot, by name.
+    pub live: http::Live,
 }
 
 impl State {
@@ -102,31 +105,35 @@ impl State {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+
+    fn publish(&self, snapshot: Snapshot) {
+        snapshot.record_metrics();
+        self.live.store(Arc::new(snapshot.https_listeners()));
+        self.current.store(Arc::new(snapshot));
+    }
 }
 
 /// Binds every listener, calls `on_ready` with each listener's name and
-/// bound address, serves until SIGTERM/SIGINT, then drains.
+/// bound address, serves (reloading on SIGHUP and on changes to the config
+/// or any material) until SIGTERM/SIGINT, then drains.
 pub async fn run(
+    config_path: PathBuf,
     snapshot: Snapshot,
     on_ready: impl FnOnce(&[(String, SocketAddr)]),
 ) -> Result<(), StartError> {
-    let state = Arc::new(State::default());
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(snapshot.limits.max_connections));
-    let limits = Arc::new(snapshot.limits.clone());
-
-    let mut bound = Vec::new();
-    for (address, listener) in &snapshot.listeners {
-        let tcp = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Bind {
-                listener: listener.name().to_string(),
-                address: *address,
-                source,
-            })?;
-        bound.push((tcp, listener.clone()));
-    }
-    if let Some(address) = snapshot.admin {
+    let max_connections = snapshot.limits.max_connections;
+    let admin_address = snapshot.admin;
+    let state = Arc::new(State {
+        ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        current: ArcSwap::from_pointee(Snapshot::empty()),
+        live: Arc::new(ArcSwap::from_pointee(Default::default())),
+    });
+    let mut bound = reload::Bound::default();
+    let sockets = reload::bind_new(&snapshot, &bound).await?;
+    if let Some(address) = admin_address {
         let tcp = TcpListener::bind(address)
             .await
             .map_err(|source| StartError::Bind {
@@ -138,39 +145,43 @@ pub async fn run(
         tracing::info!(listener = "admin", address = %local, "admin listening");
         tokio::spawn(admin::serve(tcp, state.clone()));
     }
-    let mut addresses = Vec::new();
-    for (tcp, listener) in bound {
-        let local = tcp
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        tracing::info!(listener = listener.name(), address = %local, "listening");
-        addresses.push((listener.name().to_string(), local));
-        tokio::spawn(conn::accept_loop(
-            tcp,
-            listener,
-            limits.clone(),
-            permits.clone(),
-            drain_rx.clone(),
-        ));
+    for w in &snapshot.warnings {
+        tracing::warn!(warning = w.as_str(), "certificate warning");
     }
+    state.publish(snapshot);
+    let addresses = bound.start(sockets, &state, &permits, &drain_rx);
     state.ready.store(true, Ordering::Release);
     tracing::info!("ready");
     on_ready(&addresses);
 
-    wait_for_stop().await;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let reloader = tokio::spawn(reload::watch(
+        config_path,
+        state.clone(),
+        bound,
+        permits.clone(),
+        drain_rx.clone(),
+        reload_tx.clone(),
+        reload_rx,
+    ));
+    wait_for_stop(&reload_tx).await;
+    reloader.abort();
     state.draining.store(true, Ordering::Release);
     tracing::info!("draining");
     let _ = drain_tx.send(true);
-    let all = u32::try_from(snapshot.limits.max_connections).unwrap_or(u32::MAX);
-    match tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all)).await {
+    let drain_timeout = state.current.load().limits.drain_timeout;
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    match tokio::time::timeout(drain_timeout, permits.acquire_many(all)).await {
         Ok(_) => tracing::info!("drained"),
-        Err(_) => tracing::warn!("drain timeout: closing remaining connections"),
+        Err(_) => {
+            tracing::warn!("drain timeout (limits.drainTimeout): closing remaining connections")
+        }
     }
     Ok(())
 }
 
 #[cfg(unix)]
-async fn wait_for_stop() {
+async fn wait_for_stop(reload: &tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -184,12 +195,14 @@ async fn wait_for_stop() {
         tokio::select! {
             _ = term.recv() => return,
             _ = int.recv() => return,
-            _ = hup.recv() => tracing::warn!("SIGHUP: reload is not supported yet; restart to apply changes"),
+            _ = hup.recv() => {
+                let _ = reload.send(reload::Trigger::Signal);
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop() {
+async fn wait_for_stop(_: &tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
     let _ = tokio::signal::ctrl_c().await;
 }

@@ -32,6 +32,16 @@ pub enum Listener {
 }
 
 impl Listener {
+    /// Its name as a metric label.
+    pub fn label(&self) -> &Arc<str> {
+        match self {
+            Listener::Https(l) => &l.label,
+            Listener::Tls(l) => &l.label,
+            Listener::Tcp(l) => &l.label,
+            Listener::Passthrough(l) => &l.label,
+        }
+    }
+
     /// Its name.
     pub fn name(&self) -> &str {
         match self {
@@ -52,6 +62,34 @@ pub struct Snapshot {
     pub admin: Option<SocketAddr>,
     /// Connection and request limits.
     pub limits: model::Limits,
+    /// The config file and every material source (what reload watches).
+    pub watched: Vec<std::path::PathBuf>,
+    /// Expiry warnings, already formatted.
+    pub warnings: Vec<String>,
+    /// `/certificates`: every loaded certificate and trust-bundle CA.
+    pub inventory: Vec<serde_json::Value>,
+    /// Expiry gauges: (name, subject, notAfter).
+    expiry: Vec<(String, String, u64)>,
+    /// CRL gauges: (bundle, issuer, nextUpdate).
+    crl_updates: Vec<(String, String, u64)>,
+}
+
+fn inventory_entry(kind: &str, name: &str, s: &crate::identity::CertSummary) -> serde_json::Value {
+    let mut sans: Vec<String> = s.dns_sans.iter().map(|d| format!("DNS:{d}")).collect();
+    sans.extend(s.ip_sans.iter().map(|i| format!("IP:{i}")));
+    sans.extend(s.uri_sans.iter().map(|u| format!("URI:{u}")));
+    sans.extend(s.email_sans.iter().map(|m| format!("email:{m}")));
+    serde_json::json!({
+        "kind": kind,
+        "name": name,
+        "subject": s.subject,
+        "sans": sans,
+        "issuer": s.issuer,
+        "serial": s.serial,
+        "notBefore": crate::material::rfc3339(s.not_before),
+        "notAfter": crate::material::rfc3339(s.not_after),
+        "sha256": s.sha256,
+    })
 }
 
 /// The host part of `host:port`, `[v6]:port` or a URL authority.
@@ -170,6 +208,7 @@ impl Snapshot {
                     };
                     Listener::Tls(Arc::new(stream::TlsListener {
                         name: l.name.clone(),
+                        label: Arc::from(l.name.as_str()),
                         tls: HostTls::build(l, certificate, client_auth, material, provider)?,
                         allow,
                         upstream: stream_up(upstream)?,
@@ -179,6 +218,7 @@ impl Snapshot {
                 Some(model::Stream::Tcp { upstream }) => {
                     Listener::Tcp(Arc::new(stream::TcpListener {
                         name: l.name.clone(),
+                        label: Arc::from(l.name.as_str()),
                         upstream: stream_up(upstream)?,
                     }))
                 }
@@ -192,6 +232,7 @@ impl Snapshot {
                         .collect::<Result<Vec<_>, _>>()?;
                     Listener::Passthrough(Arc::new(stream::Passthrough {
                         name: l.name.clone(),
+                        label: Arc::from(l.name.as_str()),
                         sni: SniTable::from_patterns(
                             routes.iter().enumerate().map(|(i, (p, _))| (i, p)),
                         ),
@@ -202,11 +243,102 @@ impl Snapshot {
             };
             listeners.push((l.address, rt));
         }
+        let mut watched = vec![config.file.clone()];
+        for c in config.certificates.values() {
+            watched.extend(c.paths());
+        }
+        for t in config.trust_bundles.values() {
+            watched.extend(t.paths());
+        }
+        let mut inventory = Vec::new();
+        let mut expiry = Vec::new();
+        let mut crl_updates = Vec::new();
+        for (name, id) in &material.identities {
+            inventory.push(inventory_entry("certificate", name, &id.leaf));
+            expiry.push((name.clone(), id.leaf.subject.clone(), id.leaf.not_after));
+        }
+        for (name, b) in &material.trust_bundles {
+            for ca in &b.cas {
+                inventory.push(inventory_entry("trustBundle", name, ca));
+                expiry.push((name.clone(), ca.subject.clone(), ca.not_after));
+            }
+            for (issuer, next) in &b.crl_info {
+                if let Some(n) = next {
+                    crl_updates.push((name.clone(), issuer.clone(), *n));
+                }
+            }
+        }
         Ok(Snapshot {
             listeners,
             admin: config.admin,
             limits: config.limits.clone(),
+            watched,
+            warnings: material
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.path, w.message))
+                .collect(),
+            inventory,
+            expiry,
+            crl_updates,
         })
+    }
+
+    /// A snapshot with nothing in it (before the first one is published).
+    pub fn empty() -> Self {
+        Snapshot {
+            listeners: Vec::new(),
+            admin: None,
+            limits: model::Limits::default(),
+            watched: Vec::new(),
+            warnings: Vec::new(),
+            inventory: Vec::new(),
+            expiry: Vec::new(),
+            crl_updates: Vec::new(),
+        }
+    }
+
+    /// The runtime listener called `name`.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .map(|(_, l)| l)
+            .find(|l| l.name() == name)
+    }
+
+    /// The `https` listeners by name.
+    pub fn https_listeners(&self) -> BTreeMap<String, Arc<http::Listener>> {
+        self.listeners
+            .iter()
+            .filter_map(|(_, l)| match l {
+                Listener::Https(h) => Some((h.name.clone(), h.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets the certificate and CRL gauges to this snapshot's material.
+    pub fn record_metrics(&self) {
+        use crate::telemetry::metrics::{metrics, CertLabels, CrlLabels};
+        let m = metrics();
+        m.cert_expiry.clear();
+        for (name, subject, t) in &self.expiry {
+            m.cert_expiry
+                .get_or_create(&CertLabels {
+                    name: name.clone(),
+                    subject: subject.clone(),
+                })
+                .set(i64::try_from(*t).unwrap_or(i64::MAX));
+        }
+        m.crl_next_update.clear();
+        for (bundle, issuer, t) in &self.crl_updates {
+            m.crl_next_update
+                .get_or_create(&CrlLabels {
+                    bundle: bundle.clone(),
+                    issuer: issuer.clone(),
+                })
+                .set(i64::try_from(*t).unwrap_or(i64::MAX));
+        }
     }
 }
 
@@ -223,6 +355,11 @@ fn https_listener(
     // strictSni samePolicy: equal certificate and client auth.
     let mut policies: Vec<(&str, &model::ClientAuth)> = Vec::new();
     for h in &l.hosts {
+        let label: Arc<str> = Arc::from(match h.hostnames.first() {
+            Some(model::HostPattern::Exact(n)) => n.clone(),
+            Some(model::HostPattern::Wildcard(s)) => format!("*{s}"),
+            _ => "*".to_string(),
+        });
         let key = (h.certificate.as_str(), &h.client_auth);
         let policy_id = match policies.iter().position(|p| *p == key) {
             Some(p) => p,
@@ -240,6 +377,7 @@ fn https_listener(
                 routes: RouteTable::new(&[], |_| None),
                 strict_sni: h.strict_sni,
                 policy_id,
+                label,
             });
             continue;
         }
@@ -273,10 +411,12 @@ fn https_listener(
             }),
             strict_sni: h.strict_sni,
             policy_id,
+            label,
         });
     }
     Ok(http::Listener {
         name: l.name.clone(),
+        label: Arc::from(l.name.as_str()),
         records_hello: hosts.iter().any(|h| h.passthrough.is_some()),
         hosts,
         sni: SniTable::new(&l.hosts),

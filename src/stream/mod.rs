@@ -104,8 +104,15 @@ impl Upstream {
         }
     }
 
-    /// Logs a failure to reach it.
+    /// Logs and counts a failure to reach it.
     pub fn log_error(&self, listener: &str, client: SocketAddr, e: &UpstreamError) {
+        crate::telemetry::metrics::metrics()
+            .upstream_errors
+            .get_or_create(&crate::telemetry::metrics::UpstreamLabels {
+                upstream: Arc::from(self.name.as_str()),
+                kind: e.kind(),
+            })
+            .inc();
         tracing::warn!(
             listener,
             upstream = self.name.as_str(),
@@ -131,6 +138,8 @@ pub async fn splice<A: Io + ?Sized, B: Io + ?Sized>(a: &mut A, b: &mut B) -> (u6
 pub struct TlsListener {
     /// Name.
     pub name: String,
+    /// Name as a metric label.
+    pub label: Arc<str>,
     /// Its TLS configuration and client verifier.
     pub tls: HostTls,
     /// `clientAuth.allow`.
@@ -146,6 +155,8 @@ pub struct TlsListener {
 pub struct TcpListener {
     /// Name.
     pub name: String,
+    /// Name as a metric label.
+    pub label: Arc<str>,
     /// Where bytes go.
     pub upstream: Arc<Upstream>,
 }
@@ -155,6 +166,8 @@ pub struct TcpListener {
 pub struct Passthrough {
     /// Name.
     pub name: String,
+    /// Name as a metric label.
+    pub label: Arc<str>,
     /// SNI → index into `upstreams`.
     pub sni: SniTable,
     /// Upstreams by route.
@@ -177,6 +190,10 @@ impl TlsListener {
         if let Some(rule) = &self.allow {
             let d = authz::decide(rule, identity.as_ref());
             if d != Decision::Allow {
+                crate::telemetry::metrics::handshake(
+                    &self.label,
+                    crate::tls::HandshakeResult::Denied,
+                );
                 tracing::warn!(
                     listener = self.name.as_str(),
                     client = %client,
@@ -189,6 +206,7 @@ impl TlsListener {
                 return;
             }
         }
+        crate::telemetry::metrics::handshake(&self.label, crate::tls::HandshakeResult::Ok);
         let header = if self.proxy_protocol {
             Some(proxy_v2::header(client, local, conn, identity.as_ref()))
         } else {

@@ -1,6 +1,8 @@
 //! Logs: start-up lines, handshake refusals and access lines (SPEC §7).
 //! Access lines carry the client identity; keys and passwords never appear.
 
+pub mod metrics;
+
 use std::io::IsTerminal;
 use std::time::Duration;
 

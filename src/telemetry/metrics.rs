@@ -1,0 +1,206 @@
+//! Prometheus metrics with exactly the SPEC §5 names and labels. Label sets
+//! use `Arc<str>` and `&'static str` so that counting a handshake or a
+//! request allocates nothing.
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// `{listener, result}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// SPEC §3 result label.
+    pub result: &'static str,
+}
+
+/// `{listener}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// Listener name.
+    pub listener: Arc<str>,
+}
+
+/// `{listener, host, status}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// The host entry's first hostname (bounded: never the raw Host header).
+    pub host: Arc<str>,
+    /// HTTP status.
+    pub status: u16,
+}
+
+/// `{upstream, kind}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Upstream name.
+    pub upstream: Arc<str>,
+    /// `refused`, `timeout`, `tls`, `io`.
+    pub kind: &'static str,
+}
+
+/// `{name, subject}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertLabels {
+    /// `certificates` or `trustBundles` name.
+    pub name: String,
+    /// RFC 2253 subject.
+    pub subject: String,
+}
+
+/// `{bundle, issuer}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CrlLabels {
+    /// Trust bundle name.
+    pub bundle: String,
+    /// CRL issuer.
+    pub issuer: String,
+}
+
+type HistogramFamily = Family<ListenerLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric portcullis exports.
+pub struct Metrics {
+    registry: Registry,
+    /// `portcullis_tls_handshakes_total`
+    pub handshakes: Family<HandshakeLabels, Counter>,
+    /// `portcullis_connections_active`
+    pub connections_active: Family<ListenerLabels, Gauge>,
+    /// `portcullis_http_requests_total`
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// `portcullis_http_request_duration_seconds`
+    pub http_duration: HistogramFamily,
+    /// `portcullis_upstream_errors_total`
+    pub upstream_errors: Family<UpstreamLabels, Counter>,
+    /// `portcullis_certificate_expiry_timestamp_seconds`
+    pub cert_expiry: Family<CertLabels, Gauge>,
+    /// `portcullis_crl_next_update_timestamp_seconds`
+    pub crl_next_update: Family<CrlLabels, Gauge>,
+    /// `portcullis_reloads_total`
+    pub reloads: Counter,
+    /// `portcullis_reload_failures_total`
+    pub reload_failures: Counter,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.25 ms to ~8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            handshakes: Family::default(),
+            connections_active: Family::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            upstream_errors: Family::default(),
+            cert_expiry: Family::default(),
+            crl_next_update: Family::default(),
+            reloads: Counter::default(),
+            reload_failures: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "portcullis_tls_handshakes",
+            "TLS handshakes by outcome",
+            m.handshakes.clone(),
+        );
+        registry.register(
+            "portcullis_connections_active",
+            "Open client connections",
+            m.connections_active.clone(),
+        );
+        registry.register(
+            "portcullis_http_requests",
+            "HTTP requests answered",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "portcullis_http_request_duration_seconds",
+            "Time to answer a request",
+            m.http_duration.clone(),
+        );
+        registry.register(
+            "portcullis_upstream_errors",
+            "Failures to reach an upstream",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "portcullis_certificate_expiry_timestamp_seconds",
+            "notAfter of loaded certificates and trust-bundle CAs",
+            m.cert_expiry.clone(),
+        );
+        registry.register(
+            "portcullis_crl_next_update_timestamp_seconds",
+            "nextUpdate of loaded CRLs",
+            m.crl_next_update.clone(),
+        );
+        registry.register(
+            "portcullis_reloads",
+            "Successful reloads",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "portcullis_reload_failures",
+            "Reloads refused (the previous configuration kept serving)",
+            m.reload_failures.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}
+
+/// Counts one handshake outcome.
+pub fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
+    metrics()
+        .handshakes
+        .get_or_create(&HandshakeLabels {
+            listener: listener.clone(),
+            result: result.as_str(),
+        })
+        .inc();
+}
+
+/// Counts a connection as open until the guard drops.
+pub struct ActiveConnection(Gauge);
+
+impl ActiveConnection {
+    /// Marks one more open connection on `listener`.
+    pub fn open(listener: &Arc<str>) -> Self {
+        let g = metrics()
+            .connections_active
+            .get_or_create_owned(&ListenerLabels {
+                listener: listener.clone(),
+            });
+        g.inc();
+        ActiveConnection(g)
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
