@@ -170,10 +170,11 @@ pub fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
     }
 }
 
+/// CA certificates, a CRL found with them (Secrets), and where they came from.
+pub type FetchedCas = (Vec<CertificateDer<'static>>, Option<Vec<u8>>, String);
+
 /// The CA certificates (PEM) and any CRL found with them.
-pub fn fetch_cas(
-    src: &CaSource,
-) -> Result<(Vec<CertificateDer<'static>>, Option<Vec<u8>>, String), String> {
+pub fn fetch_cas(src: &CaSource) -> Result<FetchedCas, String> {
     let (entries, origin) = match src {
         CaSource::File(f) => {
             return Ok((
