@@ -73,6 +73,9 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// Loads config and material and prepares everything, binding nothing.
 pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
     let config = config::load(path)?;
+    // Hash the sources before reading them: a change that lands while they
+    // are read then shows up as one more reload, never as a missed one.
+    let digest = reload::digest(&snapshot::watched(&config));
     let provider = provider();
     let material = material::load(&config, &provider, UnixTime::now()).map_err(|errors| {
         StartError::Material {
@@ -80,7 +83,8 @@ pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
             errors,
         }
     })?;
-    let snapshot = Snapshot::build(&config, &material, &provider)?;
+    let mut snapshot = Snapshot::build(&config, &material, &provider)?;
+    snapshot.digest = digest;
     Ok((config, snapshot))
 }
 

@@ -139,7 +139,7 @@ fn watch_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
 
 /// A hash of the contents of every file a snapshot depends on (directory
 /// sources: their visible files, read through symlinks).
-fn digest(files: &[PathBuf]) -> Vec<u8> {
+pub fn digest(files: &[PathBuf]) -> Vec<u8> {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for f in files {
         ctx.update(f.to_string_lossy().as_bytes());
@@ -242,7 +242,8 @@ pub async fn watch(
     mut rx: UnboundedReceiver<Trigger>,
 ) {
     let mut files = state.current.load().watched.clone();
-    let mut last = digest(&files);
+    // What was actually loaded, not what is on disk now.
+    let mut last = state.current.load().digest.clone();
     let mut _watcher = watcher(&files, &tx);
     let mut tick = tokio::time::interval(RECHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -269,11 +270,11 @@ pub async fn watch(
         }
         last = now;
         if reload(&path, &state, &mut bound, &permits, &drain, why).await {
-            let new_files = state.current.load().watched.clone();
-            if new_files != files {
-                files = new_files;
+            let current = state.current.load();
+            last = current.digest.clone();
+            if current.watched != files {
+                files = current.watched.clone();
                 _watcher = watcher(&files, &tx);
-                last = digest(&files);
             }
         }
     }

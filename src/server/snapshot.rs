@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub limits: model::Limits,
     /// The config file and every material source (what reload watches).
     pub watched: Vec<std::path::PathBuf>,
+    /// Content hash of `watched` taken before they were read.
+    pub digest: Vec<u8>,
     /// Expiry warnings, already formatted.
     pub warnings: Vec<String>,
     /// `/certificates`: every loaded certificate and trust-bundle CA.
@@ -72,6 +74,18 @@ pub struct Snapshot {
     expiry: Vec<(String, String, u64)>,
     /// CRL gauges: (bundle, issuer, nextUpdate).
     crl_updates: Vec<(String, String, u64)>,
+}
+
+/// The config file and every material source of `config`.
+pub fn watched(config: &Config) -> Vec<std::path::PathBuf> {
+    let mut watched = vec![config.file.clone()];
+    for c in config.certificates.values() {
+        watched.extend(c.paths());
+    }
+    for t in config.trust_bundles.values() {
+        watched.extend(t.paths());
+    }
+    watched
 }
 
 fn inventory_entry(kind: &str, name: &str, s: &crate::identity::CertSummary) -> serde_json::Value {
@@ -243,13 +257,7 @@ impl Snapshot {
             };
             listeners.push((l.address, rt));
         }
-        let mut watched = vec![config.file.clone()];
-        for c in config.certificates.values() {
-            watched.extend(c.paths());
-        }
-        for t in config.trust_bundles.values() {
-            watched.extend(t.paths());
-        }
+        let watched = watched(config);
         let mut inventory = Vec::new();
         let mut expiry = Vec::new();
         let mut crl_updates = Vec::new();
@@ -273,6 +281,7 @@ impl Snapshot {
             admin: config.admin,
             limits: config.limits.clone(),
             watched,
+            digest: Vec::new(),
             warnings: material
                 .warnings
                 .iter()
@@ -291,6 +300,7 @@ impl Snapshot {
             admin: None,
             limits: model::Limits::default(),
             watched: Vec::new(),
+            digest: Vec::new(),
             warnings: Vec::new(),
             inventory: Vec::new(),
             expiry: Vec::new(),

@@ -8,6 +8,7 @@ mod check;
 mod client_auth;
 mod dn;
 mod identity;
+mod ops;
 mod pki;
 mod proxy;
 mod resumption;

@@ -51,7 +51,7 @@ impl Log {
     pub fn wait_for(
         &self,
         what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
         let deadline = Instant::now() + WAIT;
         let (m, c) = &*self.0;
@@ -120,6 +120,7 @@ pub struct Gateway {
     pub addrs: HashMap<String, SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub log: Log,
+    pub err: Log,
     pub dir: PathBuf,
 }
 
@@ -144,6 +145,7 @@ impl Gateway {
             addrs: HashMap::new(),
             admin: None,
             log,
+            err: err_log.clone(),
             dir: dir.to_path_buf(),
         };
         let deadline = Instant::now() + WAIT;
@@ -190,6 +192,11 @@ impl Gateway {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address of listener `name`.
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.addrs[name]
@@ -218,6 +225,9 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("gateway stderr:\n{}", self.err.lines().join("\n"));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -2,7 +2,7 @@
 //! a test can prove the gateway did — or did not — reach it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -37,6 +37,7 @@ impl Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    arrived: Arc<Condvar>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -52,17 +53,22 @@ impl Upstream {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let arrived = Arc::new(Condvar::new());
         let s = seen.clone();
+        let a = arrived.clone();
         rt.spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     continue;
                 };
                 let s = s.clone();
+                let a = a.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let s = s.clone();
+                        let a = a.clone();
                         async move {
+                            let slow = req.uri().path().starts_with("/slow");
                             s.lock().unwrap().push(Seen {
                                 method: req.method().to_string(),
                                 uri: req.uri().to_string(),
@@ -77,6 +83,11 @@ impl Upstream {
                                     })
                                     .collect(),
                             });
+                            a.notify_all();
+                            if slow {
+                                // A slow upstream, for the drain test.
+                                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                            }
                             Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
                                 Bytes::from_static(b"from upstream"),
                             )))
@@ -91,8 +102,23 @@ impl Upstream {
         Upstream {
             addr,
             seen,
+            arrived,
             _rt: rt,
         }
+    }
+
+    /// Waits (up to the test timeout) until `n` requests have arrived.
+    pub fn wait_for(&self, n: usize) {
+        let g = self.seen.lock().unwrap();
+        let (g, t) = self
+            .arrived
+            .wait_timeout_while(g, crate::support::gateway::WAIT, |v| v.len() < n)
+            .unwrap();
+        assert!(
+            !t.timed_out(),
+            "only {} requests reached the upstream",
+            g.len()
+        );
     }
 
     /// Every request received so far.
