@@ -129,7 +129,10 @@ pub fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Check { config } => match server::prepare(&config) {
-            Ok(_) => {
+            Ok((_, snapshot)) => {
+                for w in &snapshot.warnings {
+                    eprintln!("portcullis: warning: {w}");
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
