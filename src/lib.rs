@@ -7,6 +7,7 @@
 //! per connection: one Arc clone ─► tls ─► identity ─► http
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod forward;

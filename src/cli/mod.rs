@@ -62,6 +62,41 @@ enum Command {
     /// Kubernetes Secret manifests on stdout.
     #[command(subcommand)]
     Secret(pki::SecretCommand),
+    /// mTLS load generator (MODE: handshake, resume, keepalive, h2, stream, idle).
+    Bench {
+        /// What to measure.
+        #[arg(value_enum)]
+        mode: crate::bench::Mode,
+        /// https://HOST:PORT/PATH (HTTP modes) or HOST:PORT (stream, idle).
+        target: String,
+        /// Client certificate (PEM).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Client key (PEM).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// CA certificates that verify the server.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Server name to send (default: the host).
+        #[arg(long)]
+        sni: Option<String>,
+        /// Parallel connections (streams for h2; connections held for idle).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// How long to run (e.g. 10s, 500ms, 1m).
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Stop after this many operations.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Worker threads of the load generator (default: CPUs).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Diagnose a (mutual) TLS handshake: exit 0 when it works, 1 with the reason in words.
     Probe {
         /// https://HOST[:PORT][/PATH] or HOST:PORT.
@@ -170,6 +205,60 @@ pub fn main() -> ExitCode {
             demo::run(dir, port)
         }
         Command::Ca(cmd) => finish(pki::ca(cmd)),
+        Command::Bench {
+            mode,
+            target,
+            cert,
+            key,
+            ca,
+            sni,
+            concurrency,
+            duration,
+            requests,
+            threads,
+            json,
+        } => {
+            let Some(duration) = crate::config::validate::parse_duration(&duration) else {
+                eprintln!("portcullis: --duration {duration:?} is not a duration (for example 10s, 500ms, 1m)");
+                return ExitCode::from(2);
+            };
+            let rt = match runtime(threads) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    report(&e);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let opts = crate::bench::Options {
+                mode,
+                target,
+                cert,
+                key,
+                ca,
+                sni,
+                concurrency: concurrency.max(1),
+                duration,
+                requests,
+            };
+            match rt.block_on(crate::bench::run(opts)) {
+                Ok(r) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    } else {
+                        print!("{}", crate::bench::text(&r));
+                    }
+                    if r.ops == 0 {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("portcullis: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Probe {
             target,
             cert,

@@ -1,0 +1,699 @@
+//! `portcullis bench`: a mutual-TLS load generator, because wrk, h2load and
+//! hey cannot present a client certificate. Modes: `handshake` (new
+//! connection, full handshake, one request), `resume` (the same with session
+//! resumption), `keepalive` (HTTP/1.1 requests on long-lived connections),
+//! `h2` (multiplexed streams), `stream` (raw TLS bulk echo, 64 KiB per op),
+//! `idle` (open and hold connections). Latencies go to an HDR histogram;
+//! errors are counted by kind (TLS alert names, connect, reset, timeout).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// `MODE`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// New connection + full handshake + one GET.
+    Handshake,
+    /// New connection + resumed handshake + one GET.
+    Resume,
+    /// GETs on long-lived HTTP/1.1 connections.
+    Keepalive,
+    /// GETs as multiplexed HTTP/2 streams.
+    H2,
+    /// Raw TLS bulk echo, 64 KiB per operation.
+    Stream,
+    /// Open and hold connections.
+    Idle,
+}
+
+/// What to load, and how hard.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Mode.
+    pub mode: Mode,
+    /// `https://host:port/path` or `host:port`.
+    pub target: String,
+    /// Client certificate.
+    pub cert: Option<PathBuf>,
+    /// Client key.
+    pub key: Option<PathBuf>,
+    /// CA bundle to verify the server.
+    pub ca: Option<PathBuf>,
+    /// Server name (default: the target's host).
+    pub sni: Option<String>,
+    /// Parallel connections (streams for h2).
+    pub concurrency: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// Stop after this many operations.
+    pub requests: Option<u64>,
+}
+
+/// The final report.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    /// Mode.
+    pub mode: Mode,
+    /// Successful operations.
+    pub ops: u64,
+    /// Failed operations.
+    pub errors: u64,
+    /// Failures by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// ops / seconds.
+    pub ops_per_second: f64,
+    /// MiB/s (stream mode).
+    pub mib_per_second: Option<f64>,
+    /// Latency percentiles in microseconds.
+    pub latency_us: BTreeMap<String, u64>,
+    /// Handshakes that resumed a session.
+    pub resumed: u64,
+    /// Full handshakes.
+    pub full: u64,
+    /// Connections open at the end (idle mode).
+    pub open_connections: u64,
+}
+
+/// Why bench could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BenchError(String);
+
+struct Target {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+}
+
+fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
+    let (rest, path) = match t.strip_prefix("https://") {
+        Some(r) => match r.find('/') {
+            Some(i) => (&r[..i], r[i..].to_string()),
+            None => (r, "/".to_string()),
+        },
+        None if matches!(mode, Mode::Stream | Mode::Idle) => (t, "/".to_string()),
+        None => {
+            return Err(BenchError(format!(
+                "{t}: mode {mode:?} needs an https:// URL"
+            )))
+        }
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']'),
+            p.parse::<u16>()
+                .map_err(|_| BenchError(format!("{t}: bad port")))?,
+        ),
+        None if t.starts_with("https://") => (rest, 443),
+        None => return Err(BenchError(format!("{t}: give HOST:PORT"))),
+    };
+    use std::net::ToSocketAddrs;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| BenchError(format!("cannot resolve {host}")))?;
+    Ok(Target {
+        addr,
+        host: host.to_string(),
+        path,
+    })
+}
+
+fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match &o.ca {
+        Some(ca) => {
+            for c in crate::material::read_certs(ca).map_err(BenchError)? {
+                roots
+                    .add(c)
+                    .map_err(|e| BenchError(format!("{}: {e}", ca.display())))?;
+            }
+        }
+        None => {
+            return Err(BenchError(
+                "give --ca (the CA that issued the server's certificate)".into(),
+            ))
+        }
+    }
+    let b = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BenchError(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut c = match (&o.cert, &o.key) {
+        (Some(cert), Some(key)) => {
+            let chain = crate::material::read_certs(cert).map_err(BenchError)?;
+            let kb = std::fs::read(key)
+                .map_err(|e| BenchError(format!("cannot read {}: {e}", key.display())))?;
+            let k = rustls_pki_types::pem::PemObject::from_pem_slice(&kb)
+                .map_err(|_| BenchError(format!("{}: no private key", key.display())))?;
+            b.with_client_auth_cert(chain, k)
+                .map_err(|e| BenchError(format!("client certificate: {e}")))?
+        }
+        (None, None) => b.with_no_client_auth(),
+        _ => return Err(BenchError("give --cert and --key together".into())),
+    };
+    c.alpn_protocols = match o.mode {
+        Mode::H2 => vec![b"h2".to_vec()],
+        Mode::Stream | Mode::Idle => Vec::new(),
+        _ => vec![b"http/1.1".to_vec()],
+    };
+    if o.mode != Mode::Resume {
+        c.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(Arc::new(c))
+}
+
+/// An error kind: the TLS alert's name, or what the socket said.
+fn kind(e: &std::io::Error) -> String {
+    if let Some(re) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return match re {
+            rustls::Error::AlertReceived(a) => {
+                format!("{a:?}").chars().fold(String::new(), |mut s, c| {
+                    if c.is_uppercase() && !s.is_empty() {
+                        s.push('_');
+                    }
+                    s.push(c.to_ascii_lowercase());
+                    s
+                })
+            }
+            other => format!("tls: {other}"),
+        };
+    }
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect_refused".into(),
+        std::io::ErrorKind::ConnectionReset => "reset".into(),
+        std::io::ErrorKind::UnexpectedEof => "eof".into(),
+        std::io::ErrorKind::TimedOut => "timeout".into(),
+        _ => "io".into(),
+    }
+}
+
+struct Shared {
+    deadline: Instant,
+    budget: Option<u64>,
+    started: AtomicU64,
+    ok: AtomicU64,
+    resumed: AtomicU64,
+    full: AtomicU64,
+    open: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+    hist: Mutex<Histogram<u64>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// Claims the next operation, or says the run is over.
+    fn next(&self) -> bool {
+        if self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+            return false;
+        }
+        match self.budget {
+            Some(b) => self.started.fetch_add(1, Ordering::Relaxed) < b,
+            None => true,
+        }
+    }
+
+    fn done(&self, started: Instant, local: &mut Histogram<u64>) {
+        self.ok.fetch_add(1, Ordering::Relaxed);
+        let _ = local.record(
+            u64::try_from(started.elapsed().as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+    }
+
+    fn failed(&self, k: String) {
+        if let Ok(mut m) = self.errors.lock() {
+            *m.entry(k).or_insert(0) += 1;
+        }
+    }
+
+    fn merge(&self, local: &Histogram<u64>) {
+        if let Ok(mut h) = self.hist.lock() {
+            let _ = h.add(local);
+        }
+    }
+}
+
+// Constant, valid bounds (1 µs to 60 s, 3 significant figures): this
+// cannot fail.
+#[allow(clippy::expect_used)]
+fn new_hist() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    h.auto(true);
+    h
+}
+
+async fn tls_connect(
+    t: &Target,
+    sni: &ServerName<'static>,
+    cfg: &Arc<ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(t.addr).await?;
+    tcp.set_nodelay(true)?;
+    tokio_rustls::TlsConnector::from(cfg.clone())
+        .connect(sni.clone(), tcp)
+        .await
+}
+
+/// One request with `Connection: close`, reading to EOF.
+async fn one_request(
+    t: &Target,
+    sni: &ServerName<'static>,
+    cfg: &Arc<ClientConfig>,
+    req: &[u8],
+    sh: &Shared,
+) -> std::io::Result<()> {
+    let mut s = tls_connect(t, sni, cfg).await?;
+    if s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        sh.resumed.fetch_add(1, Ordering::Relaxed);
+    } else {
+        sh.full.fetch_add(1, Ordering::Relaxed);
+    }
+    s.write_all(req).await?;
+    let mut buf = [0u8; 16384];
+    let mut head = Vec::new();
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < 12 {
+            head.extend_from_slice(&buf[..n.min(12)]);
+        }
+    }
+    if head.starts_with(b"HTTP/1.1 2") || head.starts_with(b"HTTP/1.0 2") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "status {}",
+            String::from_utf8_lossy(&head[..head.len().min(12)])
+        )))
+    }
+}
+
+async fn worker(
+    mode: Mode,
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+    idle_hold: Arc<tokio::sync::Notify>,
+) {
+    let mut local = new_hist();
+    let host = sni_host(&sni, &t);
+    match mode {
+        Mode::Handshake | Mode::Resume => {
+            let req = format!(
+                "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+                t.path
+            )
+            .into_bytes();
+            while sh.next() {
+                let start = Instant::now();
+                match one_request(&t, &sni, &cfg, &req, &sh).await {
+                    Ok(()) => sh.done(start, &mut local),
+                    Err(e) => sh.failed(kind(&e)),
+                }
+            }
+        }
+        Mode::Keepalive => {
+            'conn: while sh.next() {
+                let s = match tls_connect(&t, &sni, &cfg).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        sh.failed(kind(&e));
+                        continue;
+                    }
+                };
+                let Ok((mut send, conn)) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await
+                else {
+                    sh.failed("http".into());
+                    continue;
+                };
+                tokio::spawn(conn);
+                loop {
+                    let start = Instant::now();
+                    let req = http::Request::get(t.path.as_str())
+                        .header(http::header::HOST, host.as_str())
+                        .body(Empty::<Bytes>::new());
+                    let Ok(req) = req else { break 'conn };
+                    match send.send_request(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status().is_success();
+                            let _ = resp.into_body().collect().await;
+                            if ok {
+                                sh.done(start, &mut local);
+                            } else {
+                                sh.failed("status".into());
+                            }
+                        }
+                        Err(_) => {
+                            sh.failed("http".into());
+                            continue 'conn;
+                        }
+                    }
+                    if !sh.next() {
+                        break 'conn;
+                    }
+                }
+            }
+        }
+        Mode::H2 | Mode::Stream | Mode::Idle => {}
+    }
+    sh.merge(&local);
+    let _ = idle_hold;
+}
+
+fn sni_host(sni: &ServerName<'static>, t: &Target) -> String {
+    match sni {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        _ => t.host.clone(),
+    }
+}
+
+async fn h2_workers(
+    o: &Options,
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+) {
+    let host = sni_host(&sni, &t);
+    // One connection per 32 concurrent streams.
+    let conns = o.concurrency.div_ceil(32).max(1);
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let s = match tls_connect(&t, &sni, &cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                sh.failed(kind(&e));
+                continue;
+            }
+        };
+        let Ok((send, conn)) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(s),
+        )
+        .await
+        else {
+            sh.failed("http2".into());
+            continue;
+        };
+        tokio::spawn(conn);
+        let streams = (o.concurrency / conns) + usize::from(c < o.concurrency % conns);
+        for _ in 0..streams {
+            let (mut send, sh, t, host) = (send.clone(), sh.clone(), t.clone(), host.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut local = new_hist();
+                while sh.next() {
+                    let start = Instant::now();
+                    let uri = format!("https://{host}{}", t.path);
+                    let Ok(req) = http::Request::get(uri).body(Empty::<Bytes>::new()) else {
+                        break;
+                    };
+                    match send.send_request(req).await {
+                        Ok(resp) if resp.status().is_success() => {
+                            let _ = resp.into_body().collect().await;
+                            sh.done(start, &mut local);
+                        }
+                        Ok(_) => sh.failed("status".into()),
+                        Err(_) => {
+                            sh.failed("http2".into());
+                            break;
+                        }
+                    }
+                }
+                sh.merge(&local);
+            }));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+
+async fn stream_worker(
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+) {
+    let mut local = new_hist();
+    let out = vec![0x5au8; CHUNK];
+    let mut back = vec![0u8; CHUNK];
+    'conn: while sh.next() {
+        let mut s = match tls_connect(&t, &sni, &cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                sh.failed(kind(&e));
+                continue;
+            }
+        };
+        loop {
+            let start = Instant::now();
+            if let Err(e) = s.write_all(&out).await {
+                sh.failed(kind(&e));
+                continue 'conn;
+            }
+            if let Err(e) = s.read_exact(&mut back).await {
+                sh.failed(kind(&e));
+                continue 'conn;
+            }
+            sh.done(start, &mut local);
+            if !sh.next() {
+                break 'conn;
+            }
+        }
+    }
+    sh.merge(&local);
+}
+
+async fn idle_worker(
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+    hold: Arc<tokio::sync::Notify>,
+) {
+    match tls_connect(&t, &sni, &cfg).await {
+        Ok(mut s) => {
+            // Make the server finish its side (and judge our certificate).
+            let mut one = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(200), s.read(&mut one)).await {
+                Ok(Err(e)) => {
+                    sh.failed(kind(&e));
+                    return;
+                }
+                Ok(Ok(0)) => {
+                    sh.failed("eof".into());
+                    return;
+                }
+                _ => {}
+            }
+            sh.ok.fetch_add(1, Ordering::Relaxed);
+            sh.open.fetch_add(1, Ordering::Relaxed);
+            hold.notified().await;
+            drop(s);
+        }
+        Err(e) => sh.failed(kind(&e)),
+    }
+}
+
+/// Runs a benchmark on the current runtime.
+pub async fn run(o: Options) -> Result<Report, BenchError> {
+    let t = Arc::new(parse_target(&o.target, o.mode)?);
+    let cfg = client_config(&o)?;
+    let name = o.sni.clone().unwrap_or_else(|| t.host.clone());
+    let sni = ServerName::try_from(name.clone())
+        .map_err(|_| BenchError(format!("{name:?} is not a server name")))?;
+    let sh = Arc::new(Shared {
+        deadline: Instant::now() + o.duration,
+        budget: o.requests,
+        started: AtomicU64::new(0),
+        ok: AtomicU64::new(0),
+        resumed: AtomicU64::new(0),
+        full: AtomicU64::new(0),
+        open: AtomicU64::new(0),
+        errors: Mutex::new(BTreeMap::new()),
+        hist: Mutex::new(new_hist()),
+        stop: AtomicBool::new(false),
+    });
+    let hold = Arc::new(tokio::sync::Notify::new());
+    let started = Instant::now();
+    let progress = if std::io::stderr().is_terminal() {
+        let sh = sh.clone();
+        Some(tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = sh.ok.load(Ordering::Relaxed);
+                eprint!(
+                    "\r{now} ops, {} ops/s, {} errors   ",
+                    now - last,
+                    sh.errors
+                        .lock()
+                        .map(|m| m.values().sum::<u64>())
+                        .unwrap_or(0)
+                );
+                last = now;
+            }
+        }))
+    } else {
+        None
+    };
+    match o.mode {
+        Mode::H2 => h2_workers(&o, t.clone(), sni, cfg, sh.clone()).await,
+        Mode::Idle => {
+            let mut tasks = Vec::new();
+            for _ in 0..o.concurrency {
+                tasks.push(tokio::spawn(idle_worker(
+                    t.clone(),
+                    sni.clone(),
+                    cfg.clone(),
+                    sh.clone(),
+                    hold.clone(),
+                )));
+            }
+            // Wait until every connection is open or failed, report it, hold.
+            while sh.ok.load(Ordering::Relaxed)
+                + sh.errors
+                    .lock()
+                    .map(|m| m.values().sum::<u64>())
+                    .unwrap_or(0)
+                < o.concurrency as u64
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            eprintln!(
+                "established {} connections",
+                sh.open.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(sh.deadline.saturating_duration_since(Instant::now())).await;
+            hold.notify_waiters();
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        Mode::Stream => {
+            let tasks: Vec<_> = (0..o.concurrency)
+                .map(|_| {
+                    tokio::spawn(stream_worker(
+                        t.clone(),
+                        sni.clone(),
+                        cfg.clone(),
+                        sh.clone(),
+                    ))
+                })
+                .collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        mode => {
+            let tasks: Vec<_> = (0..o.concurrency)
+                .map(|_| {
+                    tokio::spawn(worker(
+                        mode,
+                        t.clone(),
+                        sni.clone(),
+                        cfg.clone(),
+                        sh.clone(),
+                        hold.clone(),
+                    ))
+                })
+                .collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!();
+    }
+    let seconds = started.elapsed().as_secs_f64().min(
+        o.duration
+            .as_secs_f64()
+            .max(started.elapsed().as_secs_f64()),
+    );
+    let ops = sh.ok.load(Ordering::Relaxed);
+    let errors_by_kind = sh.errors.lock().map(|m| m.clone()).unwrap_or_default();
+    let h = sh
+        .hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| new_hist());
+    let mut latency_us = BTreeMap::new();
+    if o.mode != Mode::Idle && !h.is_empty() {
+        for (k, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+            latency_us.insert(k.to_string(), h.value_at_quantile(q));
+        }
+        latency_us.insert("max".into(), h.max());
+    }
+    Ok(Report {
+        mode: o.mode,
+        ops,
+        errors: errors_by_kind.values().sum(),
+        errors_by_kind,
+        seconds,
+        ops_per_second: ops as f64 / seconds.max(1e-9),
+        mib_per_second: (o.mode == Mode::Stream)
+            .then(|| ops as f64 * (CHUNK as f64 / 1_048_576.0) / seconds.max(1e-9)),
+        latency_us,
+        resumed: sh.resumed.load(Ordering::Relaxed),
+        full: sh.full.load(Ordering::Relaxed),
+        open_connections: sh.open.load(Ordering::Relaxed),
+    })
+}
+
+/// The human report.
+pub fn text(r: &Report) -> String {
+    let mut s = format!(
+        "mode {:?}: {} ops in {:.2} s = {:.1} ops/s, {} errors\n",
+        r.mode, r.ops, r.seconds, r.ops_per_second, r.errors
+    );
+    if let Some(m) = r.mib_per_second {
+        s.push_str(&format!("throughput: {m:.1} MiB/s\n"));
+    }
+    if !r.latency_us.is_empty() {
+        s.push_str(&format!(
+            "latency: p50 {} µs, p90 {} µs, p99 {} µs, max {} µs\n",
+            r.latency_us["p50"], r.latency_us["p90"], r.latency_us["p99"], r.latency_us["max"]
+        ));
+    }
+    if r.resumed + r.full > 0 {
+        s.push_str(&format!(
+            "handshakes: {} full, {} resumed\n",
+            r.full, r.resumed
+        ));
+    }
+    if r.mode == Mode::Idle {
+        s.push_str(&format!("open connections held: {}\n", r.open_connections));
+    }
+    for (k, n) in &r.errors_by_kind {
+        s.push_str(&format!("error {k}: {n}\n"));
+    }
+    s
+}

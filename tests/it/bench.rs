@@ -1,0 +1,198 @@
+//! `portcullis bench` against a portcullis listener: the counts add up, a
+//! refused client shows the alert name as the error kind. No timing is
+//! asserted.
+
+use std::process::Command;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::gateway::bin;
+use crate::support::{write, write_leaf, Ca, Gateway, Spec};
+
+struct B {
+    gw: Gateway,
+    _dir: tempfile::TempDir,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn setup() -> B {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Bench CA");
+    write(d, "ca.crt", &ca.cert_pem);
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["bench.test"])));
+    write_leaf(d, "client", &ca.leaf(&Spec::client("bench-client")));
+    // A TCP echo upstream for the stream mode.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let l = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let echo = l.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates: {{ server: {{ certFile: server.crt, keyFile: server.key }} }}
+trustBundles: {{ ca: {{ caFile: ca.crt }} }}
+logging: {{ access: false }}
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [bench.test]
+        certificate: server
+        clientAuth: {{ mode: require, trustBundle: ca }}
+        routes: [{{ pathPrefix: /, upstream: echo }}]
+  - name: raw
+    address: 127.0.0.1:0
+    protocol: tls
+    certificate: server
+    clientAuth: {{ mode: require, trustBundle: ca }}
+    upstream: echo-tcp
+upstreams:
+  echo: {{ builtin: echo }}
+  echo-tcp: {{ address: \"{echo}\" }}
+"
+        ),
+    );
+    B {
+        gw,
+        _dir: dir,
+        _rt: rt,
+    }
+}
+
+fn bench(b: &B, args: &[&str], with_cert: bool) -> serde_json::Value {
+    let mut cmd = Command::new(bin());
+    cmd.arg("bench").args(args).args([
+        "--sni",
+        "bench.test",
+        "--ca",
+        "ca.crt",
+        "--json",
+        "--duration",
+        "30s",
+        "--concurrency",
+        "4",
+    ]);
+    if with_cert {
+        cmd.args(["--cert", "client.crt", "--key", "client.key"]);
+    }
+    let out = cmd.current_dir(&b.gw.dir).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn url(b: &B) -> String {
+    format!("https://{}/", b.gw.addr("web"))
+}
+
+#[test]
+fn handshake_mode_counts_every_full_handshake() {
+    let b = setup();
+    let r = bench(&b, &["handshake", &url(&b), "--requests", "20"], true);
+    assert_eq!(r["ops"], 20);
+    assert_eq!(r["errors"], 0);
+    assert_eq!(r["full"], 20);
+    assert_eq!(r["resumed"], 0);
+    assert!(r["latency_us"]["p99"].as_u64().unwrap() >= r["latency_us"]["p50"].as_u64().unwrap());
+}
+
+#[test]
+fn resume_mode_resumes_after_the_first_handshakes() {
+    let b = setup();
+    let r = bench(&b, &["resume", &url(&b), "--requests", "40"], true);
+    assert_eq!(r["ops"], 40);
+    assert_eq!(
+        r["full"].as_u64().unwrap() + r["resumed"].as_u64().unwrap(),
+        40
+    );
+    assert!(r["resumed"].as_u64().unwrap() >= 30, "{r}");
+}
+
+#[test]
+fn keepalive_and_h2_modes_count_requests() {
+    let b = setup();
+    for mode in ["keepalive", "h2"] {
+        let r = bench(&b, &[mode, &url(&b), "--requests", "100"], true);
+        assert_eq!(r["ops"], 100, "{mode}: {r}");
+        assert_eq!(r["errors"], 0, "{mode}: {r}");
+    }
+}
+
+#[test]
+fn stream_mode_echoes_through_a_tls_listener() {
+    let b = setup();
+    let r = bench(
+        &b,
+        &["stream", &b.gw.addr("raw").to_string(), "--requests", "16"],
+        true,
+    );
+    assert_eq!(r["ops"], 16, "{r}");
+    assert!(r["mib_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn idle_mode_holds_the_connections() {
+    let b = setup();
+    let mut cmd = Command::new(bin());
+    let out = cmd
+        .args([
+            "bench",
+            "idle",
+            &b.gw.addr("web").to_string(),
+            "--sni",
+            "bench.test",
+            "--ca",
+            "ca.crt",
+            "--cert",
+            "client.crt",
+            "--key",
+            "client.key",
+            "--json",
+            "--duration",
+            "300ms",
+            "--concurrency",
+            "25",
+        ])
+        .current_dir(&b.gw.dir)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["open_connections"], 25);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("established 25 connections"));
+}
+
+#[test]
+fn a_refused_client_shows_the_alert_name() {
+    let b = setup();
+    let r = bench(&b, &["handshake", &url(&b), "--requests", "5"], false);
+    assert_eq!(r["ops"], 0);
+    assert_eq!(r["errors_by_kind"]["certificate_required"], 5, "{r}");
+}
