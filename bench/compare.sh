@@ -42,7 +42,7 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } } }
 CFG
 taskset -c 1 nginx -p "$W/up" -c "$W/up/nginx.conf"
-taskset -c 1 socat TCP-LISTEN:$ECHO,fork,reuseaddr PIPE & PIDS+=($!)
+taskset -c 1 socat TCP-LISTEN:$ECHO,fork,reuseaddr,nodelay PIPE & PIDS+=($!)
 
 # nginx as the mTLS proxy.
 cat > ngx/nginx.conf <<CFG
@@ -50,7 +50,7 @@ worker_processes 1; pid $W/ngx/nginx.pid; error_log $W/ngx/logs/error.log; daemo
 events { worker_connections 8192; }
 http { access_log off; keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$NG ssl; http2 off; server_name bench.test;
+  server { listen 127.0.0.1:$NG ssl; server_name bench.test;
     ssl_certificate $W/srv.crt; ssl_certificate_key $W/srv.key;
     ssl_client_certificate $W/ca/ca.crt; ssl_verify_client on;
     ssl_session_cache shared:SSL:10m; ssl_session_tickets on;

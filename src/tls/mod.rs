@@ -144,6 +144,11 @@ impl HostTls {
         let mut config =
             builder.with_cert_resolver(Arc::new(Fixed(identity.certified_key.clone())));
         config.alpn_protocols = listener.alpn.clone();
+        // Our cipher order (see `server::provider`), as nginx's
+        // ssl_prefer_server_ciphers.
+        config.ignore_client_order = true;
+        // One ticket is enough for one resumption; each costs an encryption.
+        config.send_tls13_tickets = 1;
         config.session_storage = ServerSessionMemoryCache::new(4096);
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(err)?;
         Ok(HostTls {
