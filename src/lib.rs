@@ -13,6 +13,7 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod identity;
+pub mod import;
 pub mod material;
 pub mod pki;
 pub mod probe;

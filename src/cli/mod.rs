@@ -97,6 +97,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Translate configurations of other tools.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Diagnose a (mutual) TLS handshake: exit 0 when it works, 1 with the reason in words.
     Probe {
         /// https://HOST[:PORT][/PATH] or HOST:PORT.
@@ -113,6 +116,23 @@ enum Command {
         /// Server name to send (default: the host).
         #[arg(long)]
         sni: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Ingress objects (+ Secrets in the same files) → a portcullis config on stdout.
+    /// Exit 0 complete, 3 when something could not be carried over, 2 on unusable input.
+    IngressNginx {
+        /// Files of (multi-document) YAML; `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Annotation prefix.
+        #[arg(long, default_value = "nginx.ingress.kubernetes.io")]
+        annotation_prefix: String,
+        /// Where the Secrets the config refers to are written.
+        #[arg(long, default_value = ".")]
+        secrets_dir: PathBuf,
     },
 }
 
@@ -205,6 +225,46 @@ pub fn main() -> ExitCode {
             demo::run(dir, port)
         }
         Command::Ca(cmd) => finish(pki::ca(cmd)),
+        Command::Import(ImportCommand::IngressNginx {
+            files,
+            annotation_prefix,
+            secrets_dir,
+        }) => {
+            let opts = crate::import::Options {
+                files,
+                prefix: annotation_prefix,
+                secrets_dir,
+            };
+            match crate::import::run(&opts) {
+                Err(e) => {
+                    eprintln!("portcullis: {e}");
+                    ExitCode::from(2)
+                }
+                Ok(out) => {
+                    let files: Vec<crate::pki::Output> = out
+                        .secrets
+                        .iter()
+                        .map(|(p, y)| crate::pki::Output::secret(p.clone(), y.clone()))
+                        .collect();
+                    if let Err(e) = crate::pki::write_files(&files) {
+                        eprintln!("portcullis: {e}");
+                        return ExitCode::from(2);
+                    }
+                    print!("{}", out.config);
+                    for w in &out.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    for l in &out.left_behind {
+                        eprintln!("not carried over: {l}");
+                    }
+                    if out.left_behind.is_empty() && !out.placeholders {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(3)
+                    }
+                }
+            }
+        }
         Command::Bench {
             mode,
             target,

@@ -9,6 +9,7 @@ mod check;
 mod client_auth;
 mod dn;
 mod identity;
+mod import;
 mod ops;
 mod pki;
 mod proxy;

@@ -1,0 +1,279 @@
+//! The ingress-nginx annotations portcullis understands, and the reasons
+//! for the ones it does not carry over.
+
+use serde_json::{Map, Value};
+
+use super::{err, ImportError};
+
+/// Client authentication of a host (`auth-tls-*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// `namespace/name` of the CA Secret.
+    pub secret: String,
+    /// require | optional | optionalNoCa | none
+    pub mode: &'static str,
+    /// Intermediates allowed (ingress-nginx's default is 1).
+    pub depth: u32,
+    /// `auth-tls-pass-certificate-to-upstream`
+    pub pass_certificate: bool,
+    /// From `auth-tls-match-cn`.
+    pub common_names: Vec<String>,
+}
+
+/// TLS to the backends (`backend-protocol: HTTPS`, `proxy-ssl-*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Upstream {
+    /// `proxy-ssl-secret` (`namespace/name`).
+    pub secret: Option<String>,
+    /// Whether that Secret also holds a client certificate to present.
+    pub client_cert: bool,
+    /// `proxy-ssl-name`
+    pub name: Option<String>,
+}
+
+/// What an Ingress's annotations ask for.
+#[derive(Debug, Default)]
+pub struct Annotations {
+    /// Client authentication.
+    pub auth: Option<Auth>,
+    /// TLS to the backends.
+    pub upstream: Option<Upstream>,
+    /// `ssl-passthrough: "true"`.
+    pub passthrough: bool,
+}
+
+/// `CN=name`, `^CN=name$`, `CN=(a|b)`: exact common names; anything else is
+/// a regular expression portcullis will not guess at.
+pub fn match_cn(v: &str) -> Option<Vec<String>> {
+    let v = v.strip_prefix('^').unwrap_or(v);
+    let v = v.strip_suffix('$').unwrap_or(v);
+    let rest = v.strip_prefix("CN=")?;
+    let names: Vec<String> = match rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => inner.split('|').map(str::to_string).collect(),
+        None => vec![rest.to_string()],
+    };
+    let literal = |n: &String| {
+        !n.is_empty()
+            && !n.contains([
+                '\\', '.', '*', '+', '?', '[', ']', '(', ')', '{', '}', '^', '$', '|', ',',
+            ])
+    };
+    names.iter().all(literal).then_some(names)
+}
+
+fn bool_of(v: &str) -> Option<bool> {
+    match v {
+        "true" | "on" => Some(true),
+        "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads the annotations under `prefix`; unsupported ones go to `left`.
+pub fn read(
+    ann: &Map<String, Value>,
+    prefix: &str,
+    ns: &str,
+    object: &str,
+    left: &mut Vec<String>,
+) -> Result<Annotations, ImportError> {
+    let mut get = BTreeMapView::default();
+    for (k, v) in ann {
+        if let Some(short) = k.strip_prefix(prefix).and_then(|s| s.strip_prefix('/')) {
+            get.0.insert(
+                short.to_string(),
+                v.as_str().unwrap_or_default().to_string(),
+            );
+        }
+    }
+    let mut out = Annotations::default();
+    let mut leave = |a: &str, why: &str| left.push(format!("{object}: {prefix}/{a}: {why}"));
+    let qualify = |v: &str| -> Result<String, ImportError> {
+        match v.split_once('/') {
+            Some((n, s)) if !n.is_empty() && !s.is_empty() && !s.contains('/') => Ok(v.to_string()),
+            None if !v.is_empty() => Ok(format!("{ns}/{v}")),
+            _ => Err(err(format!("{object}: {prefix}/auth-tls-secret or proxy-ssl-secret {v:?} is not namespace/name"))),
+        }
+    };
+    if let Some(secret) = get.take("auth-tls-secret") {
+        let secret = qualify(&secret)?;
+        let mode = match get.take("auth-tls-verify-client").as_deref() {
+            None | Some("on") => "require",
+            Some("optional") => "optional",
+            Some("optional_no_ca") => "optionalNoCa",
+            Some("off") => "none",
+            Some(other) => {
+                leave(
+                    "auth-tls-verify-client",
+                    &format!(
+                        "{other:?} is not on, optional, optional_no_ca or off; require is used"
+                    ),
+                );
+                "require"
+            }
+        };
+        let depth = match get.take("auth-tls-verify-depth") {
+            None => 1,
+            Some(d) => match d.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    leave(
+                        "auth-tls-verify-depth",
+                        &format!("{d:?} is not a number; ingress-nginx's default 1 is used"),
+                    );
+                    1
+                }
+            },
+        };
+        let pass_certificate = match get.take("auth-tls-pass-certificate-to-upstream") {
+            None => false,
+            Some(v) => bool_of(&v).unwrap_or_else(|| {
+                leave(
+                    "auth-tls-pass-certificate-to-upstream",
+                    &format!("{v:?} is not true or false"),
+                );
+                false
+            }),
+        };
+        let common_names = match get.take("auth-tls-match-cn") {
+            None => Vec::new(),
+            Some(v) => match match_cn(&v) {
+                Some(n) => n,
+                None => {
+                    leave(
+                        "auth-tls-match-cn",
+                        &format!("{v:?} is a regular expression over the subject; only CN=name and CN=(a|b) translate to exact commonNames"),
+                    );
+                    Vec::new()
+                }
+            },
+        };
+        // `off` means no client authentication at all.
+        if mode != "none" {
+            out.auth = Some(Auth {
+                secret,
+                mode,
+                depth,
+                pass_certificate,
+                common_names,
+            });
+        }
+    } else {
+        for a in [
+            "auth-tls-verify-client",
+            "auth-tls-verify-depth",
+            "auth-tls-pass-certificate-to-upstream",
+            "auth-tls-match-cn",
+        ] {
+            if get.take(a).is_some() {
+                leave(a, "has no effect without auth-tls-secret");
+            }
+        }
+    }
+    let https = match get.take("backend-protocol").as_deref() {
+        None | Some("HTTP") => false,
+        Some("HTTPS") => true,
+        Some(other) => {
+            leave(
+                "backend-protocol",
+                &format!("{other:?} is not carried over (HTTP and HTTPS are)"),
+            );
+            false
+        }
+    };
+    let proxy_secret = get
+        .take("proxy-ssl-secret")
+        .map(|s| qualify(&s))
+        .transpose()?;
+    let verify = get.take("proxy-ssl-verify");
+    let name = get.take("proxy-ssl-name");
+    let server_name = get.take("proxy-ssl-server-name");
+    if https {
+        let mut u = Upstream {
+            name,
+            ..Upstream::default()
+        };
+        match verify.as_deref() {
+            Some("on") => {}
+            None | Some("off") => leave(
+                "proxy-ssl-verify",
+                "off: portcullis always verifies upstream certificates (with proxy-ssl-secret's ca.crt, or the system roots)",
+            ),
+            Some(other) => leave("proxy-ssl-verify", &format!("{other:?} is not on or off")),
+        }
+        if server_name.as_deref() == Some("off") {
+            leave(
+                "proxy-ssl-server-name",
+                "off: portcullis always sends SNI to https upstreams",
+            );
+        }
+        if let Some(s) = proxy_secret {
+            u.client_cert = true;
+            u.secret = Some(s);
+        }
+        out.upstream = Some(u);
+    } else {
+        for (a, v) in [
+            ("proxy-ssl-secret", proxy_secret.is_some()),
+            ("proxy-ssl-verify", verify.is_some()),
+            ("proxy-ssl-name", name.is_some()),
+            ("proxy-ssl-server-name", server_name.is_some()),
+        ] {
+            if v {
+                leave(a, "has no effect without backend-protocol: HTTPS");
+            }
+        }
+    }
+    if let Some(d) = get.take("proxy-ssl-verify-depth") {
+        leave(
+            "proxy-ssl-verify-depth",
+            &format!("{d:?}: upstream verification has no depth limit in portcullis"),
+        );
+    }
+    out.passthrough = match get.take("ssl-passthrough") {
+        None => false,
+        Some(v) => bool_of(&v).unwrap_or_else(|| {
+            leave("ssl-passthrough", &format!("{v:?} is not true or false"));
+            false
+        }),
+    };
+    if let Some(v) = get.take("auth-tls-error-page") {
+        leave(
+            "auth-tls-error-page",
+            &format!(
+                "{v:?}: a refused client gets a TLS alert that names the reason, not an error page"
+            ),
+        );
+    }
+    for (k, v) in get.0 {
+        leave(&k, &format!("{v:?}: not carried over by the importer"));
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct BTreeMapView(std::collections::BTreeMap<String, String>);
+
+impl BTreeMapView {
+    fn take(&mut self, k: &str) -> Option<String> {
+        self.0.remove(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_cn_translates_only_exact_forms() {
+        assert_eq!(match_cn("CN=admin"), Some(vec!["admin".into()]));
+        assert_eq!(match_cn("^CN=admin$"), Some(vec!["admin".into()]));
+        assert_eq!(
+            match_cn("CN=(ops|deploy-bot)"),
+            Some(vec!["ops".into(), "deploy-bot".into()])
+        );
+        assert_eq!(match_cn("CN=admin.*"), None);
+        assert_eq!(match_cn("O=Acme"), None);
+        assert_eq!(match_cn("CN=a,O=b"), None);
+    }
+}

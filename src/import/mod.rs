@@ -1,0 +1,508 @@
+//! `portcullis import ingress-nginx` (SPEC §8): Ingress objects, their
+//! mTLS annotations and the Secrets in the same files → a portcullis config
+//! on stdout. Every annotation that cannot be carried over is reported as
+//! `namespace/name: annotation: why`; nothing is dropped silently.
+
+mod annotations;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+use annotations::{Auth, Upstream as UpTls};
+
+/// Why an import could not be done at all (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ImportError(pub String);
+
+fn err(s: impl Into<String>) -> ImportError {
+    ImportError(s.into())
+}
+
+/// Options of the command.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Files to read (`-` = stdin).
+    pub files: Vec<PathBuf>,
+    /// Annotation prefix (default `nginx.ingress.kubernetes.io`).
+    pub prefix: String,
+    /// Where Secret manifests referenced by the config are written.
+    pub secrets_dir: PathBuf,
+}
+
+/// The result: the config text, the files to write, and what was left behind.
+pub struct Imported {
+    /// The portcullis config (YAML).
+    pub config: String,
+    /// Secret manifests to write: (path, YAML).
+    pub secrets: Vec<(PathBuf, String)>,
+    /// `namespace/name: annotation: why` lines.
+    pub left_behind: Vec<String>,
+    /// Other warnings (missing Secrets, named ports, …).
+    pub warnings: Vec<String>,
+    /// A placeholder stands where input was missing (a Secret, a
+    /// certificate): the config will not pass `check` as it is.
+    pub placeholders: bool,
+}
+
+#[derive(Default)]
+struct Host {
+    /// The Ingress that first defined it, for conflict messages.
+    origin: String,
+    certificate: Option<String>,
+    auth: Option<(Auth, String)>,
+    routes: Vec<Value>,
+    passthrough: Option<String>,
+}
+
+struct State<'a> {
+    opts: &'a Options,
+    secrets: BTreeMap<String, Value>,
+    written: BTreeMap<String, PathBuf>,
+    certificates: Map<String, Value>,
+    trust_bundles: Map<String, Value>,
+    upstreams: Map<String, Value>,
+    hosts: BTreeMap<String, Host>,
+    out: Imported,
+}
+
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_str()
+}
+
+impl State<'_> {
+    /// A Secret referenced as `namespace/name`: written next to the output
+    /// when it was in the input, else a placeholder path and a warning.
+    fn secret_file(&mut self, key: &str, why: &str) -> String {
+        if let Some(p) = self.written.get(key) {
+            return p.display().to_string();
+        }
+        let file = self
+            .opts
+            .secrets_dir
+            .join(format!("{}.secret.yaml", key.replace('/', ".")));
+        match self.secrets.get(key) {
+            Some(s) => {
+                let mut opts = serde_saphyr::SerializerOptions::default();
+                opts.prefer_block_scalars = false;
+                let yaml = serde_saphyr::to_string_with_options(s, opts).unwrap_or_default();
+                self.out.secrets.push((file.clone(), yaml));
+            }
+            None => {
+                self.out.placeholders = true;
+                self.out.warnings.push(format!(
+                    "Secret {key} ({why}) was not in the input: write it to {} (or change the path)",
+                    file.display()
+                ));
+            }
+        }
+        self.written.insert(key.to_string(), file.clone());
+        file.display().to_string()
+    }
+
+    fn certificate(&mut self, ns: &str, secret: &str) -> String {
+        let key = format!("{ns}/{secret}");
+        let name = format!("{ns}-{secret}");
+        if !self.certificates.contains_key(&name) {
+            let file = self.secret_file(&key, "TLS certificate");
+            self.certificates
+                .insert(name.clone(), json!({ "secretFile": file }));
+        }
+        name
+    }
+
+    fn trust_bundle(&mut self, key: &str) -> String {
+        let name = format!("{}-ca", key.replace('/', "-"));
+        if !self.trust_bundles.contains_key(&name) {
+            let file = self.secret_file(key, "CA certificates");
+            self.trust_bundles
+                .insert(name.clone(), json!({ "secretFile": file }));
+        }
+        name
+    }
+
+    fn upstream(
+        &mut self,
+        ns: &str,
+        backend: &Value,
+        tls: Option<&UpTls>,
+        object: &str,
+    ) -> Result<String, ImportError> {
+        let svc = backend.get("service").ok_or_else(|| {
+            err(format!(
+                "{object}: a backend without a service (resource backends are not supported)"
+            ))
+        })?;
+        let name = str_at(svc, &["name"])
+            .ok_or_else(|| err(format!("{object}: a backend service without a name")))?;
+        let port = match (
+            svc.pointer("/port/number").and_then(Value::as_u64),
+            str_at(svc, &["port", "name"]),
+        ) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(p)) => {
+                self.out.warnings.push(format!(
+                    "{object}: service {name} uses the named port \"{p}\"; the upstream uses the scheme's default port — set the number"
+                ));
+                p.to_string()
+            }
+            (None, None) => {
+                return Err(err(format!("{object}: backend service {name} has no port")))
+            }
+        };
+        let host = format!("{name}.{ns}.svc.cluster.local");
+        let numeric = port.parse::<u16>().is_ok();
+        let up_name = format!(
+            "{ns}-{name}-{port}{}",
+            if tls.is_some() { "-tls" } else { "" }
+        );
+        if !self.upstreams.contains_key(&up_name) {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let url = if numeric {
+                format!("{scheme}://{host}:{port}")
+            } else {
+                format!("{scheme}://{host}")
+            };
+            let mut u = json!({ "url": url });
+            if let Some(t) = tls {
+                let mut tv = Map::new();
+                if let Some(s) = &t.secret {
+                    let bundle = self.trust_bundle(s);
+                    tv.insert("trustBundle".into(), json!(bundle));
+                    if t.client_cert {
+                        let file = self.secret_file(s, "client certificate for the upstream");
+                        let cname = format!("{}-client", s.replace('/', "-"));
+                        self.certificates
+                            .insert(cname.clone(), json!({ "secretFile": file }));
+                        tv.insert("certificate".into(), json!(cname));
+                    }
+                }
+                if let Some(n) = &t.name {
+                    tv.insert("serverName".into(), json!(n));
+                }
+                u["tls"] = Value::Object(tv);
+            }
+            self.upstreams.insert(up_name.clone(), u);
+        }
+        Ok(up_name)
+    }
+
+    fn passthrough_upstream(
+        &mut self,
+        ns: &str,
+        backend: &Value,
+        object: &str,
+    ) -> Result<String, ImportError> {
+        let svc = backend
+            .get("service")
+            .ok_or_else(|| err(format!("{object}: a passthrough backend without a service")))?;
+        let name = str_at(svc, &["name"])
+            .ok_or_else(|| err(format!("{object}: a backend service without a name")))?;
+        let port = svc
+            .pointer("/port/number")
+            .and_then(Value::as_u64)
+            .unwrap_or(443);
+        let up_name = format!("{ns}-{name}-{port}-passthrough");
+        self.upstreams.entry(up_name.clone()).or_insert_with(
+            || json!({ "address": format!("{name}.{ns}.svc.cluster.local:{port}") }),
+        );
+        Ok(up_name)
+    }
+
+    fn ingress(&mut self, obj: &Value) -> Result<(), ImportError> {
+        let ns = str_at(obj, &["metadata", "namespace"])
+            .unwrap_or("default")
+            .to_string();
+        let name = str_at(obj, &["metadata", "name"])
+            .ok_or_else(|| err("an Ingress without metadata.name"))?
+            .to_string();
+        let object = format!("{ns}/{name}");
+        let spec = obj
+            .get("spec")
+            .ok_or_else(|| err(format!("Ingress {object}: no spec")))?;
+        let empty = Map::new();
+        let ann = obj
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let a = annotations::read(
+            ann,
+            &self.opts.prefix,
+            &ns,
+            &object,
+            &mut self.out.left_behind,
+        )?;
+        // Certificates by host from spec.tls.
+        let mut tls_by_host: BTreeMap<String, String> = BTreeMap::new();
+        let mut tls_default: Option<String> = None;
+        for t in spec
+            .get("tls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(secret) = str_at(t, &["secretName"]) else {
+                continue;
+            };
+            let cert = self.certificate(&ns, secret);
+            let hosts = t
+                .get("hosts")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if hosts.is_empty() {
+                tls_default = Some(cert.clone());
+            }
+            for h in hosts.iter().filter_map(Value::as_str) {
+                tls_by_host.insert(h.to_string(), cert.clone());
+            }
+        }
+        let upstream_tls = a.upstream.as_ref();
+        let mut rules: Vec<(String, Vec<Value>, Option<String>)> = Vec::new();
+        for rule in spec
+            .get("rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let host = str_at(rule, &["host"]).unwrap_or("*").to_string();
+            let mut routes = Vec::new();
+            let mut pt = None;
+            for p in rule
+                .pointer("/http/paths")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let path = str_at(p, &["path"]).unwrap_or("/").to_string();
+                let backend = p
+                    .get("backend")
+                    .ok_or_else(|| err(format!("{object}: a path without a backend")))?;
+                if a.passthrough {
+                    pt.get_or_insert(self.passthrough_upstream(&ns, backend, &object)?);
+                    continue;
+                }
+                let up = self.upstream(&ns, backend, upstream_tls, &object)?;
+                let kind = match str_at(p, &["pathType"]).unwrap_or("ImplementationSpecific") {
+                    "Exact" => "path",
+                    "Prefix" => "pathPrefix",
+                    _ => {
+                        if path.contains(['*', '(', '[', '$', '^', '+', '?', '{', '|']) {
+                            self.out.left_behind.push(format!(
+                                "{object}: path {path:?}: an ImplementationSpecific regular expression is not carried over (routes match literal prefixes)"
+                            ));
+                            continue;
+                        }
+                        "pathPrefix"
+                    }
+                };
+                routes.push(json!({ kind: path, "upstream": up }));
+            }
+            rules.push((host, routes, pt));
+        }
+        if let Some(db) = spec.get("defaultBackend") {
+            let up = self.upstream(&ns, db, upstream_tls, &object)?;
+            if rules.is_empty() {
+                rules.push(("*".into(), Vec::new(), None));
+            }
+            for (_, routes, _) in &mut rules {
+                if !routes
+                    .iter()
+                    .any(|r| r.get("pathPrefix") == Some(&json!("/")))
+                {
+                    routes.push(json!({ "pathPrefix": "/", "upstream": up }));
+                }
+            }
+        }
+        for (host, routes, pt) in rules {
+            let cert = tls_by_host
+                .get(&host)
+                .cloned()
+                .or_else(|| tls_default.clone());
+            let entry = self.hosts.entry(host.clone()).or_insert_with(|| Host {
+                origin: object.clone(),
+                ..Host::default()
+            });
+            if let Some(pt) = pt {
+                entry.passthrough = Some(pt);
+                continue;
+            }
+            if let Some(c) = cert {
+                entry.certificate.get_or_insert(c);
+            }
+            if let Some(auth) = &a.auth {
+                match &entry.auth {
+                    Some((prev, origin)) if prev != auth => {
+                        return Err(err(format!(
+                            "host {host}: client authentication differs between Ingress {origin} and Ingress {object}; make them agree"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => entry.auth = Some((auth.clone(), object.clone())),
+                }
+            }
+            for r in routes {
+                if !entry.routes.contains(&r) {
+                    entry.routes.push(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn render(mut self) -> Result<Imported, ImportError> {
+        let mut hosts = Vec::new();
+        let hosts_in = std::mem::take(&mut self.hosts);
+        for (name, h) in hosts_in {
+            let names = json!([name]);
+            if let Some(pt) = h.passthrough {
+                hosts.push(json!({ "hostnames": names, "passthrough": pt }));
+                continue;
+            }
+            let cert = match h.certificate {
+                Some(c) => c,
+                None => {
+                    self.out.placeholders = true;
+                    self.out.warnings.push(format!(
+                        "host {name} (Ingress {}) has no TLS secret: it uses certificate \"default\"; provide default.crt and default.key",
+                        h.origin
+                    ));
+                    self.certificates
+                        .entry("default".to_string())
+                        .or_insert_with(
+                            || json!({ "certFile": "default.crt", "keyFile": "default.key" }),
+                        );
+                    "default".to_string()
+                }
+            };
+            let mut entry = json!({ "hostnames": names, "certificate": cert, "routes": h.routes });
+            if let Some((auth, _)) = h.auth {
+                let bundle = self.trust_bundle(&auth.secret);
+                let mut ca =
+                    json!({ "mode": auth.mode, "trustBundle": bundle, "verifyDepth": auth.depth });
+                if !auth.common_names.is_empty() {
+                    ca["allow"] = json!({ "commonNames": auth.common_names });
+                }
+                entry["clientAuth"] = ca;
+                if auth.pass_certificate {
+                    entry["passCertificateToUpstream"] = json!(true);
+                }
+            }
+            hosts.push(entry);
+        }
+        let mut config = Map::new();
+        config.insert(
+            "certificates".into(),
+            Value::Object(std::mem::take(&mut self.certificates)),
+        );
+        if !self.trust_bundles.is_empty() {
+            config.insert(
+                "trustBundles".into(),
+                Value::Object(std::mem::take(&mut self.trust_bundles)),
+            );
+        }
+        config.insert(
+            "listeners".into(),
+            json!([{ "name": "https", "address": "0.0.0.0:443", "protocol": "https", "hosts": hosts }]),
+        );
+        config.insert(
+            "upstreams".into(),
+            Value::Object(std::mem::take(&mut self.upstreams)),
+        );
+        let mut opts = serde_saphyr::SerializerOptions::default();
+        opts.prefer_block_scalars = false;
+        self.out.config = format!(
+            "# Imported from ingress-nginx by `portcullis import ingress-nginx`.\n{}",
+            serde_saphyr::to_string_with_options(&Value::Object(config), opts)
+                .map_err(|e| err(e.to_string()))?
+        );
+        Ok(self.out)
+    }
+}
+
+fn read_input(p: &Path) -> Result<String, ImportError> {
+    if p.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| err(format!("cannot read stdin: {e}")))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(p).map_err(|e| err(format!("cannot read {}: {e}", p.display())))
+    }
+}
+
+/// Runs the import.
+pub fn run(opts: &Options) -> Result<Imported, ImportError> {
+    let mut objects = Vec::new();
+    for f in &opts.files {
+        let text = read_input(f)?;
+        let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).map_err(|e| {
+            err(format!(
+                "{}: not YAML: {}",
+                f.display(),
+                e.without_snippet()
+            ))
+        })?;
+        for d in docs {
+            if d.is_null() {
+                continue;
+            }
+            match str_at(&d, &["kind"]) {
+                Some("List") => objects.extend(
+                    d.get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                Some(_) => objects.push(d),
+                None => return Err(err(format!("{}: a document without kind", f.display()))),
+            }
+        }
+    }
+    let mut st = State {
+        opts,
+        secrets: BTreeMap::new(),
+        written: BTreeMap::new(),
+        certificates: Map::new(),
+        trust_bundles: Map::new(),
+        upstreams: Map::new(),
+        hosts: BTreeMap::new(),
+        out: Imported {
+            config: String::new(),
+            secrets: Vec::new(),
+            left_behind: Vec::new(),
+            warnings: Vec::new(),
+            placeholders: false,
+        },
+    };
+    for o in &objects {
+        if str_at(o, &["kind"]) == Some("Secret") {
+            let ns = str_at(o, &["metadata", "namespace"]).unwrap_or("default");
+            let name = str_at(o, &["metadata", "name"])
+                .ok_or_else(|| err("a Secret without metadata.name"))?;
+            st.secrets.insert(format!("{ns}/{name}"), o.clone());
+        }
+    }
+    for o in &objects {
+        match str_at(o, &["kind"]) {
+            Some("Ingress") => st.ingress(o)?,
+            Some("Secret") => {}
+            Some(other) => st.out.warnings.push(format!(
+                "ignored a {other} object (only Ingress and Secret are read)"
+            )),
+            None => {}
+        }
+    }
+    if st.hosts.is_empty() {
+        return Err(err(
+            "no Ingress with rules or a defaultBackend in the input",
+        ));
+    }
+    st.render()
+}

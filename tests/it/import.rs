@@ -1,0 +1,414 @@
+//! `portcullis import ingress-nginx`: the ingress-nginx mTLS tutorial end to
+//! end, every annotation, merges, and malformed input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine;
+
+use crate::support::gateway::bin;
+use crate::support::{client, write, Ca, Gateway, Outcome, Spec, Upstream};
+
+fn import(dir: &Path, files: &[&str]) -> Output {
+    Command::new(bin())
+        .args(["import", "ingress-nginx"])
+        .args(files)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn yaml(o: &Output) -> serde_json::Value {
+    serde_saphyr::from_str(&String::from_utf8_lossy(&o.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+const TUTORIAL_INGRESS: &str = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: meow-ingress
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/auth-tls-verify-client: \"on\"
+    nginx.ingress.kubernetes.io/auth-tls-secret: \"default/ca-secret\"
+    nginx.ingress.kubernetes.io/auth-tls-verify-depth: \"1\"
+    nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream: \"true\"
+spec:
+  ingressClassName: nginx
+  tls:
+  - hosts:
+    - meow.com
+    secretName: tls-secret
+  rules:
+  - host: meow.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: meow-svc
+            port:
+              number: 80
+";
+
+#[test]
+fn the_ingress_nginx_mtls_tutorial_imports_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Cambia Root CA");
+    let server = ca.leaf(&Spec::server(&["meow.com"]));
+    let client_leaf = ca.leaf(&Spec::client("meow-client"));
+    let secrets = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: ca-secret, namespace: default }}\ntype: Opaque\ndata:\n  ca.crt: {}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{ name: tls-secret, namespace: default }}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(&ca.cert_pem),
+        b64(&server.chain_pem),
+        b64(&server.key_pem)
+    );
+    write(d, "all.yaml", &format!("{TUTORIAL_INGRESS}---\n{secrets}"));
+    let out = import(d, &["all.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cfg = yaml(&out);
+    let host = &cfg["listeners"][0]["hosts"][0];
+    assert_eq!(host["hostnames"][0], "meow.com");
+    assert_eq!(host["clientAuth"]["mode"], "require");
+    assert_eq!(host["clientAuth"]["verifyDepth"], 1);
+    assert_eq!(host["passCertificateToUpstream"], true);
+    assert_eq!(
+        cfg["upstreams"]["default-meow-svc-80"]["url"],
+        "http://meow-svc.default.svc.cluster.local:80"
+    );
+    // The config passes check as written.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    write(d, "imported.yaml", &text);
+    let check = Command::new(bin())
+        .args(["check", "-c", "imported.yaml"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    // Run it with a local upstream and a local address.
+    let up = Upstream::start();
+    let local = text
+        .replace(
+            "http://meow-svc.default.svc.cluster.local:80",
+            &format!("http://{}", up.addr),
+        )
+        .replace("0.0.0.0:443", "127.0.0.1:0");
+    let gw = Gateway::start(d, &local);
+    let addr = gw.addr("https");
+    let ok = client::get(
+        addr,
+        "meow.com",
+        &client::config(&ca, Some(&client_leaf), &[]),
+        "/",
+    );
+    assert_eq!(ok.status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen[0].header("ssl-client-verify"), Some("SUCCESS"));
+    assert_eq!(
+        seen[0].header("ssl-client-subject-dn"),
+        Some("CN=meow-client")
+    );
+    let refused = client::get(addr, "meow.com", &client::config(&ca, None, &[]), "/");
+    assert!(
+        matches!(
+            refused,
+            Outcome::Alert(rustls::AlertDescription::CertificateRequired)
+        ),
+        "{refused:?}"
+    );
+}
+
+fn ingress(name: &str, host: &str, annotations: &[(&str, &str)], paths: &str) -> String {
+    let ann: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"))
+        .collect();
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: shop\n  annotations:\n{ann}spec:\n  tls:\n  - hosts: [{host}]\n    secretName: web-tls\n  rules:\n  - host: {host}\n    http:\n      paths:\n{paths}---\n"
+    )
+}
+
+fn path(p: &str, kind: &str, svc: &str) -> String {
+    format!("      - path: {p}\n        pathType: {kind}\n        backend: {{ service: {{ name: {svc}, port: {{ number: 8080 }} }} }}\n")
+}
+
+/// Imports one Ingress (with its TLS Secret present) and returns exit code,
+/// config, and the not-carried-over lines.
+fn one(annotations: &[(&str, &str)]) -> (i32, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = "apiVersion: v1\nkind: Secret\nmetadata: { name: web-tls, namespace: shop }\ntype: kubernetes.io/tls\nstringData: { tls.crt: x, tls.key: y }\n---\n\
+               apiVersion: v1\nkind: Secret\nmetadata: { name: ca, namespace: shop }\nstringData: { ca.crt: x }\n---\n\
+               apiVersion: v1\nkind: Secret\nmetadata: { name: up, namespace: shop }\nstringData: { ca.crt: x, tls.crt: y, tls.key: z }\n";
+    write(
+        dir.path(),
+        "in.yaml",
+        &format!(
+            "{}{tls}",
+            ingress("web", "shop.test", annotations, &path("/", "Prefix", "web"))
+        ),
+    );
+    let out = import(dir.path(), &["in.yaml"]);
+    let code = out.status.code().unwrap();
+    let cfg = if code == 2 {
+        serde_json::Value::Null
+    } else {
+        yaml(&out)
+    };
+    (code, cfg, stderr(&out))
+}
+
+#[test]
+fn every_annotation_maps_or_is_reported() {
+    // verify-client values
+    for (v, mode) in [
+        ("on", "require"),
+        ("optional", "optional"),
+        ("optional_no_ca", "optionalNoCa"),
+    ] {
+        let (code, cfg, _) = one(&[
+            ("auth-tls-secret", "shop/ca"),
+            ("auth-tls-verify-client", v),
+        ]);
+        assert_eq!(code, 0);
+        assert_eq!(
+            cfg["listeners"][0]["hosts"][0]["clientAuth"]["mode"], mode,
+            "{v}"
+        );
+        assert_eq!(
+            cfg["listeners"][0]["hosts"][0]["clientAuth"]["verifyDepth"], 1,
+            "ingress-nginx's default depth"
+        );
+        assert_eq!(
+            cfg["trustBundles"]["shop-ca-ca"]["secretFile"],
+            "./shop.ca.secret.yaml"
+        );
+    }
+    let (_, cfg, _) = one(&[("auth-tls-secret", "ca"), ("auth-tls-verify-client", "off")]);
+    assert!(cfg["listeners"][0]["hosts"][0].get("clientAuth").is_none());
+    let (_, cfg, _) = one(&[
+        ("auth-tls-secret", "shop/ca"),
+        ("auth-tls-verify-depth", "3"),
+    ]);
+    assert_eq!(
+        cfg["listeners"][0]["hosts"][0]["clientAuth"]["verifyDepth"],
+        3
+    );
+    // match-cn: exact forms translate, regular expressions are reported.
+    let (code, cfg, _) = one(&[
+        ("auth-tls-secret", "shop/ca"),
+        ("auth-tls-match-cn", "CN=(ops|deploy)"),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        cfg["listeners"][0]["hosts"][0]["clientAuth"]["allow"]["commonNames"],
+        serde_json::json!(["ops", "deploy"])
+    );
+    let (code, cfg, err) = one(&[
+        ("auth-tls-secret", "shop/ca"),
+        ("auth-tls-match-cn", "CN=adm.*"),
+    ]);
+    assert_eq!(code, 3);
+    assert!(cfg["listeners"][0]["hosts"][0]["clientAuth"]
+        .get("allow")
+        .is_none());
+    assert!(err.contains("shop/web: nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=adm.*\" is a regular expression"), "{err}");
+    // Upstream TLS.
+    let (code, cfg, err) = one(&[
+        ("backend-protocol", "HTTPS"),
+        ("proxy-ssl-secret", "shop/up"),
+        ("proxy-ssl-verify", "on"),
+        ("proxy-ssl-name", "web.internal"),
+        ("proxy-ssl-server-name", "on"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let up = &cfg["upstreams"]["shop-web-8080-tls"];
+    assert_eq!(up["url"], "https://web.shop.svc.cluster.local:8080");
+    assert_eq!(up["tls"]["trustBundle"], "shop-up-ca");
+    assert_eq!(up["tls"]["certificate"], "shop-up-client");
+    assert_eq!(up["tls"]["serverName"], "web.internal");
+    let (code, _, err) = one(&[("backend-protocol", "HTTPS"), ("proxy-ssl-verify", "off")]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("proxy-ssl-verify: off: portcullis always verifies"),
+        "{err}"
+    );
+    let (code, _, err) = one(&[
+        ("backend-protocol", "HTTPS"),
+        ("proxy-ssl-verify", "on"),
+        ("proxy-ssl-verify-depth", "2"),
+    ]);
+    assert_eq!(code, 3);
+    assert!(err.contains("proxy-ssl-verify-depth"), "{err}");
+    let (code, _, err) = one(&[("proxy-ssl-name", "x")]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("has no effect without backend-protocol: HTTPS"),
+        "{err}"
+    );
+    // Passthrough.
+    let (code, cfg, _) = one(&[("ssl-passthrough", "true")]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        cfg["listeners"][0]["hosts"][0]["passthrough"],
+        "shop-web-8080-passthrough"
+    );
+    assert_eq!(
+        cfg["upstreams"]["shop-web-8080-passthrough"]["address"],
+        "web.shop.svc.cluster.local:8080"
+    );
+    // Reported, never dropped silently.
+    for (a, v, why) in [
+        ("auth-tls-error-page", "https://x/err", "not an error page"),
+        ("rewrite-target", "/", "not carried over by the importer"),
+        (
+            "auth-tls-pass-certificate-to-upstream",
+            "true",
+            "has no effect without auth-tls-secret",
+        ),
+    ] {
+        let (code, _, err) = one(&[(a, v)]);
+        assert_eq!(code, 3, "{a}");
+        assert!(
+            err.contains(&format!("shop/web: nginx.ingress.kubernetes.io/{a}"))
+                && err.contains(why),
+            "{a}: {err}"
+        );
+    }
+}
+
+#[test]
+fn paths_map_by_type_and_hosts_merge_across_ingresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths_a = format!(
+        "{}{}",
+        path("/api", "Prefix", "api"),
+        path("/health", "Exact", "health")
+    );
+    let input = format!(
+        "{}{}",
+        ingress("a", "shop.test", &[], &paths_a),
+        ingress(
+            "b",
+            "shop.test",
+            &[],
+            &path("/static", "ImplementationSpecific", "static")
+        )
+    );
+    write(dir.path(), "in.yaml", &input);
+    let out = import(dir.path(), &["in.yaml"]);
+    let cfg = yaml(&out);
+    let routes = &cfg["listeners"][0]["hosts"][0]["routes"];
+    assert_eq!(routes.as_array().unwrap().len(), 3, "{routes}");
+    assert_eq!(routes[0]["pathPrefix"], "/api");
+    assert_eq!(routes[1]["path"], "/health");
+    assert_eq!(routes[2]["pathPrefix"], "/static");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the TLS Secret is missing: a placeholder is written"
+    );
+    assert!(
+        stderr(&out).contains("Secret shop/web-tls (TLS certificate) was not in the input"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn conflicting_client_auth_on_one_host_names_both_ingresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!(
+        "{}{}",
+        ingress(
+            "a",
+            "shop.test",
+            &[("auth-tls-secret", "shop/ca")],
+            &path("/a", "Prefix", "a")
+        ),
+        ingress(
+            "b",
+            "shop.test",
+            &[
+                ("auth-tls-secret", "shop/ca"),
+                ("auth-tls-verify-client", "optional")
+            ],
+            &path("/b", "Prefix", "b")
+        )
+    );
+    write(dir.path(), "in.yaml", &input);
+    let out = import(dir.path(), &["in.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Ingress shop/a")
+            && err.contains("Ingress shop/b")
+            && err.contains("shop.test"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1);
+}
+
+#[test]
+fn malformed_input_gives_one_line_naming_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "bad.yaml", "kind: [unclosed\n");
+    write(d, "nospec.yaml", "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: lost, namespace: shop }\n");
+    write(
+        d,
+        "badref.yaml",
+        &ingress(
+            "r",
+            "shop.test",
+            &[("auth-tls-secret", "a/b/c")],
+            &path("/", "Prefix", "x"),
+        ),
+    );
+    for (file, needle) in [
+        ("bad.yaml", "not YAML"),
+        ("nospec.yaml", "Ingress shop/lost: no spec"),
+        ("badref.yaml", "shop/r: "),
+    ] {
+        let out = import(d, &[file]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(needle), "{file}: {err}");
+    }
+}
+
+#[test]
+fn list_objects_and_stdin_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}",
+        serde_json::to_string(
+            &serde_saphyr::from_str::<serde_json::Value>(TUTORIAL_INGRESS).unwrap()
+        )
+        .unwrap()
+    );
+    let mut child = Command::new(bin())
+        .args(["import", "ingress-nginx", "-"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), list.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let cfg = yaml(&out);
+    assert_eq!(cfg["listeners"][0]["hosts"][0]["hostnames"][0], "meow.com");
+}
