@@ -4,7 +4,7 @@
 //! load, `/metrics` read with a Prometheus parser, JSON access lines, drain.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,16 +29,7 @@ fn rotate(dir: &Path, name: &str, leaf: &Leaf) {
 }
 
 fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut t = TcpStream::connect(addr).unwrap();
-    t.set_read_timeout(Some(client::IO_TIMEOUT)).unwrap();
-    write!(
-        t,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    t.read_to_end(&mut out).unwrap();
-    match client::parse_response(&out) {
+    match client::plain_get(addr, path) {
         crate::support::Outcome::Http(s, b) => (s, b),
         other => panic!("{other:?}"),
     }

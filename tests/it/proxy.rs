@@ -374,20 +374,8 @@ fn connections_beyond_max_connections_are_closed() {
 fn sigterm_drains_and_exits_cleanly() {
     let p = proxy("admin: { address: \"127.0.0.1:0\" }\n", None);
     let admin = p.gw.admin.unwrap();
-    let get_admin = |path: &str| {
-        let mut t = TcpStream::connect(admin).unwrap();
-        t.set_read_timeout(Some(client::IO_TIMEOUT)).unwrap();
-        write!(
-            t,
-            "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        t.read_to_end(&mut out).unwrap();
-        client::parse_response(&out)
-    };
-    assert_eq!(get_admin("/healthz").status(), 200);
-    assert_eq!(get_admin("/readyz").status(), 200);
+    assert_eq!(client::plain_get(admin, "/healthz").status(), 200);
+    assert_eq!(client::plain_get(admin, "/readyz").status(), 200);
     let status = { p }.gw.terminate();
     assert!(status.success(), "{status}");
 }

@@ -153,6 +153,19 @@ pub fn parse_response(out: &[u8]) -> Outcome {
     Outcome::Http(status, body.to_string())
 }
 
+/// A plain-HTTP GET (the admin endpoint), read to the end.
+pub fn plain_get(addr: SocketAddr, path: &str) -> Outcome {
+    let mut t = TcpStream::connect(addr).unwrap();
+    t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    t.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    t.read_to_end(&mut out).unwrap();
+    parse_response(&out)
+}
+
 /// A GET with `Host: host` and `Connection: close`.
 pub fn get_request(path: &str, host: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
