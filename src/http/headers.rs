@@ -51,22 +51,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
 /// Sets `X-Forwarded-For` (the client address; a value sent by the client is
 /// replaced, as an edge proxy does), `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, client_ip: std::net::IpAddr, host: Option<&str>) {
-    if let Ok(v) = HeaderValue::from_str(&client_ip.to_string()) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
-    }
+pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &HeaderValue, host: &HeaderValue) {
+    headers.insert(
+        HeaderName::from_static("x-forwarded-for"),
+        forwarded_for.clone(),
+    );
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
-    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        Some(v) => {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), v);
-        }
-        None => {
-            headers.remove(HeaderName::from_static("x-forwarded-host"));
-        }
-    }
+    headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+}
+
+/// The `X-Forwarded-For` value for a client address.
+pub fn forwarded_for(client: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The request header block's size as the SPEC limit counts it: each line's
@@ -122,12 +122,11 @@ mod tests {
     #[test]
     fn forwarded_for_replaces_client_value() {
         let mut h = map(&[("x-forwarded-for", "6.6.6.6")]);
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
         set_forwarded(
             &mut h,
-            "127.0.0.1"
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
-            Some("a.test"),
+            &forwarded_for(ip),
+            &HeaderValue::from_static("a.test"),
         );
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");

@@ -192,6 +192,8 @@ pub struct Conn {
     pub tls: TlsInfo,
     /// Identity headers this connection adds to every request.
     pub forwarded: Prepared,
+    /// `X-Forwarded-For`, made once per connection.
+    pub forwarded_for: HeaderValue,
     /// The current configuration's `https` listeners: requests on a
     /// connection opened before a reload are authorized with the new rules.
     pub live: Live,
@@ -300,7 +302,7 @@ impl Conn {
                 &self,
                 &method,
                 &path,
-                host.as_deref(),
+                host.as_ref().and_then(|h| h.to_str().ok()),
                 &resp,
                 started.elapsed(),
             );
@@ -308,7 +310,7 @@ impl Conn {
         Ok(resp)
     }
 
-    async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<String>) {
+    async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<HeaderValue>) {
         let limits = &self.listener.limits;
         // A reverse proxy, not a forward proxy: no tunnels to arbitrary hosts.
         if req.method() == http::Method::CONNECT {
@@ -329,11 +331,18 @@ impl Conn {
         // The request's host: the URI authority (HTTP/2 :authority or an
         // absolute-form target) and the Host header. Every one present must
         // pass the strictSni check.
-        let uri_host = req.uri().authority().map(|a| a.as_str().to_string());
+        // (Held as header values: cloning one shares its bytes, no copy.)
+        let uri_host = match req.uri().authority() {
+            None => None,
+            Some(a) => match HeaderValue::from_str(a.as_str()) {
+                Ok(v) => Some(v),
+                Err(_) => return (plain(StatusCode::BAD_REQUEST, "invalid authority"), None),
+            },
+        };
         let header_host = match req.headers().get_all(HOST).iter().count() {
             0 => None,
-            1 => match req.headers().get(HOST).map(|v| v.to_str()) {
-                Some(Ok(h)) => Some(h.to_string()),
+            1 => match req.headers().get(HOST) {
+                Some(h) if h.to_str().is_ok() => Some(h.clone()),
                 _ => return (plain(StatusCode::BAD_REQUEST, "invalid Host header"), None),
             },
             _ => {
@@ -348,6 +357,7 @@ impl Conn {
             return (plain(StatusCode::BAD_REQUEST, "request has no Host"), None);
         };
         for h in [&uri_host, &header_host].into_iter().flatten() {
+            let h = h.to_str().unwrap_or_default();
             if !self.host_allowed(h) {
                 let msg = format!(
                     "host \"{}\" is not served on this connection (TLS server name {:?}); open a new connection for it",
@@ -401,15 +411,13 @@ impl Conn {
         self.listener.hosts[self.host]
             .forward
             .apply(&self.forwarded, verified, req.headers_mut());
-        headers::set_forwarded(req.headers_mut(), self.client.ip(), Some(&host));
+        headers::set_forwarded(req.headers_mut(), &self.forwarded_for, &host);
 
         let resp = match target.upstream.as_ref() {
             Upstream::Echo => {
                 let mut hs = req.headers().clone();
                 if !hs.contains_key(HOST) {
-                    if let Ok(v) = HeaderValue::from_str(&host) {
-                        hs.insert(HOST, v);
-                    }
+                    hs.insert(HOST, host.clone());
                 }
                 echo::respond(self, req.method(), req.uri(), &hs)
                     .map(|b| Either::Right(Full::new(b)))
@@ -443,31 +451,38 @@ impl Conn {
         authority: &http::uri::Authority,
         host_header: HostHeader,
         tls_client: Option<&HttpsClient>,
-        host: &str,
+        host: &HeaderValue,
         upgrade: Option<HeaderValue>,
     ) -> Response<Body> {
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = match Uri::builder()
-            .scheme(if tls_client.is_some() {
-                "https"
-            } else {
-                "http"
-            })
-            .authority(authority.clone())
-            .path_and_query(path)
-            .build()
-        {
+        // The parts are shared, not copied.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(if tls_client.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(
+            req.uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        let uri = match Uri::from_parts(parts) {
             Ok(u) => u,
             Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target"),
         };
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
-        let host_value = match host_header {
-            HostHeader::Preserve => HeaderValue::from_str(host).ok(),
-            HostHeader::Upstream => HeaderValue::from_str(authority.as_str()).ok(),
-        };
-        if let Some(v) = host_value {
-            req.headers_mut().insert(HOST, v);
+        match host_header {
+            HostHeader::Preserve => {
+                req.headers_mut().insert(HOST, host.clone());
+            }
+            HostHeader::Upstream => {
+                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                    req.headers_mut().insert(HOST, v);
+                }
+            }
         }
         let downstream_upgrade = if let Some(proto) = &upgrade {
             req.headers_mut().insert(

@@ -317,6 +317,7 @@ async fn https(
         identity,
         tls: info,
         forwarded,
+        forwarded_for: http::headers::forwarded_for(client.ip()),
         live,
     });
     let activity = idle::Activity::new();
