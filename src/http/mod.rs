@@ -197,6 +197,17 @@ pub struct Conn {
     /// The current configuration's `https` listeners: requests on a
     /// connection opened before a reload are authorized with the new rules.
     pub live: Live,
+    /// Metric handles looked up on this connection's first request, so the
+    /// next ones count without hashing label sets.
+    pub stats: ConnStats,
+}
+
+/// Per-connection metric handles: the duration histogram and the counter of
+/// the first status answered (almost every later request has the same).
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    duration: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
+    first_status: std::sync::OnceLock<(u16, prometheus_client::metrics::counter::Counter)>,
 }
 
 /// The `https` listeners of the current snapshot, by name.
@@ -275,29 +286,14 @@ impl Conn {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let logged = self
+            .listener
+            .access_log
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
         let (resp, host) = self.route(req).await;
         let took = started.elapsed();
-        let m = crate::telemetry::metrics::metrics();
-        let host_label = self
-            .listener
-            .hosts
-            .get(self.host)
-            .map_or_else(|| self.listener.label.clone(), |h| h.label.clone());
-        m.http_requests
-            .get_or_create(&crate::telemetry::metrics::HttpLabels {
-                listener: self.listener.label.clone(),
-                host: host_label,
-                status: resp.status().as_u16(),
-            })
-            .inc();
-        m.http_duration
-            .get_or_create(&crate::telemetry::metrics::ListenerLabels {
-                listener: self.listener.label.clone(),
-            })
-            .observe(took.as_secs_f64());
-        if self.listener.access_log {
+        self.count(resp.status().as_u16(), took);
+        if let Some((method, path)) = logged {
             telemetry::access(
                 &self,
                 &method,
@@ -308,6 +304,39 @@ impl Conn {
             );
         }
         Ok(resp)
+    }
+
+    /// Counts one answered request in `portcullis_http_requests_total` and
+    /// `portcullis_http_request_duration_seconds`.
+    fn count(&self, status: u16, took: std::time::Duration) {
+        use crate::telemetry::metrics::{metrics, HttpLabels, ListenerLabels};
+        let m = metrics();
+        let labels = |status| HttpLabels {
+            listener: self.listener.label.clone(),
+            host: self
+                .listener
+                .hosts
+                .get(self.host)
+                .map_or_else(|| self.listener.label.clone(), |h| h.label.clone()),
+            status,
+        };
+        let (first, counter) = self
+            .stats
+            .first_status
+            .get_or_init(|| (status, m.http_requests.get_or_create_owned(&labels(status))));
+        if *first == status {
+            counter.inc();
+        } else {
+            m.http_requests.get_or_create(&labels(status)).inc();
+        }
+        self.stats
+            .duration
+            .get_or_init(|| {
+                m.http_duration.get_or_create_owned(&ListenerLabels {
+                    listener: self.listener.label.clone(),
+                })
+            })
+            .observe(took.as_secs_f64());
     }
 
     async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<HeaderValue>) {
@@ -375,11 +404,14 @@ impl Conn {
             .get(&self.listener.name)
             .cloned()
             .unwrap_or_else(|| self.listener.clone());
-        let Some(entry) = fresh
-            .sni
-            .lookup(self.tls.sni.as_deref())
-            .and_then(|i| fresh.hosts.get(i))
-        else {
+        // Unchanged since the handshake (the common case): the host entry
+        // chosen then still holds, no lookup needed.
+        let index = if Arc::ptr_eq(&fresh, &self.listener) {
+            Some(self.host)
+        } else {
+            fresh.sni.lookup(self.tls.sni.as_deref())
+        };
+        let Some(entry) = index.and_then(|i| fresh.hosts.get(i)) else {
             return (
                 plain(
                     StatusCode::MISDIRECTED_REQUEST,

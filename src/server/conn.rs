@@ -319,6 +319,7 @@ async fn https(
         forwarded,
         forwarded_for: http::headers::forwarded_for(client.ip()),
         live,
+        stats: Default::default(),
     });
     let activity = idle::Activity::new();
     let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(stream, activity.clone()));

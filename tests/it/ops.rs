@@ -392,6 +392,30 @@ upstreams:
         assert_eq!(client::get(addr, "app.test", &good, "/").status(), 200);
     }
     assert_eq!(client::get(addr, "app.test", &good, "/down").status(), 502);
+    // One keep-alive connection answering 200, 502, 200: every request is
+    // counted under its own status, not the connection's first one.
+    let mut s = client::connect(addr, "app.test", &good).unwrap();
+    let pipelined = format!(
+        "GET / HTTP/1.1\r\nHost: app.test\r\n\r\nGET /down HTTP/1.1\r\nHost: app.test\r\n\r\n{}",
+        client::get_request("/", "app.test")
+    );
+    s.write_all(pipelined.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = std::str::from_utf8(&out).unwrap();
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, m)| &text[i + m.len()..i + m.len() + 3])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["200", "502", "200"],
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let stranger = config(
         &ca,
         Some(&Ca::root("Stranger").leaf(&Spec::client("x"))),
@@ -416,7 +440,7 @@ upstreams:
     let hs = "portcullis_tls_handshakes_total";
     assert_eq!(
         value(&m, hs, &[("listener", "main"), ("result", "ok")]),
-        4.0
+        5.0
     );
     assert_eq!(
         value(&m, hs, &[("listener", "main"), ("result", "unknown_ca")]),
@@ -440,11 +464,19 @@ upstreams:
                 ("status", "200")
             ]
         ),
-        3.0
+        5.0
     );
     assert_eq!(
         value(&m, "portcullis_http_requests_total", &[("status", "502")]),
-        1.0
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "portcullis_http_request_duration_seconds_count",
+            &[("listener", "main")]
+        ),
+        7.0
     );
     assert_eq!(
         value(
@@ -452,7 +484,7 @@ upstreams:
             "portcullis_upstream_errors_total",
             &[("upstream", "down"), ("kind", "refused")]
         ),
-        1.0
+        2.0
     );
     // (prometheus-parse 0.2 drops label values that contain '=', such as
     // the subjects, so only the name label is matched here.)
