@@ -74,11 +74,14 @@ async fn dispatch(
     drain: watch::Receiver<bool>,
     live: http::Live,
 ) {
+    // A task is as large as its largest state, so the stream kinds (with
+    // their upstream connect and copy state) are boxed: an https connection
+    // does not carry their size.
     match listener {
         Listener::Https(l) => https(sock, client, l, drain, live).await,
-        Listener::Tls(l) => tls_stream(sock, client, &l, limits).await,
-        Listener::Tcp(l) => l.serve(sock, client).await,
-        Listener::Passthrough(p) => passthrough(sock, client, &p, limits).await,
+        Listener::Tls(l) => Box::pin(tls_stream(sock, client, &l, limits)).await,
+        Listener::Tcp(l) => Box::pin(l.serve(sock, client)).await,
+        Listener::Passthrough(p) => Box::pin(passthrough(sock, client, &p, limits)).await,
     }
 }
 
@@ -266,16 +269,24 @@ async fn https(
     live: http::Live,
 ) {
     let limits = &listener.limits;
-    let (stream, host, sni) =
-        match tokio::time::timeout(limits.handshake_timeout, open_https(sock, &listener)).await {
-            Ok(Ok(Opened::Tls(s, h, sni))) => (s, h, sni),
-            Ok(Ok(Opened::Raw(sock, hello, up))) => {
-                stream::replay(&listener.name, &up, sock, &hello, client).await;
-                return;
-            }
-            Ok(Err(r)) => return log_refused(&listener.label, client, &r),
-            Err(_) => return log_timeout(&listener.label, client),
-        };
+    // The handshake phase (a 4 KiB ClientHello buffer, the rustls
+    // handshake state) is boxed so that it is freed when it ends instead of
+    // sizing the connection's task for its whole life: a task is as large as
+    // its largest state, and idle connections are what there are most of.
+    let (stream, host, sni) = match tokio::time::timeout(
+        limits.handshake_timeout,
+        Box::pin(open_https(sock, &listener)),
+    )
+    .await
+    {
+        Ok(Ok(Opened::Tls(s, h, sni))) => (s, h, sni),
+        Ok(Ok(Opened::Raw(sock, hello, up))) => {
+            Box::pin(stream::replay(&listener.name, &up, sock, &hello, client)).await;
+            return;
+        }
+        Ok(Err(r)) => return log_refused(&listener.label, client, &r),
+        Err(_) => return log_timeout(&listener.label, client),
+    };
     let (_, tls) = stream.get_ref();
     let Some(host_tls) = listener.hosts[host].tls.as_ref() else {
         return;
@@ -373,7 +384,8 @@ async fn tls_stream(
         let sni = accepted.client_hello().server_name().map(str::to_owned);
         finish(accepted, sock, l.tls.config.clone(), sni).await
     };
-    match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+    // (Boxed: see `https`.)
+    match tokio::time::timeout(limits.handshake_timeout, Box::pin(handshake)).await {
         Ok(Ok(s)) => l.serve(s, client, local).await,
         Ok(Err(r)) => log_refused(&l.label, client, &r),
         Err(_) => log_timeout(&l.label, client),
@@ -386,21 +398,26 @@ async fn passthrough(
     p: &stream::Passthrough,
     limits: &Limits,
 ) {
-    let hello =
-        match tokio::time::timeout(limits.handshake_timeout, read_hello(&mut sock, true)).await {
-            Ok(Ok((accepted, hello))) => {
-                let sni = accepted.client_hello().server_name().map(str::to_owned);
-                Some((sni, hello))
-            }
-            Ok(Err(r)) => {
-                log_refused(&p.label, client, &r);
-                None
-            }
-            Err(_) => {
-                log_timeout(&p.label, client);
-                None
-            }
-        };
+    // (Boxed: see `https`.)
+    let hello = match tokio::time::timeout(
+        limits.handshake_timeout,
+        Box::pin(read_hello(&mut sock, true)),
+    )
+    .await
+    {
+        Ok(Ok((accepted, hello))) => {
+            let sni = accepted.client_hello().server_name().map(str::to_owned);
+            Some((sni, hello))
+        }
+        Ok(Err(r)) => {
+            log_refused(&p.label, client, &r);
+            None
+        }
+        Err(_) => {
+            log_timeout(&p.label, client);
+            None
+        }
+    };
     let Some((sni, hello)) = hello else { return };
     match p.route(sni.as_deref()) {
         Some(up) => stream::replay(&p.name, up, sock, &hello, client).await,
