@@ -322,6 +322,17 @@ async fn worker(
     let host = sni_host(&sni, &t);
     match mode {
         Mode::Handshake | Mode::Resume => {
+            // Each `resume` worker keeps its own sessions. A shared store
+            // (rustls keeps at most 8 TLS 1.3 tickets per server, each used
+            // once) runs dry when more workers than that connect at once,
+            // and the mode would measure a mix with full handshakes.
+            let cfg = if mode == Mode::Resume {
+                let mut own = (*cfg).clone();
+                own.resumption = rustls::client::Resumption::in_memory_sessions(4);
+                Arc::new(own)
+            } else {
+                cfg
+            };
             let req = format!(
                 "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
                 t.path
