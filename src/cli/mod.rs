@@ -162,11 +162,18 @@ fn report(e: &dyn std::error::Error) {
 }
 
 fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, std::io::Error> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
+    let mut b = match threads.filter(|n| *n > 0) {
+        // One worker: a single-threaded scheduler (no work-stealing queues,
+        // no cross-thread wakeups), like one nginx worker process.
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     b.enable_all();
-    if let Some(n) = threads.filter(|n| *n > 0) {
-        b.worker_threads(n);
-    }
     b.build()
 }
 

@@ -49,7 +49,8 @@ fn setup() -> B {
             });
         }
     });
-    let gw = Gateway::start(
+    // Served as bench/compare.sh runs it: one worker thread.
+    let gw = Gateway::start_with(
         d,
         &format!(
             "certificates: {{ server: {{ certFile: server.crt, keyFile: server.key }} }}
@@ -75,6 +76,7 @@ upstreams:
   echo-tcp: {{ address: \"{echo}\" }}
 "
         ),
+        &["--threads", "1"],
     );
     B {
         gw,

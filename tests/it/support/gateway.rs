@@ -127,11 +127,17 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `config` as `portcullis.yaml` in `dir` and runs it.
     pub fn start(dir: &Path, config: &str) -> Gateway {
+        Gateway::start_with(dir, config, &[])
+    }
+
+    /// `start` with extra `run` arguments (such as `--threads 1`).
+    pub fn start_with(dir: &Path, config: &str, args: &[&str]) -> Gateway {
         let path = dir.join("portcullis.yaml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(bin())
             .args(["run", "--log-format", "json", "-c"])
             .arg(&path)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
