@@ -125,17 +125,8 @@ measure() { # key pid mode url concurrency
   SEC[$1]=$(python3 -c "print(${SEC[$1]:-0} + $secs)")
   P99[$1]=$(python3 -c "print(max(${P99[$1]:-0}, $p99))")
 }
-for _ in $(seq "$ROUNDS"); do
-  for w in handshake:16 resume:16 keepalive:32; do
-    mode=${w%%:*}; conc=${w##*:}
-    measure "$mode/nginx" "$NGX_WORKER" "$mode" "https://127.0.0.1:$NG/" "$conc"
-    measure "$mode/haproxy" "$HA_PID" "$mode" "https://127.0.0.1:$HA/" "$conc"
-    measure "$mode/portcullis" "$PC_PID" "$mode" "https://127.0.0.1:$PC/" "$conc"
-  done
-  measure "stream/haproxy" "$HA_PID" stream "127.0.0.1:$HAB" 4
-  measure "stream/portcullis" "$PC_PID" stream "127.0.0.1:$PCB" 4
-done
-
+# Idle memory first, on fresh processes: a worker's RSS after other loads
+# depends on what its allocator kept, which made this figure swing by 2x.
 idle() { # pid port
   local before after log
   before=$(rss "$1")
@@ -148,6 +139,17 @@ idle() { # pid port
   python3 -c "print(f'{($after - $before) / 1000:.1f}')"
 }
 IDLE_NG=$(idle "$NGX_WORKER" "$NG"); IDLE_HA=$(idle "$HA_PID" "$HA"); IDLE_PC=$(idle "$PC_PID" "$PC")
+for _ in $(seq "$ROUNDS"); do
+  for w in handshake:16 resume:16 keepalive:32; do
+    mode=${w%%:*}; conc=${w##*:}
+    measure "$mode/nginx" "$NGX_WORKER" "$mode" "https://127.0.0.1:$NG/" "$conc"
+    measure "$mode/haproxy" "$HA_PID" "$mode" "https://127.0.0.1:$HA/" "$conc"
+    measure "$mode/portcullis" "$PC_PID" "$mode" "https://127.0.0.1:$PC/" "$conc"
+  done
+  measure "stream/haproxy" "$HA_PID" stream "127.0.0.1:$HAB" 4
+  measure "stream/portcullis" "$PC_PID" stream "127.0.0.1:$PCB" 4
+done
+
 
 row() { # workload proxy base-proxy
   local k="$1/$2" b="$1/$3"
