@@ -7,6 +7,7 @@ use std::process::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::gateway::bin;
+use crate::support::upstream::tcp_server;
 use crate::support::{write, write_leaf, Ca, Gateway, Spec};
 
 struct B {
@@ -23,30 +24,17 @@ fn setup() -> B {
     write_leaf(d, "server", &ca.leaf(&Spec::server(&["bench.test"])));
     write_leaf(d, "client", &ca.leaf(&Spec::client("bench-client")));
     // A TCP echo upstream for the stream mode.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let l = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let echo = l.local_addr().unwrap();
-    rt.spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
+    let (echo, rt) = tcp_server(|mut s| async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
                     }
                 }
-            });
+            }
         }
     });
     // Served as bench/compare.sh runs it: one worker thread.

@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
 
 use crate::support::client::{self, config, connect, exchange};
+use crate::support::upstream::tcp_server;
 use crate::support::{write, write_leaf, Ca, Gateway, Outcome, Spec, Upstream};
 
 struct Proxy {
@@ -119,26 +120,14 @@ fn http2_round_trip_to_http1_upstream() {
 
 #[test]
 fn websocket_round_trip_through_the_proxy() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // A real WebSocket echo server as the upstream.
-    let ws_listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let ws_addr = ws_listener.local_addr().unwrap();
-    rt.spawn(async move {
-        while let Ok((sock, _)) = ws_listener.accept().await {
-            tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        ws.send(msg).await.unwrap();
-                    }
-                }
-            });
+    // A real WebSocket echo server as the upstream (its runtime also drives
+    // the client below).
+    let (ws_addr, rt) = tcp_server(|sock| async move {
+        let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() || msg.is_binary() {
+                ws.send(msg).await.unwrap();
+            }
         }
     });
     let p = proxy("", Some(ws_addr));

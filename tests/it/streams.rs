@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::client::{self, config, connect};
 use crate::support::gateway::Log;
+use crate::support::upstream::tcp_server;
 use crate::support::{write, write_leaf, Ca, Gateway, Leaf, Outcome, Spec};
 
 fn free_port() -> u16 {
@@ -286,11 +287,6 @@ struct Backend {
 }
 
 fn backend(name: &'static str, leaf: &Leaf) -> Backend {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
     let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -300,19 +296,13 @@ fn backend(name: &'static str, leaf: &Leaf) -> Backend {
     .with_single_cert(leaf.chain.clone(), leaf.key())
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = l.local_addr().unwrap();
-    rt.spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut t) = acceptor.accept(s).await {
-                    let _ = t.write_all(format!("hello from {name}\n").as_bytes()).await;
-                    let _ = t.shutdown().await;
-                }
-            });
+    let (addr, rt) = tcp_server(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(mut t) = acceptor.accept(s).await {
+                let _ = t.write_all(format!("hello from {name}\n").as_bytes()).await;
+                let _ = t.shutdown().await;
+            }
         }
     });
     Backend { addr, _rt: rt }
@@ -449,44 +439,29 @@ fn mixed_listener_passes_one_host_through_and_terminates_another() {
 fn proxy_upstream(
     seen: Arc<Mutex<Vec<proxy_header::ProxyHeader<'static>>>>,
 ) -> (SocketAddr, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let l = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = l.local_addr().unwrap();
-    rt.spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
+    tcp_server(move |mut s| {
+        let seen = seen.clone();
+        async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                match proxy_header::ProxyHeader::parse(&buf, proxy_header::ParseConfig::default()) {
+                    Ok((h, _)) => {
+                        seen.lock().unwrap().push(h.into_owned());
+                        let _ = s.write_all(b"got it\n").await;
                         return;
                     }
-                    buf.extend_from_slice(&chunk[..n]);
-                    match proxy_header::ProxyHeader::parse(
-                        &buf,
-                        proxy_header::ParseConfig::default(),
-                    ) {
-                        Ok((h, _)) => {
-                            seen.lock().unwrap().push(h.into_owned());
-                            let _ = s.write_all(b"got it\n").await;
-                            return;
-                        }
-                        Err(proxy_header::Error::BufferTooShort) => continue,
-                        Err(e) => panic!("bad PROXY header: {e:?}"),
-                    }
+                    Err(proxy_header::Error::BufferTooShort) => continue,
+                    Err(e) => panic!("bad PROXY header: {e:?}"),
                 }
-            });
+            }
         }
-    });
-    (addr, rt)
+    })
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Shared test support: certificates, the gateway process, TLS clients and
-#![allow(dead_code)]
 //! a recording upstream.
+#![allow(dead_code)]
 
 pub mod client;
 pub mod gateway;

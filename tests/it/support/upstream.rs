@@ -33,6 +33,30 @@ impl Seen {
     }
 }
 
+/// A TCP server on 127.0.0.1 that runs `serve` for each connection, on a
+/// runtime of its own (returned: the server lives as long as it does).
+pub fn tcp_server<F, Fut>(serve: F) -> (SocketAddr, tokio::runtime::Runtime)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(serve(sock));
+        }
+    });
+    (addr, rt)
+}
+
 /// A recording upstream on 127.0.0.1.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -43,60 +67,46 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let arrived = Arc::new(Condvar::new());
         let s = seen.clone();
         let a = arrived.clone();
-        rt.spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                let a = a.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let s = s.clone();
-                        let a = a.clone();
-                        async move {
-                            let slow = req.uri().path().starts_with("/slow");
-                            s.lock().unwrap().push(Seen {
-                                method: req.method().to_string(),
-                                uri: req.uri().to_string(),
-                                headers: req
-                                    .headers()
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (
-                                            k.to_string(),
-                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                        )
-                                    })
-                                    .collect(),
-                            });
-                            a.notify_all();
-                            if slow {
-                                // A slow upstream, for the drain test.
-                                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-                            }
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from_static(b"from upstream"),
-                            )))
+        let (addr, rt) = tcp_server(move |sock| {
+            let s = s.clone();
+            let a = a.clone();
+            async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let s = s.clone();
+                    let a = a.clone();
+                    async move {
+                        let slow = req.uri().path().starts_with("/slow");
+                        s.lock().unwrap().push(Seen {
+                            method: req.method().to_string(),
+                            uri: req.uri().to_string(),
+                            headers: req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.to_string(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect(),
+                        });
+                        a.notify_all();
+                        if slow {
+                            // A slow upstream, for the drain test.
+                            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(sock), svc)
-                        .await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"from upstream"),
+                        )))
+                    }
                 });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(sock), svc)
+                    .await;
             }
         });
         Upstream {
