@@ -91,7 +91,7 @@ pub struct HostForward {
 #[derive(Debug, Default)]
 pub struct Prepared {
     /// The gateway's XFCC element, for a verified client.
-    xfcc: Option<String>,
+    xfcc: Option<HeaderValue>,
     /// Headers set on every request.
     set: Vec<(HeaderName, HeaderValue)>,
 }
@@ -132,9 +132,14 @@ impl HostForward {
     pub fn prepare(&self, id: Option<&PeerIdentity>, facts: &ConnFacts<'_>) -> Prepared {
         let verified = id.filter(|i| i.verified);
         let xfcc = match self.settings.mode {
-            Mode::AppendForward | Mode::SanitizeSet => {
-                verified.map(|i| xfcc::element(&self.by, i, &self.settings.details))
-            }
+            Mode::AppendForward | Mode::SanitizeSet => verified.and_then(|i| {
+                let e = xfcc::element(&self.by, i, &self.settings.details);
+                let v = HeaderValue::from_str(&e).ok();
+                if v.is_none() {
+                    tracing::warn!("x-forwarded-client-cert is not a valid header value; left out");
+                }
+                v
+            }),
             _ => None,
         };
         let mut set = Vec::new();
@@ -180,12 +185,16 @@ impl HostForward {
         // Incoming XFCC (exact name only; spellings with `_` are stripped).
         let incoming = match self.settings.mode {
             Mode::ForwardOnly | Mode::AppendForward | Mode::AlwaysForwardOnly => {
-                let parts: Vec<&str> = headers
-                    .get_all(XFCC)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                (!parts.is_empty()).then(|| parts.join(","))
+                let mut all = headers.get_all(XFCC).iter().filter(|v| v.to_str().is_ok());
+                match (all.next(), all.next()) {
+                    (None, _) => None,
+                    (Some(one), None) => Some(one.clone()),
+                    (Some(a), Some(b)) => {
+                        let mut parts = vec![a.as_bytes(), b.as_bytes()];
+                        parts.extend(all.map(HeaderValue::as_bytes));
+                        xfcc::join(&parts)
+                    }
+                }
             }
             _ => None,
         };
@@ -200,21 +209,9 @@ impl HostForward {
         for name in doomed {
             headers.remove(name);
         }
-        let own = prepared.xfcc.as_deref();
-        if let Some(v) = xfcc::outgoing(
-            self.settings.mode,
-            verified_client,
-            own,
-            incoming.as_deref(),
-        ) {
-            match HeaderValue::from_str(&v) {
-                Ok(v) => {
-                    headers.insert(HeaderName::from_static(XFCC), v);
-                }
-                Err(_) => {
-                    tracing::warn!("x-forwarded-client-cert is not a valid header value; left out")
-                }
-            }
+        let own = prepared.xfcc.as_ref();
+        if let Some(v) = xfcc::outgoing(self.settings.mode, verified_client, own, incoming) {
+            headers.insert(HeaderName::from_static(XFCC), v);
         }
         for (name, value) in &prepared.set {
             headers.insert(name.clone(), value.clone());

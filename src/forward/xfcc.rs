@@ -2,6 +2,8 @@
 //! key=value pairs by `;`, values containing `,` `;` `=` (and `Subject`,
 //! `Cert`, `Chain` always) double-quoted with `"` and `\` escaped.
 
+use http::HeaderValue;
+
 use crate::identity::PeerIdentity;
 
 use super::percent_encode;
@@ -92,26 +94,39 @@ pub fn element(by: &[String], id: &PeerIdentity, details: &[Detail]) -> String {
 /// What the upstream receives, given the mode, whether the client has a
 /// verified certificate, the gateway's element (`own`, present for a
 /// verified client in the modes that add one) and the incoming value (all
-/// incoming headers joined by `,`). `None` = no header.
+/// incoming headers joined by `,`). `None` = no header. Header values are
+/// shared, not copied; only appending builds a new one.
 pub fn outgoing(
     mode: Mode,
     verified: bool,
-    own: Option<&str>,
-    incoming: Option<&str>,
-) -> Option<String> {
+    own: Option<&HeaderValue>,
+    incoming: Option<HeaderValue>,
+) -> Option<HeaderValue> {
     match mode {
-        Mode::AlwaysForwardOnly => incoming.map(str::to_owned),
+        Mode::AlwaysForwardOnly => incoming,
         // SPEC §4: without a verified client certificate every other mode
         // removes the header.
         _ if !verified => None,
         Mode::Sanitize => None,
-        Mode::ForwardOnly => incoming.map(str::to_owned),
-        Mode::AppendForward => own.map(|own| match incoming {
-            Some(prev) if !prev.is_empty() => format!("{prev},{own}"),
-            _ => own.to_owned(),
+        Mode::ForwardOnly => incoming,
+        Mode::AppendForward => own.map(|own| match incoming.filter(|p| !p.is_empty()) {
+            Some(prev) => join(&[prev.as_bytes(), own.as_bytes()]).unwrap_or_else(|| own.clone()),
+            None => own.clone(),
         }),
-        Mode::SanitizeSet => own.map(str::to_owned),
+        Mode::SanitizeSet => own.cloned(),
     }
+}
+
+/// `parts` joined by `,` as one header value (`None` if a part is not one).
+pub fn join(parts: &[&[u8]]) -> Option<HeaderValue> {
+    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            v.push(b',');
+        }
+        v.extend_from_slice(p);
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
 }
 
 #[cfg(test)]
@@ -197,10 +212,12 @@ mod tests {
             (Mode::AlwaysForwardOnly, None, inc, Some("Hash=0")),
             (Mode::AlwaysForwardOnly, None, None, None),
         ];
+        let hv = |s: &str| HeaderValue::from_str(s).unwrap();
         for (mode, own, inc, want) in table {
             let verified = own.is_some();
+            let out = outgoing(*mode, verified, own.map(hv).as_ref(), inc.map(hv));
             assert_eq!(
-                outgoing(*mode, verified, *own, *inc).as_deref(),
+                out.as_ref().map(|v| v.to_str().unwrap()),
                 *want,
                 "{mode:?} own={own:?} incoming={inc:?}"
             );

@@ -576,5 +576,15 @@ fn always_forward_only_passes_the_incoming_header_untouched() {
     assert_eq!(
         values(&t.last(), "x-forwarded-client-cert"),
         vec!["Hash=from-front-proxy"]
+    ); // Several incoming lines travel as one, joined by commas.
+    t.request(
+        "always.test",
+        None,
+        "/",
+        "X-Forwarded-Client-Cert: Hash=a\r\nX-Forwarded-Client-Cert: Hash=b\r\nX-Forwarded-Client-Cert: Hash=c\r\n",
+    );
+    assert_eq!(
+        values(&t.last(), "x-forwarded-client-cert"),
+        vec!["Hash=a,Hash=b,Hash=c"]
     );
 }
