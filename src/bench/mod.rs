@@ -539,8 +539,11 @@ pub async fn run(o: Options) -> Result<Report, BenchError> {
     let name = o.sni.clone().unwrap_or_else(|| t.host.clone());
     let sni = ServerName::try_from(name.clone())
         .map_err(|_| BenchError(format!("{name:?} is not a server name")))?;
+    let deadline = Instant::now()
+        .checked_add(o.duration)
+        .ok_or_else(|| BenchError(format!("--duration {:?} is too long", o.duration)))?;
     let sh = Arc::new(Shared {
-        deadline: Instant::now() + o.duration,
+        deadline,
         budget: o.requests,
         started: AtomicU64::new(0),
         ok: AtomicU64::new(0),

@@ -177,6 +177,27 @@ fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, std::io::E
     b.build()
 }
 
+/// Help and version go out as clap prints them; a usage mistake becomes
+/// one line (clap's first, without its usage block), exit 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("portcullis: {first} (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn exit_code(e: &StartError) -> ExitCode {
     match e {
         StartError::Config(LoadError::Unreadable { .. }) => ExitCode::from(2),
@@ -186,7 +207,10 @@ fn exit_code(e: &StartError) -> ExitCode {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     // rustls needs exactly one process-wide provider: aws-lc-rs.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {

@@ -11,6 +11,12 @@ use crate::pki::inspect;
 use crate::pki::secret::{self, Layout};
 use crate::pki::{self, invalid, IssueSpec, KeyType, Output, PkiError, Profile};
 
+/// `--days` and `--crl-days`: at least one day, at most 100 years (larger
+/// values would overflow the certificate's time fields).
+fn days() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=36500)
+}
+
 /// `portcullis ca …`
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
@@ -26,8 +32,8 @@ pub enum CaCommand {
         /// Key type.
         #[arg(long, value_enum, default_value_t)]
         key_type: KeyType,
-        /// Validity in days.
-        #[arg(long, default_value_t = 3650)]
+        /// Validity in days (1 to 36500).
+        #[arg(long, default_value_t = 3650, value_parser = days())]
         days: u32,
         /// Make an intermediate CA signed by the CA in this directory.
         #[arg(long, value_name = "DIR")]
@@ -54,8 +60,8 @@ pub enum CertCommand {
         /// Output certificate file.
         #[arg(long)]
         out: PathBuf,
-        /// Validity in days.
-        #[arg(long, default_value_t = 90)]
+        /// Validity in days (1 to 36500).
+        #[arg(long, default_value_t = 90, value_parser = days())]
         days: u32,
     },
     /// Revoke a certificate: add it to DIR/ca.crl and re-sign it.
@@ -69,8 +75,8 @@ pub enum CertCommand {
         /// RFC 5280 reason.
         #[arg(long, value_enum, ignore_case = true)]
         reason: Option<Reason>,
-        /// Days until the CRL's nextUpdate.
-        #[arg(long, default_value_t = crl::DEFAULT_CRL_DAYS)]
+        /// Days until the CRL's nextUpdate (1 to 36500).
+        #[arg(long, default_value_t = crl::DEFAULT_CRL_DAYS, value_parser = days())]
         crl_days: u32,
     },
     /// Describe certificates, keys, CSRs, CRLs and PKCS#12 files.
@@ -153,8 +159,8 @@ pub struct IssueArgs {
     /// Key type.
     #[arg(long, value_enum, default_value_t)]
     key_type: KeyType,
-    /// Validity in days.
-    #[arg(long, default_value_t = 90)]
+    /// Validity in days (1 to 36500).
+    #[arg(long, default_value_t = 90, value_parser = days())]
     days: u32,
 }
 

@@ -1172,3 +1172,45 @@ fn probe_explains_each_situation_in_words() {
     assert!(!good);
     assert!(out.contains("FAILED: the server's certificate does not cover wrong.test: it covers api.test, 127.0.0.1"), "{out}");
 }
+
+#[test]
+fn out_of_range_numbers_and_unknown_flags_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // These once panicked in the date arithmetic (exit 101).
+    let e = fails(d, &["ca", "init", "--out", "big", "--days", "4000000000"]);
+    assert!(e.contains("1..=36500"), "{e}");
+    let e = fails(d, &["ca", "init", "--out", "zero", "--days", "0"]);
+    assert!(e.contains("--days"), "{e}");
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "nothing written");
+    cas(d);
+    let e = fails(
+        d,
+        &[
+            "cert",
+            "revoke",
+            "--ca",
+            "int",
+            "--cert",
+            "x.crt",
+            "--crl-days",
+            "4294967295",
+        ],
+    );
+    assert!(e.contains("--crl-days"), "{e}");
+    let e = fails(d, &["cert", "issue", "--bogus"]);
+    assert!(e.contains("--bogus"), "{e}");
+    let e = fails(
+        d,
+        &[
+            "bench",
+            "handshake",
+            "https://127.0.0.1:1/",
+            "--ca",
+            "root/ca.crt",
+            "--duration",
+            "18446744073709551615s",
+        ],
+    );
+    assert!(e.contains("too long"), "{e}");
+}
