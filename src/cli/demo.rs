@@ -102,24 +102,21 @@ pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
     let config = match write_all(&dir, port) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("portcullis: {}", crate::http::error_chain(&e));
+            super::report(&e);
             return ExitCode::FAILURE;
         }
     };
     let snapshot = match server::prepare(&config) {
         Ok((_, s)) => s,
         Err(e) => {
-            eprintln!("portcullis: {}", crate::http::error_chain(&e));
+            super::report(&e);
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime(None) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("portcullis: {e}");
+            super::report(&e);
             return ExitCode::FAILURE;
         }
     };
@@ -138,7 +135,7 @@ pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
     match rt.block_on(server::run(config.clone(), snapshot, banner)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("portcullis: {}", crate::http::error_chain(&e));
+            super::report(&e);
             ExitCode::FAILURE
         }
     }

@@ -267,6 +267,9 @@ impl Conn {
     /// handshake chose (or, with samePolicy, one with the same policy).
     fn host_allowed(&self, host: &str) -> bool {
         let entry = &self.listener.hosts[self.host];
+        if entry.strict_sni == StrictSni::Off {
+            return true;
+        }
         let found = self.listener.sni.lookup(Some(strip_port(host)));
         match entry.strict_sni {
             StrictSni::Off => true,
@@ -289,18 +292,18 @@ impl Conn {
         let logged = self
             .listener
             .access_log
-            .then(|| (req.method().clone(), req.uri().path().to_string()));
+            .then(|| (req.method().clone(), req.uri().clone()));
         let (resp, host) = self.route(req).await;
         let took = started.elapsed();
         self.count(resp.status().as_u16(), took);
-        if let Some((method, path)) = logged {
+        if let Some((method, uri)) = logged {
             telemetry::access(
                 &self,
                 &method,
-                &path,
+                uri.path(),
                 host.as_ref().and_then(|h| h.to_str().ok()),
                 &resp,
-                started.elapsed(),
+                took,
             );
         }
         Ok(resp)
@@ -552,13 +555,7 @@ impl Conn {
             }
             Err(e) => {
                 let kind = upstream_error_kind(&e);
-                crate::telemetry::metrics::metrics()
-                    .upstream_errors
-                    .get_or_create(&crate::telemetry::metrics::UpstreamLabels {
-                        upstream: Arc::from(name),
-                        kind,
-                    })
-                    .inc();
+                crate::telemetry::metrics::upstream_error(name, kind);
                 tracing::warn!(upstream = name, kind, error = %error_chain(&e), "upstream request failed");
                 plain(
                     StatusCode::BAD_GATEWAY,

@@ -205,28 +205,16 @@ async fn finish(
 
 fn log_refused(listener: &Arc<str>, client: SocketAddr, r: &Refused) {
     metrics::handshake(listener, r.result);
-    telemetry::handshake_refused(
-        listener,
-        client,
-        r.result,
-        r.sni.as_deref(),
-        None,
-        None,
-        &r.detail,
-    );
+    telemetry::handshake_refused(listener, client, r.result, r.sni.as_deref(), &r.detail);
 }
 
 fn log_timeout(listener: &Arc<str>, client: SocketAddr) {
-    metrics::handshake(listener, HandshakeResult::Error);
-    telemetry::handshake_refused(
-        listener,
-        client,
+    let r = refused(
         HandshakeResult::Error,
-        None,
-        None,
         None,
         "handshake timeout (limits.handshakeTimeout)",
     );
+    log_refused(listener, client, &r);
 }
 
 /// What the first phase of an https connection produced.

@@ -106,13 +106,7 @@ impl Upstream {
 
     /// Logs and counts a failure to reach it.
     pub fn log_error(&self, listener: &str, client: SocketAddr, e: &UpstreamError) {
-        crate::telemetry::metrics::metrics()
-            .upstream_errors
-            .get_or_create(&crate::telemetry::metrics::UpstreamLabels {
-                upstream: Arc::from(self.name.as_str()),
-                kind: e.kind(),
-            })
-            .inc();
+        crate::telemetry::metrics::upstream_error(&self.name, e.kind());
         tracing::warn!(
             listener,
             upstream = self.name.as_str(),

@@ -183,6 +183,18 @@ pub fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
         .inc();
 }
 
+/// Counts one failure to reach `upstream` (`kind`: refused, timeout, tls,
+/// io). The failure path only, so the label's copy of the name is fine.
+pub fn upstream_error(upstream: &str, kind: &'static str) {
+    metrics()
+        .upstream_errors
+        .get_or_create(&UpstreamLabels {
+            upstream: Arc::from(upstream),
+            kind,
+        })
+        .inc();
+}
+
 /// Counts a connection as open until the guard drops.
 pub struct ActiveConnection(Gauge);
 

@@ -43,15 +43,14 @@ pub fn init(format: Option<LogFormat>) {
     };
 }
 
-/// Records the outcome of a handshake that did not complete. Certificate
-/// failures carry the presented subject and fingerprint.
+/// Records the outcome of a handshake that did not complete. (A rejected
+/// certificate's subject and fingerprint are on the verifier's own
+/// "client certificate rejected" line.)
 pub fn handshake_refused(
     listener: &str,
     client: std::net::SocketAddr,
     result: HandshakeResult,
     sni: Option<&str>,
-    subject: Option<&str>,
-    fingerprint: Option<&str>,
     detail: &str,
 ) {
     tracing::warn!(
@@ -59,8 +58,6 @@ pub fn handshake_refused(
         client = %client,
         result = result.as_str(),
         sni = sni.unwrap_or(""),
-        subject = subject.unwrap_or(""),
-        fingerprint = fingerprint.unwrap_or(""),
         detail,
         "tls handshake refused"
     );
