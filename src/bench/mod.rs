@@ -102,38 +102,24 @@ struct Target {
 }
 
 fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
-    let (rest, path) = match t.strip_prefix("https://") {
-        Some(r) => match r.find('/') {
-            Some(i) => (&r[..i], r[i..].to_string()),
-            None => (r, "/".to_string()),
-        },
-        None if matches!(mode, Mode::Stream | Mode::Idle) => (t, "/".to_string()),
+    let crate::probe::Target { host, port, path } =
+        crate::probe::parse_target(t).map_err(BenchError)?;
+    let path = match path {
+        Some(p) => p,
+        None if matches!(mode, Mode::Stream | Mode::Idle) => "/".to_string(),
         None => {
             return Err(BenchError(format!(
                 "{t}: mode {mode:?} needs an https:// URL"
             )))
         }
     };
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h.trim_start_matches('[').trim_end_matches(']'),
-            p.parse::<u16>()
-                .map_err(|_| BenchError(format!("{t}: bad port")))?,
-        ),
-        None if t.starts_with("https://") => (rest, 443),
-        None => return Err(BenchError(format!("{t}: give HOST:PORT"))),
-    };
     use std::net::ToSocketAddrs;
-    let addr = (host, port)
+    let addr = (host.as_str(), port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| BenchError(format!("cannot resolve {host}")))?;
-    Ok(Target {
-        addr,
-        host: host.to_string(),
-        path,
-    })
+    Ok(Target { addr, host, path })
 }
 
 fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
@@ -710,4 +696,23 @@ pub fn text(r: &Report) -> String {
         s.push_str(&format!("error {k}: {n}\n"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_take_ipv6_literals_and_need_urls_for_http_modes() {
+        let t = parse_target("https://[::1]:8443/x", Mode::Handshake).unwrap();
+        assert_eq!(t.addr, "[::1]:8443".parse().unwrap());
+        assert_eq!((t.host.as_str(), t.path.as_str()), ("::1", "/x"));
+        let t = parse_target("https://[::1]/", Mode::Resume).unwrap();
+        assert_eq!(t.addr, "[::1]:443".parse().unwrap());
+        let t = parse_target("[::1]:9", Mode::Stream).unwrap();
+        assert_eq!(t.addr, "[::1]:9".parse().unwrap());
+        let e = parse_target("127.0.0.1:9", Mode::Keepalive).err().unwrap();
+        assert!(e.0.contains("needs an https:// URL"), "{e}");
+        assert!(parse_target("127.0.0.1", Mode::Stream).is_err());
+    }
 }

@@ -48,13 +48,16 @@ pub struct Report {
     pub ok: bool,
 }
 
-struct Target {
-    host: String,
-    port: u16,
-    path: Option<String>,
+/// `https://HOST[:PORT][/PATH]` or `HOST:PORT` (IPv6 in brackets).
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// Present for https:// URLs.
+    pub(crate) path: Option<String>,
 }
 
-fn parse_target(t: &str) -> Result<Target, String> {
+/// Parses a probe or bench target.
+pub(crate) fn parse_target(t: &str) -> Result<Target, String> {
     let (rest, https) = match t.strip_prefix("https://") {
         Some(r) => (r, true),
         None if t.contains("://") => {
