@@ -145,13 +145,9 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
         .with_root_certificates(roots);
     let mut c = match (&o.cert, &o.key) {
         (Some(cert), Some(key)) => {
-            let chain = crate::material::read_certs(cert).map_err(BenchError)?;
-            let kb = std::fs::read(key)
-                .map_err(|e| BenchError(format!("cannot read {}: {e}", key.display())))?;
-            let k = rustls_pki_types::pem::PemObject::from_pem_slice(&kb)
-                .map_err(|_| BenchError(format!("{}: no private key", key.display())))?;
-            b.with_client_auth_cert(chain, k)
-                .map_err(|e| BenchError(format!("client certificate: {e}")))?
+            let id = crate::material::certified_key_from_files(cert, key, &provider)
+                .map_err(BenchError)?;
+            b.with_client_cert_resolver(Arc::new(crate::tls::upstream::FixedClient(Arc::new(id))))
         }
         (None, None) => b.with_no_client_auth(),
         _ => return Err(BenchError("give --cert and --key together".into())),

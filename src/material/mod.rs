@@ -104,6 +104,35 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     certs_from_pem(&sources::read(path)?, &path.display().to_string())
 }
 
+/// A chain and its private key as a rustls signing identity; a key of
+/// another certificate and a key rustls cannot use get different messages.
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    origin: &str,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            format!("the private key does not belong to the certificate in {origin}")
+        }
+        other => format!("{origin}: unusable private key: {other}"),
+    })
+}
+
+/// A client or server identity from a PEM certificate file and key file.
+pub fn certified_key_from_files(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let f = sources::fetch_identity(&crate::config::model::CertificateSource::Files {
+        cert_file: cert.to_path_buf(),
+        key_file: key.to_path_buf(),
+    })?;
+    certified_key(f.chain, f.key, &f.origin, provider)
+}
+
 /// Loads and checks everything `config` names, as of `now`.
 pub fn load(
     config: &Config,
@@ -204,12 +233,7 @@ fn load_identity(
         summaries.push(s);
     }
     let leaf = summaries.remove(0);
-    let certified_key = CertifiedKey::from_der(f.chain, f.key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => {
-            format!("the private key does not belong to the certificate in {origin}")
-        }
-        other => format!("{origin}: unusable private key: {other}"),
-    })?;
+    let certified_key = certified_key(f.chain, f.key, &origin, provider)?;
     check_validity(&origin, &leaf, now)?;
     for (i, s) in summaries.iter().enumerate() {
         if !s.is_ca {

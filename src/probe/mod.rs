@@ -198,22 +198,8 @@ fn load_client(
     key: &std::path::Path,
     provider: &rustls::crypto::CryptoProvider,
 ) -> Result<Arc<CertifiedKey>, String> {
-    let chain = crate::material::read_certs(cert)?;
-    let kb = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-    let k = rustls::pki_types::PrivateKeyDer::from_pem_slice(&kb)
-        .map_err(|_| format!("{}: no private key in PEM form", key.display()))?;
-    CertifiedKey::from_der(chain, k, provider)
-        .map(Arc::new)
-        .map_err(|_| {
-            format!(
-                "{} does not belong to the certificate in {}",
-                key.display(),
-                cert.display()
-            )
-        })
+    crate::material::certified_key_from_files(cert, key, provider).map(Arc::new)
 }
-
-use rustls::pki_types::pem::PemObject;
 
 fn names_of(s: &CertSummary) -> String {
     let mut v: Vec<String> = s.dns_sans.clone();

@@ -31,8 +31,9 @@ pub struct UpstreamTls {
     pub server_name: ServerName<'static>,
 }
 
+/// Presents one client certificate whatever the server asks for.
 #[derive(Debug)]
-struct FixedClient(Arc<CertifiedKey>);
+pub(crate) struct FixedClient(pub(crate) Arc<CertifiedKey>);
 
 impl ResolvesClientCert for FixedClient {
     fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {

@@ -1214,3 +1214,51 @@ fn out_of_range_numbers_and_unknown_flags_fail_in_one_line() {
     );
     assert!(e.contains("too long"), "{e}");
 }
+
+#[test]
+fn probe_tells_a_foreign_key_from_an_unusable_one() {
+    let (_dir, d) = prepared();
+    ok(&d, &["ca", "init", "--out", "other", "--cn", "Other CA"]);
+    let (good, out) = probe(
+        &d,
+        &[
+            "127.0.0.1:1",
+            "--ca",
+            "root/ca.crt",
+            "--cert",
+            "alice.crt",
+            "--key",
+            "other/ca.key",
+        ],
+    );
+    assert!(!good);
+    assert!(
+        out.contains("does not belong to the certificate in"),
+        "{out}"
+    );
+    // A matching pair whose 1024-bit RSA key rustls will not sign with.
+    openssl_ok(
+        &d,
+        &[
+            "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "weak.key", "-out",
+            "weak.crt", "-subj", "/CN=weak", "-days", "1",
+        ],
+    );
+    let (good, out) = probe(
+        &d,
+        &[
+            "127.0.0.1:1",
+            "--ca",
+            "root/ca.crt",
+            "--cert",
+            "weak.crt",
+            "--key",
+            "weak.key",
+        ],
+    );
+    assert!(!good);
+    assert!(
+        out.contains("unusable private key") && !out.contains("does not belong"),
+        "{out}"
+    );
+}
