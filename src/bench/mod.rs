@@ -124,21 +124,14 @@ fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
 
 fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match &o.ca {
-        Some(ca) => {
-            for c in crate::material::read_certs(ca).map_err(BenchError)? {
-                roots
-                    .add(c)
-                    .map_err(|e| BenchError(format!("{}: {e}", ca.display())))?;
-            }
-        }
+    let roots = match &o.ca {
+        Some(ca) => crate::material::roots_from_file(ca).map_err(BenchError)?,
         None => {
             return Err(BenchError(
                 "give --ca (the CA that issued the server's certificate)".into(),
             ))
         }
-    }
+    };
     let b = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| BenchError(e.to_string()))?

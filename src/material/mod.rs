@@ -104,6 +104,21 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     certs_from_pem(&sources::read(path)?, &path.display().to_string())
 }
 
+/// Trust anchors from a PEM file (probe, bench: the `--ca` flag).
+pub fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for (i, der) in read_certs(path)?.into_iter().enumerate() {
+        roots.add(der).map_err(|e| {
+            format!(
+                "{}: certificate {} is not a usable trust anchor: {e}",
+                path.display(),
+                i + 1
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
 /// A chain and its private key as a rustls signing identity; a key of
 /// another certificate and a key rustls cannot use get different messages.
 pub fn certified_key(

@@ -237,15 +237,10 @@ pub fn probe(opts: &Options) -> Report {
     let inner = match &opts.ca {
         None => None,
         Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            match crate::material::read_certs(ca) {
-                Ok(certs) => {
-                    for c in certs {
-                        let _ = roots.add(c);
-                    }
-                }
+            let roots = match crate::material::roots_from_file(ca) {
+                Ok(roots) => roots,
                 Err(e) => return fail(out, e),
-            }
+            };
             match WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots),
                 Arc::new(provider.clone()),

@@ -1260,5 +1260,16 @@ fn probe_tells_a_foreign_key_from_an_unusable_one() {
     assert!(
         out.contains("unusable private key") && !out.contains("does not belong"),
         "{out}"
+    ); // A --ca file whose block is no certificate at all.
+    write(
+        &d,
+        "junk.crt",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    let (good, out) = probe(&d, &["127.0.0.1:1", "--ca", "junk.crt"]);
+    assert!(!good);
+    assert!(
+        out.contains("junk.crt: certificate 1 is not a usable trust anchor"),
+        "{out}"
     );
 }
