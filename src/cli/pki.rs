@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Subcommand};
 
 use crate::pki::ca::{self, InitSpec};
@@ -27,7 +28,7 @@ pub enum CaCommand {
         #[arg(long)]
         out: PathBuf,
         /// Common name.
-        #[arg(long, default_value = "portcullis CA")]
+        #[arg(long, default_value = "portcullis CA", value_parser = NonEmptyStringValueParser::new())]
         cn: String,
         /// Key type.
         #[arg(long, value_enum, default_value_t)]
@@ -136,7 +137,7 @@ pub struct IssueArgs {
     #[arg(long)]
     out: PathBuf,
     /// Common name (default: the first SAN).
-    #[arg(long)]
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     cn: Option<String>,
     /// DNS name (repeatable).
     #[arg(long)]

@@ -1182,6 +1182,8 @@ fn out_of_range_numbers_and_unknown_flags_fail_in_one_line() {
     assert!(e.contains("1..=36500"), "{e}");
     let e = fails(d, &["ca", "init", "--out", "zero", "--days", "0"]);
     assert!(e.contains("--days"), "{e}");
+    let e = fails(d, &["ca", "init", "--out", "empty", "--cn", ""]);
+    assert!(e.contains("--cn"), "{e}");
     assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "nothing written");
     cas(d);
     let e = fails(
@@ -1198,6 +1200,22 @@ fn out_of_range_numbers_and_unknown_flags_fail_in_one_line() {
         ],
     );
     assert!(e.contains("--crl-days"), "{e}");
+    let e = fails(
+        d,
+        &[
+            "cert",
+            "issue",
+            "--ca",
+            "int",
+            "--profile",
+            "client",
+            "--out",
+            "c",
+            "--cn",
+            "",
+        ],
+    );
+    assert!(e.contains("--cn"), "{e}");
     let e = fails(d, &["cert", "issue", "--bogus"]);
     assert!(e.contains("--bogus"), "{e}");
     let e = fails(
