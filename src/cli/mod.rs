@@ -277,6 +277,16 @@ pub fn main() -> ExitCode {
                         .iter()
                         .map(|(p, y)| crate::pki::Output::secret(p.clone(), y.clone()))
                         .collect();
+                    // Like `ca init --out`: the directory is made if missing.
+                    if !files.is_empty() {
+                        if let Err(e) = std::fs::create_dir_all(&opts.secrets_dir) {
+                            eprintln!(
+                                "portcullis: cannot create --secrets-dir {}: {e}",
+                                opts.secrets_dir.display()
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
                     if let Err(e) = crate::pki::write_files(&files) {
                         eprintln!("portcullis: {e}");
                         return ExitCode::from(2);

@@ -124,8 +124,11 @@ fn write_temp(path: &Path, contents: &[u8], secret: bool) -> std::io::Result<()>
     f.sync_all()
 }
 
-/// Writes every output or none: all are written to temporary files first,
-/// then renamed into place. On any failure the temporary files are removed.
+/// Writes every output or none: all are written to temporary files first
+/// (where a full disk or a permission problem shows), then renamed into
+/// place, and on failure the temporary files are removed. A rename within
+/// one directory that fails after that would leave the files renamed before
+/// it in place; that is the one gap.
 pub fn write_files(outputs: &[Output]) -> Result<(), PkiError> {
     let mut temps = Vec::new();
     let cleanup = |temps: &[PathBuf]| {

@@ -412,3 +412,28 @@ fn list_objects_and_stdin_are_read() {
     let cfg = yaml(&out);
     assert_eq!(cfg["listeners"][0]["hosts"][0]["hostnames"][0], "meow.com");
 }
+
+#[test]
+fn secrets_dir_is_created_and_holds_the_manifests_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Dir CA");
+    let server = ca.leaf(&Spec::server(&["meow.com"]));
+    let secrets = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: ca-secret, namespace: default }}\ntype: Opaque\ndata:\n  ca.crt: {}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{ name: tls-secret, namespace: default }}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(&ca.cert_pem),
+        b64(&server.chain_pem),
+        b64(&server.key_pem)
+    );
+    write(d, "all.yaml", &format!("{TUTORIAL_INGRESS}---\n{secrets}"));
+    let out = import(d, &["all.yaml", "--secrets-dir", "k8s/secrets"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let file = d.join("k8s/secrets/default.tls-secret.secret.yaml");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("k8s/secrets/default.tls-secret.secret.yaml")
+    );
+}
