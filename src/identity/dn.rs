@@ -12,45 +12,68 @@ use x509_cert::der::{Encode, Tag, Tagged};
 use x509_cert::name::Name;
 
 /// OpenSSL's short names for the attributes found in certificates.
-const SHORT_NAMES: &[(&str, &str)] = &[
-    ("2.5.4.3", "CN"),
-    ("2.5.4.4", "SN"),
-    ("2.5.4.5", "serialNumber"),
-    ("2.5.4.6", "C"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.9", "street"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.12", "title"),
-    ("2.5.4.13", "description"),
-    ("2.5.4.15", "businessCategory"),
-    ("2.5.4.16", "postalAddress"),
-    ("2.5.4.17", "postalCode"),
-    ("2.5.4.18", "postOfficeBox"),
-    ("2.5.4.41", "name"),
-    ("2.5.4.42", "GN"),
-    ("2.5.4.43", "initials"),
-    ("2.5.4.44", "generationQualifier"),
-    ("2.5.4.45", "x500UniqueIdentifier"),
-    ("2.5.4.46", "dnQualifier"),
-    ("2.5.4.65", "pseudonym"),
-    ("2.5.4.72", "role"),
-    ("2.5.4.97", "organizationIdentifier"),
-    ("1.2.840.113549.1.9.1", "emailAddress"),
-    ("0.9.2342.19200300.100.1.1", "UID"),
-    ("0.9.2342.19200300.100.1.25", "DC"),
-    ("1.3.6.1.4.1.311.60.2.1.1", "jurisdictionL"),
-    ("1.3.6.1.4.1.311.60.2.1.2", "jurisdictionST"),
-    ("1.3.6.1.4.1.311.60.2.1.3", "jurisdictionC"),
+const SHORT_NAMES: &[(ObjectIdentifier, &str)] = &[
+    (ObjectIdentifier::new_unwrap("2.5.4.3"), "CN"),
+    (ObjectIdentifier::new_unwrap("2.5.4.4"), "SN"),
+    (ObjectIdentifier::new_unwrap("2.5.4.5"), "serialNumber"),
+    (ObjectIdentifier::new_unwrap("2.5.4.6"), "C"),
+    (ObjectIdentifier::new_unwrap("2.5.4.7"), "L"),
+    (ObjectIdentifier::new_unwrap("2.5.4.8"), "ST"),
+    (ObjectIdentifier::new_unwrap("2.5.4.9"), "street"),
+    (ObjectIdentifier::new_unwrap("2.5.4.10"), "O"),
+    (ObjectIdentifier::new_unwrap("2.5.4.11"), "OU"),
+    (ObjectIdentifier::new_unwrap("2.5.4.12"), "title"),
+    (ObjectIdentifier::new_unwrap("2.5.4.13"), "description"),
+    (ObjectIdentifier::new_unwrap("2.5.4.15"), "businessCategory"),
+    (ObjectIdentifier::new_unwrap("2.5.4.16"), "postalAddress"),
+    (ObjectIdentifier::new_unwrap("2.5.4.17"), "postalCode"),
+    (ObjectIdentifier::new_unwrap("2.5.4.18"), "postOfficeBox"),
+    (ObjectIdentifier::new_unwrap("2.5.4.41"), "name"),
+    (ObjectIdentifier::new_unwrap("2.5.4.42"), "GN"),
+    (ObjectIdentifier::new_unwrap("2.5.4.43"), "initials"),
+    (
+        ObjectIdentifier::new_unwrap("2.5.4.44"),
+        "generationQualifier",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("2.5.4.45"),
+        "x500UniqueIdentifier",
+    ),
+    (ObjectIdentifier::new_unwrap("2.5.4.46"), "dnQualifier"),
+    (ObjectIdentifier::new_unwrap("2.5.4.65"), "pseudonym"),
+    (ObjectIdentifier::new_unwrap("2.5.4.72"), "role"),
+    (
+        ObjectIdentifier::new_unwrap("2.5.4.97"),
+        "organizationIdentifier",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1"),
+        "emailAddress",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.1"),
+        "UID",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.25"),
+        "DC",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.60.2.1.1"),
+        "jurisdictionL",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.60.2.1.2"),
+        "jurisdictionST",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.60.2.1.3"),
+        "jurisdictionC",
+    ),
 ];
 
 fn short_name(oid: &ObjectIdentifier) -> Option<&'static str> {
-    let text = oid.to_string();
-    SHORT_NAMES
-        .iter()
-        .find(|(o, _)| *o == text)
-        .map(|(_, n)| *n)
+    SHORT_NAMES.iter().find(|(o, _)| o == oid).map(|(_, n)| *n)
 }
 
 // OpenSSL's character classes (crypto/asn1/charmap.h), reduced to the bits
@@ -86,17 +109,41 @@ fn push_escaped(out: &mut String, b: u8, position: u8) {
     }
 }
 
-/// The characters of a string value, each as the bytes OpenSSL prints for it.
-fn characters(tag: Tag, bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let utf8 = |cp: u32| -> Vec<u8> {
-        match char::from_u32(cp) {
-            Some(c) => c.to_string().into_bytes(),
-            None => Vec::new(),
+/// One character as the (at most four) bytes OpenSSL prints for it.
+#[derive(Clone, Copy)]
+struct Char {
+    buf: [u8; 4],
+    len: u8,
+}
+
+impl Char {
+    fn byte(b: u8) -> Char {
+        Char {
+            buf: [b, 0, 0, 0],
+            len: 1,
         }
-    };
+    }
+
+    /// A code point as UTF-8 (nothing for an invalid one).
+    fn utf8(cp: u32) -> Char {
+        let mut buf = [0u8; 4];
+        let len = char::from_u32(cp).map_or(0, |c| c.encode_utf8(&mut buf).len());
+        Char {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+/// The characters of a string value, each as the bytes OpenSSL prints for it.
+fn characters(tag: Tag, bytes: &[u8]) -> Option<Vec<Char>> {
     Some(match tag {
         // OpenSSL treats UTF8String bytes one by one (already UTF-8).
-        Tag::Utf8String => bytes.iter().map(|b| vec![*b]).collect(),
+        Tag::Utf8String => bytes.iter().map(|b| Char::byte(*b)).collect(),
         // One byte per character, converted to UTF-8 as Latin-1.
         Tag::PrintableString
         | Tag::TeletexString
@@ -104,15 +151,15 @@ fn characters(tag: Tag, bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
         | Tag::VisibleString
         | Tag::NumericString
         | Tag::UtcTime
-        | Tag::GeneralizedTime => bytes.iter().map(|b| utf8(u32::from(*b))).collect(),
+        | Tag::GeneralizedTime => bytes.iter().map(|b| Char::utf8(u32::from(*b))).collect(),
         Tag::BmpString => bytes
             .chunks(2)
-            .map(|c| utf8(u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))))
+            .map(|c| Char::utf8(u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))))
             .collect(),
         Tag::Application { .. } | Tag::ContextSpecific { .. } | Tag::Private { .. } => return None,
         other if other.number().value() == 28 => bytes
             .chunks(4)
-            .map(|c| utf8(c.iter().fold(0u32, |acc, b| acc << 8 | u32::from(*b))))
+            .map(|c| Char::utf8(c.iter().fold(0u32, |acc, b| acc << 8 | u32::from(*b))))
             .collect(),
         _ => return None,
     })
@@ -159,7 +206,7 @@ pub fn rfc2253(name: &Name) -> String {
                         } else {
                             0
                         };
-                        for b in ch {
+                        for b in ch.bytes() {
                             push_escaped(&mut out, *b, position);
                         }
                     }
@@ -187,7 +234,7 @@ mod tests {
             } else {
                 0
             };
-            for b in ch {
+            for b in ch.bytes() {
                 push_escaped(&mut out, *b, pos);
             }
         }
