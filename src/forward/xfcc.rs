@@ -138,7 +138,7 @@ mod tests {
         PeerIdentity {
             verified: true,
             failure: None,
-            cert: CertSummary {
+            cert: std::sync::Arc::new(CertSummary {
                 subject: "CN=client,O=Acme\\, Inc.".into(),
                 issuer: "CN=CA".into(),
                 common_names: vec!["client".into()],
@@ -154,8 +154,8 @@ mod tests {
                 not_after: 0,
                 is_ca: false,
                 eku: None,
-            },
-            chain: vec![],
+            }),
+            chain: Vec::new().into(),
         }
     }
 
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn uri_key_stays_without_uri_sans() {
         let mut i = id();
-        i.cert.uri_sans.clear();
+        std::sync::Arc::make_mut(&mut i.cert).uri_sans.clear();
         let e = element(&[], &i, &[Detail::Uri]);
         assert_eq!(e, format!("Hash={};URI=", "ab".repeat(32)));
     }

@@ -365,8 +365,8 @@ mod tests {
         PeerIdentity {
             verified: true,
             failure: None,
-            cert: c,
-            chain: Vec::new(),
+            cert: std::sync::Arc::new(c),
+            chain: Vec::new().into(),
         }
     }
 

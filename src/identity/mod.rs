@@ -6,6 +6,8 @@ pub mod authz;
 pub mod cert;
 pub mod dn;
 
+use std::sync::Arc;
+
 use rustls_pki_types::CertificateDer;
 
 pub use cert::CertSummary;
@@ -18,12 +20,13 @@ pub struct PeerIdentity {
     pub verified: bool,
     /// Why verification failed, as a SPEC result label (`unknown_ca`, …).
     pub failure: Option<&'static str>,
-    /// The leaf certificate.
+    /// The leaf certificate, read once per distinct chain (shared by the
+    /// connections that present it; see `tls::cache`).
     #[serde(flatten)]
-    pub cert: CertSummary,
+    pub cert: Arc<CertSummary>,
     /// The presented chain, leaf first, as DER.
     #[serde(skip)]
-    pub chain: Vec<CertificateDer<'static>>,
+    pub chain: Arc<[CertificateDer<'static>]>,
 }
 
 impl PeerIdentity {
@@ -39,7 +42,7 @@ impl PeerIdentity {
         Some(PeerIdentity {
             verified,
             failure,
-            cert,
+            cert: Arc::new(cert),
             chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
         })
     }

@@ -6,6 +6,7 @@
 //! certificate), [`verifier::ClientVerifier`] judges the chain, and
 //! `identity` judges who it is.
 
+pub mod cache;
 pub mod classify;
 pub mod upstream;
 pub mod verifier;
@@ -21,7 +22,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::UnixTime;
 
 use crate::config::model::{self, ClientAuth, HostPattern};
-use crate::identity::PeerIdentity;
+use crate::identity::{CertSummary, PeerIdentity};
 use crate::material::Material;
 
 pub use classify::HandshakeResult;
@@ -57,6 +58,9 @@ pub struct HostTls {
     pub config: Arc<ServerConfig>,
     /// What a presented certificate means.
     pub policy: PeerPolicy,
+    /// Identities already read from presented chains: a client that
+    /// reconnects (or resumes) is not parsed again.
+    identities: cache::ChainCache<Arc<CertSummary>>,
 }
 
 /// Errors building TLS configs.
@@ -154,27 +158,36 @@ impl HostTls {
         Ok(HostTls {
             config: Arc::new(config),
             policy,
+            identities: cache::ChainCache::default(),
         })
     }
 
     /// The client's identity after a completed handshake (or resumption).
     pub fn peer_identity(&self, conn: &rustls::ServerConnection) -> Option<PeerIdentity> {
-        let chain = conn.peer_certificates()?;
-        match &self.policy {
-            PeerPolicy::None => None,
-            PeerPolicy::Verified => PeerIdentity::from_chain(chain, true, None),
-            PeerPolicy::Mark(v) => {
-                let (leaf, rest) = chain.split_first()?;
-                match v.verify_chain(leaf, rest, UnixTime::now()) {
-                    Ok(()) => PeerIdentity::from_chain(chain, true, None),
-                    Err(e) => PeerIdentity::from_chain(
-                        chain,
-                        false,
-                        Some(HandshakeResult::from_rustls(&e).as_str()),
-                    ),
-                }
+        let (leaf, rest) = conn.peer_certificates()?.split_first()?;
+        let (verified, failure) = match &self.policy {
+            PeerPolicy::None => return None,
+            PeerPolicy::Verified => (true, None),
+            PeerPolicy::Mark(v) => match v.verify_chain(leaf, rest, UnixTime::now()) {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str())),
+            },
+        };
+        let (chain, cert) = match self.identities.get(leaf, rest) {
+            Some(hit) => hit,
+            None => {
+                let cert = Arc::new(CertSummary::from_der(leaf).ok()?);
+                let chain = cache::owned_chain(leaf, rest);
+                self.identities.insert(chain.clone(), cert.clone());
+                (chain, cert)
             }
-        }
+        };
+        Some(PeerIdentity {
+            verified,
+            failure,
+            cert,
+            chain,
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::config::model::CrlCheck;
 use crate::material::TrustBundle;
 
+use super::cache::{owned_chain, ChainCache, Window};
 use super::classify::HandshakeResult;
 
 /// The verified path had more intermediates than `verifyDepth` allows.
@@ -40,6 +41,13 @@ pub struct ClientVerifier {
     crl_check: CrlCheck,
     subjects: Vec<DistinguishedName>,
     algs: WebPkiSupportedAlgorithms,
+    /// Chains that verified, with the time window in which that holds. The
+    /// verifier is immutable and rebuilt on reload, so this never outlives
+    /// the trust bundle and CRLs it was filled under (see `tls::cache`).
+    verified: ChainCache<Window>,
+    /// Earliest nextUpdate of this bundle's CRLs (`Some(0)` when one could
+    /// not be read, which disables the cache).
+    crl_until: Option<u64>,
 }
 
 impl ClientVerifier {
@@ -56,6 +64,11 @@ impl ClientVerifier {
         // SPEC §3 / issue: the CertificateRequest names the trust bundle's CA
         // subjects, so clients with several certificates pick the right one.
         let subjects = bundle.roots.subjects();
+        let crl_until = bundle
+            .crl_info
+            .iter()
+            .map(|(_, next)| next.unwrap_or(0))
+            .min();
         ClientVerifier {
             listener: listener.to_string(),
             bundle,
@@ -65,16 +78,41 @@ impl ClientVerifier {
             crl_check,
             subjects,
             algs,
+            verified: ChainCache::default(),
+            crl_until,
         }
     }
 
-    /// Verifies a chain against the trust bundle, depth, EKU and CRLs.
+    /// Verifies a chain against the trust bundle, depth, EKU and CRLs. A
+    /// chain that verified before, inside the window in which that result
+    /// holds, is not verified again.
     pub fn verify_chain(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
+        let secs = now.as_secs();
+        if let Some((_, window)) = self.verified.get(end_entity, intermediates) {
+            if window.holds(secs) {
+                return Ok(());
+            }
+        }
+        let window = self.verify_uncached(end_entity, intermediates, now)?;
+        if window.holds(secs) {
+            self.verified
+                .insert(owned_chain(end_entity, intermediates), window);
+        }
+        Ok(())
+    }
+
+    /// The full check; on success, the window in which its result holds.
+    fn verify_uncached(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<Window, rustls::Error> {
         let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
         let crls: Vec<&webpki::CertRevocationList<'_>> = self.bundle.crls.iter().collect();
         let revocation = if crls.is_empty() {
@@ -104,18 +142,44 @@ impl ClientVerifier {
             }
             _ => Ok(()),
         };
-        cert.verify_for_usage(
-            self.algs.all,
-            &self.bundle.roots.roots,
-            intermediates,
-            now,
-            webpki::KeyUsage::client_auth(),
-            revocation,
-            Some(&depth_check),
-        )
-        .map(|_| ())
-        .map_err(pki_error)
+        let path = cert
+            .verify_for_usage(
+                self.algs.all,
+                &self.bundle.roots.roots,
+                intermediates,
+                now,
+                webpki::KeyUsage::client_auth(),
+                revocation,
+                Some(&depth_check),
+            )
+            .map_err(pki_error)?;
+        // The result changes only when a certificate on the path enters or
+        // leaves its validity, or when a consulted CRL expires. (Trust
+        // anchors' own dates are not checked by webpki, nor here.)
+        let mut window = Window {
+            from: 0,
+            until: match revocation {
+                Some(_) => self.crl_until.unwrap_or(u64::MAX),
+                None => u64::MAX,
+            },
+        };
+        window.narrow(validity(end_entity));
+        for c in path.intermediate_certificates() {
+            window.narrow(validity(&c.der()));
+        }
+        Ok(window)
     }
+}
+
+/// notBefore and notAfter of a DER certificate, in Unix seconds.
+fn validity(der: &[u8]) -> Option<(u64, u64)> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let v = &cert.tbs_certificate.validity;
+    Some((
+        v.not_before.to_unix_duration().as_secs(),
+        v.not_after.to_unix_duration().as_secs(),
+    ))
 }
 
 /// webpki's errors as rustls certificate errors (which pick the alert).
@@ -201,5 +265,168 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+        ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
+    };
+    use rustls::RootCertStore;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    struct Pki {
+        root: CertificateDer<'static>,
+        inter: CertificateDer<'static>,
+        leaf: CertificateDer<'static>,
+        /// The intermediate's CRL (revokes nothing), valid for an hour.
+        crl: rustls_pki_types::CertificateRevocationListDer<'static>,
+        now: u64,
+    }
+
+    fn params(cn: &str, ca: bool, serial: u8, days: (i64, i64)) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.serial_number = Some(SerialNumber::from(vec![serial]));
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now + time::Duration::days(days.0);
+        p.not_after = now + time::Duration::days(days.1);
+        if ca {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        } else {
+            p.is_ca = IsCa::ExplicitNoCa;
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        p
+    }
+
+    /// root (±60 days) → intermediate (±60 days) → leaf (±1 day).
+    fn pki() -> Pki {
+        let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+        let (rk, ik, lk) = (
+            KeyPair::generate_for(alg).unwrap(),
+            KeyPair::generate_for(alg).unwrap(),
+            KeyPair::generate_for(alg).unwrap(),
+        );
+        let rp = params("root", true, 1, (-60, 60));
+        let root = rp.self_signed(&rk).unwrap();
+        let ip = params("inter", true, 2, (-60, 60));
+        let inter = ip.signed_by(&ik, &Issuer::new(rp, rk)).unwrap();
+        let inter_issuer = Issuer::new(ip, ik);
+        let leaf = params("leaf", false, 3, (-1, 1))
+            .signed_by(&lk, &inter_issuer)
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let crl = CertificateRevocationListParams {
+            this_update: now - time::Duration::minutes(1),
+            next_update: now + time::Duration::hours(1),
+            crl_number: SerialNumber::from(vec![1]),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&inter_issuer)
+        .unwrap();
+        Pki {
+            root: root.der().clone(),
+            inter: inter.der().clone(),
+            leaf: leaf.der().clone(),
+            crl: crl.der().clone(),
+            now: now.unix_timestamp() as u64,
+        }
+    }
+
+    fn verifier(p: &Pki, with_crl: bool) -> ClientVerifier {
+        let mut roots = RootCertStore::empty();
+        roots.add(p.root.clone()).unwrap();
+        let (crls, crl_info) = if with_crl {
+            let parsed = webpki::OwnedCertRevocationList::from_der(&p.crl).unwrap();
+            (
+                vec![webpki::CertRevocationList::from(parsed)],
+                vec![("CN=inter".to_string(), Some(p.now + 3600))],
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let bundle = TrustBundle {
+            name: "t".into(),
+            roots: Arc::new(roots),
+            cas: Vec::new(),
+            crls,
+            crl_info,
+        };
+        let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+        ClientVerifier::new(
+            "l",
+            Arc::new(bundle),
+            true,
+            false,
+            None,
+            CrlCheck::Leaf,
+            algs,
+        )
+    }
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    fn cert_error(r: Result<(), rustls::Error>) -> CertificateError {
+        match r {
+            Err(rustls::Error::InvalidCertificate(e)) => e,
+            other => panic!("expected a certificate error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_chain_is_still_checked_against_the_time() {
+        let p = pki();
+        let v = verifier(&p, false);
+        let chain = [p.inter.clone()];
+        v.verify_chain(&p.leaf, &chain, at(p.now)).unwrap();
+        assert_eq!(v.verified.len(), 1);
+        assert_eq!(
+            cert_error(v.verify_chain(&p.leaf, &chain, at(p.now + 2 * DAY))),
+            CertificateError::Expired
+        );
+        assert_eq!(
+            cert_error(v.verify_chain(&p.leaf, &chain, at(p.now - 2 * DAY))),
+            CertificateError::NotValidYet
+        );
+        v.verify_chain(&p.leaf, &chain, at(p.now + 60)).unwrap();
+    }
+
+    #[test]
+    fn a_remembered_chain_does_not_vouch_for_the_leaf_alone() {
+        let p = pki();
+        let v = verifier(&p, false);
+        v.verify_chain(&p.leaf, std::slice::from_ref(&p.inter), at(p.now))
+            .unwrap();
+        assert_eq!(
+            cert_error(v.verify_chain(&p.leaf, &[], at(p.now))),
+            CertificateError::UnknownIssuer
+        );
+    }
+
+    #[test]
+    fn a_remembered_result_ends_when_the_crl_expires() {
+        let p = pki();
+        let v = verifier(&p, true);
+        let chain = [p.inter.clone()];
+        v.verify_chain(&p.leaf, &chain, at(p.now)).unwrap();
+        assert_eq!(v.verified.len(), 1);
+        assert_eq!(
+            cert_error(v.verify_chain(&p.leaf, &chain, at(p.now + 7200))),
+            CertificateError::ExpiredRevocationList
+        );
     }
 }

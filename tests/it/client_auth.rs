@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::AlertDescription;
 
 use crate::support::client::{self, config, get};
-use crate::support::{write, write_leaf, Ca, Eku, Gateway, Outcome, Spec, Upstream};
+use crate::support::{write, write_leaf, Ca, Eku, Gateway, Leaf, Outcome, Spec, Upstream};
 
 /// One host entry routing `/echo` to the echo and the rest to `rec`.
 pub fn host(name: &str, client_auth: &str) -> String {
@@ -368,24 +368,97 @@ impl rustls::client::ResolvesClientCert for WrongKey {
     }
 }
 
-#[test]
-fn optional_no_ca_still_requires_proof_of_key_possession() {
-    let m = matrix();
-    let shown = client(&Ca::root("Stranger CA"), "victim");
-    let other = client(&m.root, "attacker");
+/// A client trusting `root` that presents `shown`'s chain signed with the key
+/// of `key_of`.
+fn wrong_key_config(root: &Ca, shown: &Leaf, key_of: &Leaf) -> Arc<rustls::ClientConfig> {
     let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let key = provider.key_provider.load_private_key(other.key()).unwrap();
+    let key = provider
+        .key_provider
+        .load_private_key(key_of.key())
+        .unwrap();
     let ck = Arc::new(rustls::sign::CertifiedKey::new(shown.chain.clone(), key));
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(m.root.der.clone()).unwrap();
+    roots.add(root.der.clone()).unwrap();
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_client_cert_resolver(Arc::new(WrongKey(ck)));
-    let out = get(m.addr(), "noca.test", &Arc::new(cfg), "/echo");
+    Arc::new(cfg)
+}
+
+#[test]
+fn optional_no_ca_still_requires_proof_of_key_possession() {
+    let m = matrix();
+    let shown = client(&Ca::root("Stranger CA"), "victim");
+    let other = client(&m.root, "attacker");
+    let out = get(
+        m.addr(),
+        "noca.test",
+        &wrong_key_config(&m.root, &shown, &other),
+        "/echo",
+    );
     assert_eq!(out, Outcome::Alert(AlertDescription::DecryptError));
     assert!(m.upstream.seen().is_empty());
+}
+
+/// Verified chains are remembered (tls::cache); proof of key possession
+/// must still be demanded every time.
+#[test]
+fn require_refuses_a_known_certificate_presented_without_its_key() {
+    let m = matrix();
+    let victim = client(&m.inter, "victim");
+    let attacker = client(&m.root, "attacker");
+    assert_eq!(
+        m.get("require.test", Some(&victim), "/victim"),
+        Outcome::Http(200, "from upstream".into())
+    );
+    let out = get(
+        m.addr(),
+        "require.test",
+        &wrong_key_config(&m.root, &victim, &attacker),
+        "/attacker",
+    );
+    assert_eq!(out, Outcome::Alert(AlertDescription::DecryptError));
+    let seen: Vec<String> = m.upstream.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(seen, ["/victim"]);
+}
+
+/// A chain accepted on one host entry is judged afresh by another's policy
+/// (each verifier remembers only its own results).
+#[test]
+fn a_chain_accepted_on_one_host_is_judged_again_on_another() {
+    let m = matrix();
+    let deep = client(&m.inter2, "deep");
+    assert_eq!(m.get("require.test", Some(&deep), "/echo").status(), 200);
+    let out = m.get("depth.test", Some(&deep), "/");
+    assert!(matches!(out, Outcome::Alert(_)), "{out:?}");
+    m.assert_refused_as("chain_too_long");
+    // Intermediate 1 is revoked in `withcrl`.
+    let via = client(&m.inter, "via-revoked");
+    assert_eq!(m.get("require.test", Some(&via), "/echo").status(), 200);
+    assert_eq!(
+        m.get("crl-chain.test", Some(&via), "/"),
+        Outcome::Alert(AlertDescription::CertificateRevoked)
+    );
+}
+
+/// Identities read once per chain are never handed to another client.
+#[test]
+fn reconnecting_clients_each_keep_their_own_identity() {
+    let m = matrix();
+    let alice = client(&m.root, "alice");
+    let bob = client(&m.inter, "bob");
+    for (leaf, cn) in [
+        (&alice, "CN=alice"),
+        (&bob, "CN=bob"),
+        (&alice, "CN=alice"),
+        (&bob, "CN=bob"),
+    ] {
+        let v = m.get("require.test", Some(leaf), "/echo").json();
+        assert_eq!(v["tls"]["peer"]["subject"], cn, "{v}");
+        assert_eq!(v["tls"]["peer"]["verified"], true);
+    }
 }
 
 // ---- none ----

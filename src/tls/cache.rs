@@ -1,0 +1,180 @@
+//! Per-snapshot memo of work done on a presented client chain, so a client
+//! that reconnects with the chain it used before costs neither a second
+//! path build (an ECDSA verify per link, about a fifth of a full mTLS
+//! handshake's CPU) nor a second X.509 parse of its identity.
+//!
+//! Why this is safe:
+//! - Entries are found by *exact* chain bytes. The 64-bit hash (SipHash with
+//!   a random key, so it cannot be steered into collisions) only picks the
+//!   slot; a hit compares every presented certificate with the stored one.
+//! - Only what is a pure function of the chain is stored. Verification
+//!   depends on the verifier (trust bundle, depth, EKU, CRLs), which is
+//!   immutable and owns its cache: a reload builds a new verifier with an
+//!   empty cache, so a newly published CRL is always consulted. The other
+//!   input, the time, is handled by storing the window in which the result
+//!   holds (see `Window`).
+//! - Proof of key possession is not cached: rustls checks the client's
+//!   CertificateVerify signature on every full handshake.
+//! - The map is bounded; past `CAPACITY` an arbitrary entry is dropped.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+
+use rustls_pki_types::CertificateDer;
+
+/// Entries per cache; one entry holds a chain (a few KiB at most).
+const CAPACITY: usize = 1024;
+
+/// A chain as stored: leaf first.
+pub type Chain = Arc<[CertificateDer<'static>]>;
+
+/// A bounded map from a presented chain (leaf, then intermediates) to `V`.
+#[derive(Debug)]
+pub struct ChainCache<V> {
+    hasher: RandomState,
+    slots: Mutex<HashMap<u64, (Chain, V)>>,
+}
+
+impl<V: Clone> Default for ChainCache<V> {
+    fn default() -> Self {
+        ChainCache {
+            hasher: RandomState::new(),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone> ChainCache<V> {
+    fn key(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = self.hasher.build_hasher();
+        h.write_usize(leaf.len());
+        h.write(leaf);
+        for c in rest {
+            h.write_usize(c.len());
+            h.write(c);
+        }
+        h.finish()
+    }
+
+    /// The stored chain and value for exactly this chain.
+    pub fn get(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> Option<(Chain, V)> {
+        let key = self.key(leaf, rest);
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let (chain, v) = slots.get(&key)?;
+        let same = chain.len() == rest.len() + 1
+            && chain[0].as_ref() == leaf
+            && chain[1..]
+                .iter()
+                .zip(rest)
+                .all(|(a, b)| a.as_ref() == b.as_ref());
+        same.then(|| (chain.clone(), v.clone()))
+    }
+
+    /// Stores `v` for `chain` (leaf first; must not be empty).
+    pub fn insert(&self, chain: Chain, v: V) {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return;
+        };
+        let key = self.key(leaf, rest);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.len() >= CAPACITY && !slots.contains_key(&key) {
+            if let Some(k) = slots.keys().next().copied() {
+                slots.remove(&k);
+            }
+        }
+        slots.insert(key, (chain, v));
+    }
+
+    /// Number of stored chains.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+/// Owns a presented chain.
+pub fn owned_chain(leaf: &CertificateDer<'_>, rest: &[CertificateDer<'_>]) -> Chain {
+    std::iter::once(leaf)
+        .chain(rest)
+        .map(|c| c.clone().into_owned())
+        .collect()
+}
+
+/// The seconds (Unix time) in which a successful verification still holds:
+/// every certificate on the verified path is inside its validity and every
+/// CRL consulted is before its nextUpdate. Outside it the chain is verified
+/// afresh (and then fails or gets a new window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Latest notBefore on the path.
+    pub from: u64,
+    /// Earliest notAfter on the path, or CRL nextUpdate if sooner.
+    pub until: u64,
+}
+
+impl Window {
+    /// Narrows to a certificate's validity (`None`, unreadable: empty).
+    pub fn narrow(&mut self, validity: Option<(u64, u64)>) {
+        match validity {
+            Some((from, until)) => {
+                self.from = self.from.max(from);
+                self.until = self.until.min(until);
+            }
+            None => self.until = 0,
+        }
+    }
+
+    /// Whether a check at `now` would give the same answer.
+    pub fn holds(&self, now: u64) -> bool {
+        // webpki: valid when notBefore <= now <= notAfter; a CRL is expired
+        // when nextUpdate < now. `until` is treated as exclusive, which is
+        // one second stricter than either.
+        self.from <= now && now < self.until
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(b: &[u8]) -> CertificateDer<'static> {
+        CertificateDer::from(b.to_vec())
+    }
+
+    #[test]
+    fn hit_needs_the_same_bytes_in_the_same_order() {
+        let c: ChainCache<u8> = ChainCache::default();
+        c.insert(owned_chain(&der(b"leaf"), &[der(b"int")]), 7);
+        assert_eq!(c.get(b"leaf", &[der(b"int")]).map(|x| x.1), Some(7));
+        assert!(c.get(b"leaf", &[]).is_none(), "missing intermediate");
+        assert!(c.get(b"leaf", &[der(b"int"), der(b"x")]).is_none());
+        assert!(c.get(b"leaF", &[der(b"int")]).is_none());
+        assert!(c.get(b"int", &[der(b"leaf")]).is_none());
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let c: ChainCache<()> = ChainCache::default();
+        for i in 0..CAPACITY + 10 {
+            c.insert(owned_chain(&der(i.to_string().as_bytes()), &[]), ());
+        }
+        assert_eq!(c.len(), CAPACITY);
+        let last = (CAPACITY + 9).to_string();
+        assert!(c.get(last.as_bytes(), &[]).is_some(), "newest entry kept");
+    }
+
+    #[test]
+    fn window_is_half_open() {
+        let w = Window {
+            from: 10,
+            until: 20,
+        };
+        assert!(!w.holds(9));
+        assert!(w.holds(10));
+        assert!(w.holds(19));
+        assert!(!w.holds(20));
+    }
+}
