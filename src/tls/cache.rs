@@ -1,21 +1,26 @@
-//! Per-snapshot memo of work done on a presented client chain, so a client
-//! that reconnects with the chain it used before costs neither a second
-//! path build (an ECDSA verify per link, about a fifth of a full mTLS
-//! handshake's CPU) nor a second X.509 parse of its identity.
+//! Memos of work done on presented client chains, so a client that
+//! reconnects (or resumes) with the chain it used before costs neither a
+//! second path build (an ECDSA verify per link, about a fifth of a full
+//! mTLS handshake's CPU) nor a second X.509 parse of its identity.
 //!
-//! Why this is safe:
-//! - Entries are found by *exact* chain bytes. The 64-bit hash (SipHash with
-//!   a random key, so it cannot be steered into collisions) only picks the
-//!   slot; a hit compares every presented certificate with the stored one.
-//! - Only what is a pure function of the chain is stored. Verification
-//!   depends on the verifier (trust bundle, depth, EKU, CRLs), which is
-//!   immutable and owns its cache: a reload builds a new verifier with an
-//!   empty cache, so a newly published CRL is always consulted. The other
-//!   input, the time, is handled by storing the window in which the result
-//!   holds (see `Window`).
-//! - Proof of key possession is not cached: rustls checks the client's
-//!   CertificateVerify signature on every full handshake.
-//! - The map is bounded; past `CAPACITY` an arbitrary entry is dropped.
+//! - [`VerifiedChains`]: per verifier, the chains that verified and the
+//!   window in which that holds. Verification depends on the verifier
+//!   (trust bundle, depth, EKU, CRLs), which is immutable and owns its memo:
+//!   a reload builds a new verifier with an empty memo, so a newly published
+//!   CRL is always consulted. The other input, the time, is handled by
+//!   storing the window in which the result holds (see [`Window`]). Chains
+//!   are found by the SHA-256 of their exact bytes (every certificate, in
+//!   order, length-prefixed), so a memo costs 32 bytes per chain, not the
+//!   chain.
+//! - [`ChainCache`]: what is a pure function of the chain's bytes (the
+//!   parsed identity), found by the exact bytes: the 64-bit hash (SipHash
+//!   with a random key, so it cannot be steered into collisions) only picks
+//!   the slot; a hit compares every presented certificate with the stored
+//!   one. It says nothing about whether the chain is trusted.
+//!
+//! Proof of key possession is never memoized: rustls checks the client's
+//! CertificateVerify signature on every full handshake. Both memos are
+//! bounded; past `CAPACITY` an arbitrary entry is dropped.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -24,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::CertificateDer;
 
-/// Entries per cache; one entry holds a chain (a few KiB at most).
+/// Entries per memo.
 const CAPACITY: usize = 1024;
 
 /// A chain as stored: leaf first.
@@ -103,6 +108,50 @@ pub fn owned_chain(leaf: &CertificateDer<'_>, rest: &[CertificateDer<'_>]) -> Ch
         .collect()
 }
 
+/// The chains one verifier accepted, by SHA-256 of their bytes.
+#[derive(Debug, Default)]
+pub struct VerifiedChains {
+    slots: Mutex<HashMap<[u8; 32], Window>>,
+}
+
+impl VerifiedChains {
+    fn key(leaf: &[u8], rest: &[CertificateDer<'_>]) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for c in std::iter::once(leaf).chain(rest.iter().map(|c| c.as_ref())) {
+            ctx.update(&(c.len() as u64).to_be_bytes());
+            ctx.update(c);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        key
+    }
+
+    /// The window of a chain that verified before.
+    pub fn get(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> Option<Window> {
+        let key = Self::key(leaf, rest);
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.get(&key).copied()
+    }
+
+    /// Remembers that a chain verified, valid in `window`.
+    pub fn insert(&self, leaf: &[u8], rest: &[CertificateDer<'_>], window: Window) {
+        let key = Self::key(leaf, rest);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.len() >= CAPACITY && !slots.contains_key(&key) {
+            if let Some(k) = slots.keys().next().copied() {
+                slots.remove(&k);
+            }
+        }
+        slots.insert(key, window);
+    }
+
+    /// Number of remembered chains.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
 /// The seconds (Unix time) in which a successful verification still holds:
 /// every certificate on the verified path is inside its validity and every
 /// CRL consulted is before its nextUpdate. Outside it the chain is verified
@@ -164,6 +213,22 @@ mod tests {
         assert_eq!(c.len(), CAPACITY);
         let last = (CAPACITY + 9).to_string();
         assert!(c.get(last.as_bytes(), &[]).is_some(), "newest entry kept");
+    }
+
+    #[test]
+    fn verified_chains_are_told_apart_by_every_byte_and_boundary() {
+        let v = VerifiedChains::default();
+        let w = Window { from: 1, until: 2 };
+        v.insert(b"leaf", &[der(b"int")], w);
+        assert_eq!(v.get(b"leaf", &[der(b"int")]), Some(w));
+        assert_eq!(v.get(b"leaf", &[]), None, "missing intermediate");
+        assert_eq!(v.get(b"lea", &[der(b"fint")]), None, "moved boundary");
+        assert_eq!(v.get(b"leafint", &[]), None, "joined certificates");
+        assert_eq!(v.get(b"int", &[der(b"leaf")]), None, "swapped order");
+        for i in 0..CAPACITY + 10 {
+            v.insert(i.to_string().as_bytes(), &[], w);
+        }
+        assert_eq!(v.len(), CAPACITY);
     }
 
     #[test]

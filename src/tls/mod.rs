@@ -58,10 +58,14 @@ pub struct HostTls {
     pub config: Arc<ServerConfig>,
     /// What a presented certificate means.
     pub policy: PeerPolicy,
-    /// Identities already read from presented chains: a client that
-    /// reconnects (or resumes) is not parsed again.
-    identities: cache::ChainCache<Arc<CertSummary>>,
 }
+
+/// Identities already read from presented chains, for the whole process: a
+/// client that reconnects (or resumes) is not parsed again. What a chain's
+/// bytes say does not depend on any configuration, so one memo serves every
+/// listener and snapshot.
+static IDENTITIES: std::sync::LazyLock<cache::ChainCache<Arc<CertSummary>>> =
+    std::sync::LazyLock::new(cache::ChainCache::default);
 
 /// Errors building TLS configs.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +162,6 @@ impl HostTls {
         Ok(HostTls {
             config: Arc::new(config),
             policy,
-            identities: cache::ChainCache::default(),
         })
     }
 
@@ -173,12 +176,12 @@ impl HostTls {
                 Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str())),
             },
         };
-        let (chain, cert) = match self.identities.get(leaf, rest) {
+        let (chain, cert) = match IDENTITIES.get(leaf, rest) {
             Some(hit) => hit,
             None => {
                 let cert = Arc::new(CertSummary::from_der(leaf).ok()?);
                 let chain = cache::owned_chain(leaf, rest);
-                self.identities.insert(chain.clone(), cert.clone());
+                IDENTITIES.insert(chain.clone(), cert.clone());
                 (chain, cert)
             }
         };

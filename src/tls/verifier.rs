@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::config::model::CrlCheck;
 use crate::material::TrustBundle;
 
-use super::cache::{owned_chain, ChainCache, Window};
+use super::cache::{VerifiedChains, Window};
 use super::classify::HandshakeResult;
 
 /// The verified path had more intermediates than `verifyDepth` allows.
@@ -44,7 +44,7 @@ pub struct ClientVerifier {
     /// Chains that verified, with the time window in which that holds. The
     /// verifier is immutable and rebuilt on reload, so this never outlives
     /// the trust bundle and CRLs it was filled under (see `tls::cache`).
-    verified: ChainCache<Window>,
+    verified: VerifiedChains,
     /// Earliest nextUpdate of this bundle's CRLs (`Some(0)` when one could
     /// not be read, which disables the cache).
     crl_until: Option<u64>,
@@ -78,7 +78,7 @@ impl ClientVerifier {
             crl_check,
             subjects,
             algs,
-            verified: ChainCache::default(),
+            verified: VerifiedChains::default(),
             crl_until,
         }
     }
@@ -93,15 +93,14 @@ impl ClientVerifier {
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
         let secs = now.as_secs();
-        if let Some((_, window)) = self.verified.get(end_entity, intermediates) {
+        if let Some(window) = self.verified.get(end_entity, intermediates) {
             if window.holds(secs) {
                 return Ok(());
             }
         }
         let window = self.verify_uncached(end_entity, intermediates, now)?;
         if window.holds(secs) {
-            self.verified
-                .insert(owned_chain(end_entity, intermediates), window);
+            self.verified.insert(end_entity, intermediates, window);
         }
         Ok(())
     }
