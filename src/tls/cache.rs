@@ -12,11 +12,13 @@
 //!   are found by the SHA-256 of their exact bytes (every certificate, in
 //!   order, length-prefixed), so a memo costs 32 bytes per chain, not the
 //!   chain.
-//! - [`ChainCache`]: what is a pure function of the chain's bytes (the
-//!   parsed identity), found by the exact bytes: the 64-bit hash (SipHash
-//!   with a random key, so it cannot be steered into collisions) only picks
-//!   the slot; a hit compares every presented certificate with the stored
-//!   one. It says nothing about whether the chain is trusted.
+//! - [`Identities`]: what a leaf certificate says (the parsed identity), a
+//!   pure function of its bytes, found by the exact bytes: the 64-bit hash
+//!   (SipHash with a random key, so it cannot be steered into collisions)
+//!   only picks the slot; a hit compares the bytes. It says nothing about
+//!   whether the chain is trusted. Leaves over [`MAX_REMEMBERED_LEAF`] bytes
+//!   are read afresh every time, so it holds at most a few MiB however
+//!   large the certificates clients send.
 //!
 //! Proof of key possession is never memoized: rustls checks the client's
 //! CertificateVerify signature on every full handshake. Both memos are
@@ -28,6 +30,8 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use rustls_pki_types::CertificateDer;
+
+use crate::identity::CertSummary;
 
 /// Entries per memo.
 const CAPACITY: usize = 1024;
@@ -97,6 +101,34 @@ impl<V: Clone> ChainCache<V> {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+}
+
+/// Leaves larger than this are not remembered (a usual one is 0.5–2 KiB).
+pub const MAX_REMEMBERED_LEAF: usize = 4096;
+
+/// Identities read from leaf certificates, by the leaf's exact bytes.
+#[derive(Debug, Default)]
+pub struct Identities(ChainCache<Arc<CertSummary>>);
+
+impl Identities {
+    /// What `leaf` says, read once per distinct (small) leaf. `None` when it
+    /// is not a readable certificate.
+    pub fn summary(&self, leaf: &[u8]) -> Option<Arc<CertSummary>> {
+        if let Some((_, s)) = self.0.get(leaf, &[]) {
+            return Some(s);
+        }
+        let s = Arc::new(CertSummary::from_der(leaf).ok()?);
+        if leaf.len() <= MAX_REMEMBERED_LEAF {
+            let key: Chain = Arc::new([CertificateDer::from(leaf.to_vec())]);
+            self.0.insert(key, s.clone());
+        }
+        Some(s)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -178,9 +210,9 @@ impl Window {
 
     /// Whether a check at `now` would give the same answer.
     pub fn holds(&self, now: u64) -> bool {
-        // webpki: valid when notBefore <= now <= notAfter; a CRL is expired
-        // when nextUpdate < now. `until` is treated as exclusive, which is
-        // one second stricter than either.
+        // webpki: a certificate is valid when notBefore <= now <= notAfter
+        // (`until` exclusive is one second stricter); a CRL is expired when
+        // now >= nextUpdate (the same as here).
         self.from <= now && now < self.until
     }
 }
@@ -229,6 +261,34 @@ mod tests {
             v.insert(i.to_string().as_bytes(), &[], w);
         }
         assert_eq!(v.len(), CAPACITY);
+    }
+
+    #[test]
+    fn identities_remember_small_leaves_only() {
+        use rcgen::{CertificateParams, KeyPair, SanType};
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let small = CertificateParams::new(vec!["a.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for i in 0..400 {
+            p.subject_alt_names.push(SanType::DnsName(
+                format!("n{i}.padding.test").try_into().unwrap(),
+            ));
+        }
+        let big = p.self_signed(&key).unwrap();
+        assert!(big.der().len() > MAX_REMEMBERED_LEAF);
+
+        let ids = Identities::default();
+        let a = ids.summary(small.der()).unwrap();
+        let b = ids.summary(small.der()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "read once");
+        assert_eq!(a.dns_sans, ["a.test"]);
+        let c = ids.summary(big.der()).unwrap();
+        assert_eq!(c.dns_sans.len(), 400, "large leaves are still read");
+        assert_eq!(ids.len(), 1, "but not remembered");
+        assert!(ids.summary(b"not a certificate").is_none());
     }
 
     #[test]

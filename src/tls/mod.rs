@@ -22,7 +22,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::UnixTime;
 
 use crate::config::model::{self, ClientAuth, HostPattern};
-use crate::identity::{CertSummary, PeerIdentity};
+use crate::identity::PeerIdentity;
 use crate::material::Material;
 
 pub use classify::HandshakeResult;
@@ -60,12 +60,12 @@ pub struct HostTls {
     pub policy: PeerPolicy,
 }
 
-/// Identities already read from presented chains, for the whole process: a
-/// client that reconnects (or resumes) is not parsed again. What a chain's
+/// Identities already read from leaf certificates, for the whole process: a
+/// client that reconnects (or resumes) is not parsed again. What a leaf's
 /// bytes say does not depend on any configuration, so one memo serves every
 /// listener and snapshot.
-static IDENTITIES: std::sync::LazyLock<cache::ChainCache<Arc<CertSummary>>> =
-    std::sync::LazyLock::new(cache::ChainCache::default);
+static IDENTITIES: std::sync::LazyLock<cache::Identities> =
+    std::sync::LazyLock::new(cache::Identities::default);
 
 /// Errors building TLS configs.
 #[derive(Debug, thiserror::Error)]
@@ -176,20 +176,11 @@ impl HostTls {
                 Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str())),
             },
         };
-        let (chain, cert) = match IDENTITIES.get(leaf, rest) {
-            Some(hit) => hit,
-            None => {
-                let cert = Arc::new(CertSummary::from_der(leaf).ok()?);
-                let chain = cache::owned_chain(leaf, rest);
-                IDENTITIES.insert(chain.clone(), cert.clone());
-                (chain, cert)
-            }
-        };
         Some(PeerIdentity {
             verified,
             failure,
-            cert,
-            chain,
+            cert: IDENTITIES.summary(leaf)?,
+            chain: cache::owned_chain(leaf, rest),
         })
     }
 }

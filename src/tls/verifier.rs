@@ -158,7 +158,8 @@ impl ClientVerifier {
         let mut window = Window {
             from: 0,
             until: match revocation {
-                Some(_) => self.crl_until.unwrap_or(u64::MAX),
+                // No CRL dates known while CRLs are in use: do not remember.
+                Some(_) => self.crl_until.unwrap_or(0),
                 None => u64::MAX,
             },
         };
