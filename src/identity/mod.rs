@@ -5,6 +5,7 @@
 pub mod authz;
 pub mod cert;
 pub mod dn;
+pub mod memo;
 
 use std::sync::Arc;
 
@@ -20,8 +21,8 @@ pub struct PeerIdentity {
     pub verified: bool,
     /// Why verification failed, as a SPEC result label (`unknown_ca`, …).
     pub failure: Option<&'static str>,
-    /// The leaf certificate, read once per distinct chain (shared by the
-    /// connections that present it; see `tls::cache`).
+    /// The leaf certificate, read once per distinct leaf (shared by the
+    /// connections that present it; see [`memo`]).
     #[serde(flatten)]
     pub cert: Arc<CertSummary>,
     /// The presented chain, leaf first, as DER.
@@ -30,19 +31,18 @@ pub struct PeerIdentity {
 }
 
 impl PeerIdentity {
-    /// Reads the identity of a presented chain (leaf first). `None` when the
-    /// chain is empty or its leaf is not a certificate.
+    /// The identity of a presented chain (leaf first); the leaf is read
+    /// through the process-wide [`memo`]. `None` when the chain is empty or
+    /// its leaf is not a certificate.
     pub fn from_chain(
         chain: &[CertificateDer<'_>],
         verified: bool,
         failure: Option<&'static str>,
     ) -> Option<Self> {
-        let leaf = chain.first()?;
-        let cert = CertSummary::from_der(leaf).ok()?;
         Some(PeerIdentity {
             verified,
             failure,
-            cert: Arc::new(cert),
+            cert: memo::summary(chain.first()?)?,
             chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
         })
     }

@@ -1,144 +1,25 @@
-//! Memos of work done on presented client chains, so a client that
-//! reconnects (or resumes) with the chain it used before costs neither a
-//! second path build (an ECDSA verify per link, about a fifth of a full
-//! mTLS handshake's CPU) nor a second X.509 parse of its identity.
+//! The chains one client verifier accepted, so a client that reconnects
+//! with the chain it used before does not cost a second path build (an
+//! ECDSA verify per link, about a fifth of a full mTLS handshake's CPU).
+//! (What a leaf says is remembered separately, in `identity::memo`.)
 //!
-//! - [`VerifiedChains`]: per verifier, the chains that verified and the
-//!   window in which that holds. Verification depends on the verifier
-//!   (trust bundle, depth, EKU, CRLs), which is immutable and owns its memo:
-//!   a reload builds a new verifier with an empty memo, so a newly published
-//!   CRL is always consulted. The other input, the time, is handled by
-//!   storing the window in which the result holds (see [`Window`]). Chains
-//!   are found by the SHA-256 of their exact bytes (every certificate, in
-//!   order, length-prefixed), so a memo costs 32 bytes per chain, not the
-//!   chain.
-//! - [`Identities`]: what a leaf certificate says (the parsed identity), a
-//!   pure function of its bytes, found by the exact bytes: the 64-bit hash
-//!   (SipHash with a random key, so it cannot be steered into collisions)
-//!   only picks the slot; a hit compares the bytes. It says nothing about
-//!   whether the chain is trusted. Leaves over [`MAX_REMEMBERED_LEAF`] bytes
-//!   are read afresh every time, so it holds at most a few MiB however
-//!   large the certificates clients send.
+//! Verification depends on the verifier (trust bundle, depth, EKU, CRLs),
+//! which is immutable and owns its memo: a reload builds a new verifier with
+//! an empty memo, so a newly published CRL is always consulted. The other
+//! input, the time, is handled by storing the window in which the result
+//! holds (see [`Window`]). Chains are found by the SHA-256 of their exact
+//! bytes (every certificate, in order, length-prefixed), so a memo costs 32
+//! bytes per chain, not the chain, and at most `CAPACITY` chains are kept.
 //!
 //! Proof of key possession is never memoized: rustls checks the client's
-//! CertificateVerify signature on every full handshake. Both memos are
-//! bounded; past `CAPACITY` an arbitrary entry is dropped.
+//! CertificateVerify signature on every full handshake.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rustls_pki_types::CertificateDer;
 
-use crate::identity::CertSummary;
-
-/// Entries per memo.
-const CAPACITY: usize = 1024;
-
-/// A chain as stored: leaf first.
-pub type Chain = Arc<[CertificateDer<'static>]>;
-
-/// A bounded map from a presented chain (leaf, then intermediates) to `V`.
-#[derive(Debug)]
-pub struct ChainCache<V> {
-    hasher: RandomState,
-    slots: Mutex<HashMap<u64, (Chain, V)>>,
-}
-
-impl<V: Clone> Default for ChainCache<V> {
-    fn default() -> Self {
-        ChainCache {
-            hasher: RandomState::new(),
-            slots: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<V: Clone> ChainCache<V> {
-    fn key(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> u64 {
-        use std::hash::Hasher;
-        let mut h = self.hasher.build_hasher();
-        h.write_usize(leaf.len());
-        h.write(leaf);
-        for c in rest {
-            h.write_usize(c.len());
-            h.write(c);
-        }
-        h.finish()
-    }
-
-    /// The stored chain and value for exactly this chain.
-    pub fn get(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> Option<(Chain, V)> {
-        let key = self.key(leaf, rest);
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let (chain, v) = slots.get(&key)?;
-        let same = chain.len() == rest.len() + 1
-            && chain[0].as_ref() == leaf
-            && chain[1..]
-                .iter()
-                .zip(rest)
-                .all(|(a, b)| a.as_ref() == b.as_ref());
-        same.then(|| (chain.clone(), v.clone()))
-    }
-
-    /// Stores `v` for `chain` (leaf first; must not be empty).
-    pub fn insert(&self, chain: Chain, v: V) {
-        let Some((leaf, rest)) = chain.split_first() else {
-            return;
-        };
-        let key = self.key(leaf, rest);
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() >= CAPACITY && !slots.contains_key(&key) {
-            if let Some(k) = slots.keys().next().copied() {
-                slots.remove(&k);
-            }
-        }
-        slots.insert(key, (chain, v));
-    }
-
-    /// Number of stored chains.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
-    }
-}
-
-/// Leaves larger than this are not remembered (a usual one is 0.5–2 KiB).
-pub const MAX_REMEMBERED_LEAF: usize = 4096;
-
-/// Identities read from leaf certificates, by the leaf's exact bytes.
-#[derive(Debug, Default)]
-pub struct Identities(ChainCache<Arc<CertSummary>>);
-
-impl Identities {
-    /// What `leaf` says, read once per distinct (small) leaf. `None` when it
-    /// is not a readable certificate.
-    pub fn summary(&self, leaf: &[u8]) -> Option<Arc<CertSummary>> {
-        if let Some((_, s)) = self.0.get(leaf, &[]) {
-            return Some(s);
-        }
-        let s = Arc::new(CertSummary::from_der(leaf).ok()?);
-        if leaf.len() <= MAX_REMEMBERED_LEAF {
-            let key: Chain = Arc::new([CertificateDer::from(leaf.to_vec())]);
-            self.0.insert(key, s.clone());
-        }
-        Some(s)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// Owns a presented chain.
-pub fn owned_chain(leaf: &CertificateDer<'_>, rest: &[CertificateDer<'_>]) -> Chain {
-    std::iter::once(leaf)
-        .chain(rest)
-        .map(|c| c.clone().into_owned())
-        .collect()
-}
+use crate::identity::memo::insert_bounded;
 
 /// The chains one verifier accepted, by SHA-256 of their bytes.
 #[derive(Debug, Default)]
@@ -169,12 +50,7 @@ impl VerifiedChains {
     pub fn insert(&self, leaf: &[u8], rest: &[CertificateDer<'_>], window: Window) {
         let key = Self::key(leaf, rest);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() >= CAPACITY && !slots.contains_key(&key) {
-            if let Some(k) = slots.keys().next().copied() {
-                slots.remove(&k);
-            }
-        }
-        slots.insert(key, window);
+        insert_bounded(&mut slots, key, window);
     }
 
     /// Number of remembered chains.
@@ -220,31 +96,10 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::memo::CAPACITY;
 
     fn der(b: &[u8]) -> CertificateDer<'static> {
         CertificateDer::from(b.to_vec())
-    }
-
-    #[test]
-    fn hit_needs_the_same_bytes_in_the_same_order() {
-        let c: ChainCache<u8> = ChainCache::default();
-        c.insert(owned_chain(&der(b"leaf"), &[der(b"int")]), 7);
-        assert_eq!(c.get(b"leaf", &[der(b"int")]).map(|x| x.1), Some(7));
-        assert!(c.get(b"leaf", &[]).is_none(), "missing intermediate");
-        assert!(c.get(b"leaf", &[der(b"int"), der(b"x")]).is_none());
-        assert!(c.get(b"leaF", &[der(b"int")]).is_none());
-        assert!(c.get(b"int", &[der(b"leaf")]).is_none());
-    }
-
-    #[test]
-    fn stays_bounded() {
-        let c: ChainCache<()> = ChainCache::default();
-        for i in 0..CAPACITY + 10 {
-            c.insert(owned_chain(&der(i.to_string().as_bytes()), &[]), ());
-        }
-        assert_eq!(c.len(), CAPACITY);
-        let last = (CAPACITY + 9).to_string();
-        assert!(c.get(last.as_bytes(), &[]).is_some(), "newest entry kept");
     }
 
     #[test]
@@ -261,34 +116,6 @@ mod tests {
             v.insert(i.to_string().as_bytes(), &[], w);
         }
         assert_eq!(v.len(), CAPACITY);
-    }
-
-    #[test]
-    fn identities_remember_small_leaves_only() {
-        use rcgen::{CertificateParams, KeyPair, SanType};
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let small = CertificateParams::new(vec!["a.test".to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        for i in 0..400 {
-            p.subject_alt_names.push(SanType::DnsName(
-                format!("n{i}.padding.test").try_into().unwrap(),
-            ));
-        }
-        let big = p.self_signed(&key).unwrap();
-        assert!(big.der().len() > MAX_REMEMBERED_LEAF);
-
-        let ids = Identities::default();
-        let a = ids.summary(small.der()).unwrap();
-        let b = ids.summary(small.der()).unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "read once");
-        assert_eq!(a.dns_sans, ["a.test"]);
-        let c = ids.summary(big.der()).unwrap();
-        assert_eq!(c.dns_sans.len(), 400, "large leaves are still read");
-        assert_eq!(ids.len(), 1, "but not remembered");
-        assert!(ids.summary(b"not a certificate").is_none());
     }
 
     #[test]

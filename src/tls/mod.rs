@@ -60,13 +60,6 @@ pub struct HostTls {
     pub policy: PeerPolicy,
 }
 
-/// Identities already read from leaf certificates, for the whole process: a
-/// client that reconnects (or resumes) is not parsed again. What a leaf's
-/// bytes say does not depend on any configuration, so one memo serves every
-/// listener and snapshot.
-static IDENTITIES: std::sync::LazyLock<cache::Identities> =
-    std::sync::LazyLock::new(cache::Identities::default);
-
 /// Errors building TLS configs.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -167,7 +160,8 @@ impl HostTls {
 
     /// The client's identity after a completed handshake (or resumption).
     pub fn peer_identity(&self, conn: &rustls::ServerConnection) -> Option<PeerIdentity> {
-        let (leaf, rest) = conn.peer_certificates()?.split_first()?;
+        let chain = conn.peer_certificates()?;
+        let (leaf, rest) = chain.split_first()?;
         let (verified, failure) = match &self.policy {
             PeerPolicy::None => return None,
             PeerPolicy::Verified => (true, None),
@@ -176,12 +170,7 @@ impl HostTls {
                 Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str())),
             },
         };
-        Some(PeerIdentity {
-            verified,
-            failure,
-            cert: IDENTITIES.summary(leaf)?,
-            chain: cache::owned_chain(leaf, rest),
-        })
+        PeerIdentity::from_chain(chain, verified, failure)
     }
 }
 
