@@ -69,18 +69,8 @@ enum Command {
         mode: crate::bench::Mode,
         /// https://HOST:PORT/PATH (HTTP modes) or HOST:PORT (stream, idle).
         target: String,
-        /// Client certificate (PEM).
-        #[arg(long)]
-        cert: Option<PathBuf>,
-        /// Client key (PEM).
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// CA certificates that verify the server.
-        #[arg(long)]
-        ca: Option<PathBuf>,
-        /// Server name to send (default: the host).
-        #[arg(long)]
-        sni: Option<String>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
         /// Parallel connections (streams for h2; connections held for idle).
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
@@ -104,19 +94,26 @@ enum Command {
     Probe {
         /// https://HOST[:PORT][/PATH] or HOST:PORT.
         target: String,
-        /// Client certificate (PEM).
-        #[arg(long)]
-        cert: Option<PathBuf>,
-        /// Client key (PEM).
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// CA certificates to verify the server with.
-        #[arg(long)]
-        ca: Option<PathBuf>,
-        /// Server name to send (default: the host).
-        #[arg(long)]
-        sni: Option<String>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
     },
+}
+
+/// How `bench` and `probe` present themselves and judge the server.
+#[derive(Debug, clap::Args)]
+struct ClientTlsArgs {
+    /// Client certificate (PEM).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// CA certificates that verify the server.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Server name to send (default: the host).
+    #[arg(long)]
+    sni: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,10 +306,7 @@ pub fn main() -> ExitCode {
         Command::Bench {
             mode,
             target,
-            cert,
-            key,
-            ca,
-            sni,
+            tls: ClientTlsArgs { cert, key, ca, sni },
             concurrency,
             duration,
             requests,
@@ -362,10 +356,7 @@ pub fn main() -> ExitCode {
         }
         Command::Probe {
             target,
-            cert,
-            key,
-            ca,
-            sni,
+            tls: ClientTlsArgs { cert, key, ca, sni },
         } => {
             let report = crate::probe::probe(&crate::probe::Options {
                 target,
