@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod import;
 pub mod material;
+pub mod path;
 pub mod pki;
 pub mod probe;
 pub mod server;

@@ -188,6 +188,8 @@ pub struct Host {
     pub client_auth: ClientAuth,
     /// How the request's host is compared with the handshake's.
     pub strict_sni: StrictSni,
+    /// `escapedSlashes`
+    pub escaped_slashes: EscapedSlashes,
     /// Routes, in file order (matching picks exact, then longest prefix).
     pub routes: Vec<Route>,
     /// What is forwarded about the client.
@@ -195,6 +197,8 @@ pub struct Host {
     /// Not terminated: the raw TLS stream goes to this (`address`) upstream.
     pub passthrough: Option<String>,
 }
+
+pub use crate::path::EscapedSlashes;
 
 /// `strictSni`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

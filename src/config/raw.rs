@@ -119,6 +119,7 @@ pub struct Host {
     /// `true`, `false` or `samePolicy`; interpreted by validation so that a
     /// wrong value gets a precise message.
     pub strict_sni: Option<serde_json::Value>,
+    pub escaped_slashes: Option<EscapedSlashes>,
     /// Each route is read on its own.
     #[serde(default)]
     pub routes: Vec<serde_json::Value>,
@@ -127,6 +128,14 @@ pub struct Host {
     pub xfcc_details: Option<Vec<XfccDetail>>,
     pub pass_certificate_to_upstream: Option<bool>,
     pub request_headers: Option<BTreeMap<String, String>>,
+}
+
+/// `escapedSlashes`
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum EscapedSlashes {
+    Reject,
+    Keep,
 }
 
 /// `forwardClientCert`

@@ -815,6 +815,7 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
             ("clientAuth", h.client_auth.is_some()),
             ("routes", !h.routes.is_empty()),
             ("strictSni", h.strict_sni.is_some()),
+            ("escapedSlashes", h.escaped_slashes.is_some()),
             ("forwardClientCert", h.forward_client_cert.is_some()),
             ("xfccDetails", h.xfcc_details.is_some()),
             (
@@ -840,6 +841,7 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
             certificate: String::new(),
             client_auth: model::ClientAuth::None,
             strict_sni: model::StrictSni::On,
+            escaped_slashes: model::EscapedSlashes::Reject,
             routes: Vec::new(),
             forward: forward.unwrap_or_default(),
             passthrough: Some(upstream?),
@@ -896,9 +898,12 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
             ok = false;
         }
         let matcher = match (r.path, r.path_prefix) {
-            (Some(path), None) if path.starts_with('/') => Some(model::PathMatch::Exact(path)),
+            (Some(path), None) if path.starts_with('/') => {
+                canonical_route(e, &rp.key("path"), &path).then_some(model::PathMatch::Exact(path))
+            }
             (None, Some(prefix)) if prefix.starts_with('/') => {
-                Some(model::PathMatch::Prefix(prefix))
+                canonical_route(e, &rp.key("pathPrefix"), &prefix)
+                    .then_some(model::PathMatch::Prefix(prefix))
             }
             (Some(_), Some(_)) | (None, None) => {
                 e.push(&rp, "a route has exactly one of \"path\" or \"pathPrefix\"");
@@ -944,10 +949,36 @@ fn host(e: &mut Errors<'_>, p: &KeyPath, h: raw::Host, refs: &Refs<'_>) -> Optio
         certificate: certificate?,
         client_auth: client_auth?,
         strict_sni,
+        escaped_slashes: match h.escaped_slashes {
+            None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
+            Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
+        },
         routes,
         forward: forward?,
         passthrough: None,
     })
+}
+
+/// SPEC §2: routes match the canonical path, so a route written in another
+/// form could never match; say which form to write.
+fn canonical_route(e: &mut Errors<'_>, p: &KeyPath, path: &str) -> bool {
+    use crate::path::{canonicalize, route_key};
+    let canonical =
+        canonicalize(path, model::EscapedSlashes::Keep).map(|c| route_key(&c).into_owned());
+    match canonical {
+        Ok(c) if c == path => true,
+        Ok(c) => {
+            e.push(
+                p,
+                format!("\"{path}\" is not a canonical path and would never match; write \"{c}\""),
+            );
+            false
+        }
+        Err(why) => {
+            e.push(p, format!("\"{path}\": {why}"));
+            false
+        }
+    }
 }
 
 /// Compiles an `allow` block, reporting each bad entry at its own path.

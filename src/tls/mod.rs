@@ -279,6 +279,7 @@ mod tests {
                 certificate: String::new(),
                 client_auth: ClientAuth::None,
                 strict_sni: model::StrictSni::On,
+                escaped_slashes: Default::default(),
                 routes: Vec::new(),
                 forward: Default::default(),
                 passthrough: None,
