@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod closer;
 pub mod config;
 pub mod forward;
 pub mod http;

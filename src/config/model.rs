@@ -122,6 +122,8 @@ pub struct Listener {
     pub min_version: TlsVersion,
     /// ALPN protocols offered, in preference order.
     pub alpn: Vec<Vec<u8>>,
+    /// How long a TLS session or ticket may be resumed (`tls.sessionLifetime`).
+    pub session_lifetime: Duration,
     /// Host entries, in file order (`https` listeners; empty otherwise).
     pub hosts: Vec<Host>,
     /// What a `tls`, `tcp` or `passthrough` listener does (`None` for `https`).

@@ -97,6 +97,7 @@ pub enum Protocol {
 pub struct ListenerTls {
     pub min_version: Option<TlsVersion>,
     pub alpn: Option<Vec<String>>,
+    pub session_lifetime: Option<String>,
 }
 
 /// `minVersion`

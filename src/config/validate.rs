@@ -545,6 +545,22 @@ fn listener(
         _ => model::TlsVersion::V12,
     };
     let https = l.protocol == raw::Protocol::Https;
+    // SPEC §2 default 5m; a resumed session skips the certificate's
+    // signature check, so its lifetime is bounded (at most a day, as
+    // RFC 8446 §4.6.1 bounds tickets).
+    let session_lifetime = match &tls.session_lifetime {
+        None => Duration::from_secs(300),
+        Some(s) => match parse_duration(s) {
+            Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(86_400) => d,
+            _ => {
+                e.push(
+                    &p.key("tls").key("sessionLifetime"),
+                    format!("\"{s}\" is not a duration from 1s to 24h (e.g. 5m)"),
+                );
+                Duration::from_secs(300)
+            }
+        },
+    };
     let alpn = match tls.alpn {
         None if https => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         None => Vec::new(),
@@ -691,6 +707,7 @@ fn listener(
             address: address?,
             min_version,
             alpn,
+            session_lifetime,
             hosts: Vec::new(),
             stream: Some(stream?),
         });
@@ -726,6 +743,7 @@ fn listener(
         address: address?,
         min_version,
         alpn,
+        session_lifetime,
         hosts,
         stream: None,
     })

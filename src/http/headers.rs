@@ -5,8 +5,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy ones every proxy drops).
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy ones every proxy
+/// drops, and `HTTP2-Settings`, which belongs to an `h2c` upgrade only).
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     header::TE,
     header::TRAILER,
@@ -14,11 +15,16 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Removes hop-by-hop headers, including every header the `Connection`
 /// header names. Returns the `Upgrade` value when the request asks for a
-/// protocol upgrade (`Connection: upgrade`), so the caller can re-add it.
+/// WebSocket upgrade (`Connection: upgrade`, `Upgrade: websocket`), so the
+/// caller can re-add it. Every other upgrade (`h2c`, `TLS/1.2`, …) is
+/// dropped and the request proceeds as an ordinary one (SPEC §2): a backend
+/// that switched protocol would serve every later request on that
+/// connection without the gateway's routes, `allow` or header stripping.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     // Most requests carry none: one pass over the names present is cheaper
     // than hashing seven names for removal.
@@ -40,7 +46,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         })
         .collect();
     let upgrade = if upgrade_requested {
-        headers.get(header::UPGRADE).cloned()
+        let mut all = headers.get_all(header::UPGRADE).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) if is_websocket(v) => Some(v.clone()),
+            _ => None,
+        }
     } else {
         None
     };
@@ -51,6 +61,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         headers.remove(name);
     }
     upgrade
+}
+
+/// Whether an `Upgrade` value asks for exactly WebSocket.
+fn is_websocket(v: &HeaderValue) -> bool {
+    v.to_str()
+        .is_ok_and(|s| s.trim().eq_ignore_ascii_case("websocket"))
 }
 
 /// Sets `X-Forwarded-For` (the client address; a value sent by the client is
@@ -132,6 +148,35 @@ mod tests {
         let mut h = map(&[("upgrade", "websocket")]);
         assert_eq!(strip_hop_by_hop(&mut h), None);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn only_websocket_upgrades_survive() {
+        for (conn, up) in [
+            ("Upgrade, HTTP2-Settings", "h2c"),
+            ("upgrade", "H2C"),
+            ("Upgrade", "TLS/1.2"),
+            ("Upgrade", "websocket, h2c"),
+            ("Upgrade", "h2c, websocket"),
+            ("Upgrade", "websocketx"),
+            ("Upgrade", "IRC/6.9"),
+        ] {
+            let mut h = map(&[
+                ("connection", conn),
+                ("upgrade", up),
+                ("http2-settings", "AAMAAABkAAQAAP__"),
+            ]);
+            assert_eq!(strip_hop_by_hop(&mut h), None, "{up}");
+            assert!(h.is_empty(), "{up}: {h:?}");
+        }
+        let mut h = map(&[("connection", "upgrade"), ("upgrade", "WebSocket")]);
+        assert!(strip_hop_by_hop(&mut h).is_some());
+        let mut h = map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("upgrade", "h2c"),
+        ]);
+        assert_eq!(strip_hop_by_hop(&mut h), None, "two Upgrade lines");
     }
 
     #[test]

@@ -1,31 +1,37 @@
-//! The HTTP reverse proxy: host check (strictSni → 421), routes, header
-//! processing, the echo upstream, plain-HTTP upstreams through a pooled
-//! client, and protocol upgrades (WebSocket).
+//! The HTTP reverse proxy: the runtime types of `https` listeners and host
+//! entries, and one request's way through them (`pipeline`), the echo
+//! upstream, pooled upstream clients and WebSocket tunnels (`proxy`).
 
 pub mod echo;
 pub mod headers;
+mod pipeline;
+mod proxy;
 pub mod route;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use http::header::{HeaderValue, HOST};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::header::HeaderValue;
+use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
-use crate::config::model::{self, HostHeader, StrictSni};
+use crate::closer::Closer;
+use crate::config::model::{self, EscapedSlashes, HostHeader, StrictSni};
 use crate::forward::{HostForward, Prepared};
-use crate::identity::authz::{self, Allow, Decision};
+use crate::identity::authz::Allow;
 use crate::identity::PeerIdentity;
 use crate::telemetry;
-use crate::tls::{normalize_host, HostTls, SniTable};
+use crate::tls::{HostTls, SniTable};
+
+pub use proxy::error_chain;
 
 use route::RouteTable;
 
@@ -114,11 +120,29 @@ pub struct Host {
     pub routes: RouteTable<Target>,
     /// strictSni setting.
     pub strict_sni: StrictSni,
+    /// `escapedSlashes`
+    pub escaped_slashes: EscapedSlashes,
     /// Entries with equal certificate and client auth share this number
     /// (strictSni: samePolicy).
     pub policy_id: usize,
     /// Its first hostname, as a metric label.
     pub label: Arc<str>,
+}
+
+impl Host {
+    /// The client-authentication policy key of a terminating entry.
+    pub fn policy_key(&self) -> Option<&[u8; 32]> {
+        self.tls.as_ref().map(|t| &t.policy_key)
+    }
+}
+
+/// What became of a listener at a reload.
+#[derive(Debug)]
+pub enum Successor {
+    /// The new configuration's listener of the same name.
+    Replaced(Arc<Listener>),
+    /// The new configuration has no such `https` listener.
+    Removed,
 }
 
 /// One `https` listener at run time.
@@ -144,6 +168,34 @@ pub struct Listener {
     /// HTTP/1.1 + HTTP/2 server settings (limits applied), shared by every
     /// connection of the listener.
     pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    /// Set once, when a reload publishes the next configuration: requests
+    /// on connections opened under this one follow it (SPEC §2).
+    pub successor: ArcSwapOption<Successor>,
+    /// Turns `true` when `successor` is set, so open connections re-judge
+    /// their policy at once instead of at their next request.
+    pub retired: tokio::sync::watch::Sender<bool>,
+}
+
+impl Listener {
+    /// The newest configuration's version of this listener (`self` when no
+    /// reload happened since), or `None` when a reload removed it.
+    pub fn newest(self: &Arc<Self>) -> Option<Arc<Self>> {
+        let mut l = self.clone();
+        loop {
+            let next = l.successor.load_full();
+            match next.as_deref() {
+                None => return Some(l),
+                Some(Successor::Removed) => return None,
+                Some(Successor::Replaced(n)) => l = n.clone(),
+            }
+        }
+    }
+
+    /// Publishes what replaced this listener.
+    pub fn retire(&self, successor: Successor) {
+        self.successor.store(Some(Arc::new(successor)));
+        self.retired.send_replace(true);
+    }
 }
 
 /// The HTTP server settings for `limits`.
@@ -180,23 +232,36 @@ pub struct TlsInfo {
 /// Everything a request needs to know about its connection.
 #[derive(Debug)]
 pub struct Conn {
-    /// The listener.
+    /// The listener as it was at the handshake (requests follow its
+    /// successors: see [`Listener::newest`]).
     pub listener: Arc<Listener>,
     /// Index of the host entry chosen at the handshake.
     pub host: usize,
+    /// That entry's client-authentication policy, which this connection's
+    /// identity was established under. A request is served only by an entry
+    /// with the same policy (SPEC §2, §3).
+    pub policy_key: [u8; 32],
     /// Client address.
     pub client: SocketAddr,
     /// The client's certificate identity, if it sent one.
     pub identity: Option<Arc<PeerIdentity>>,
     /// TLS facts.
     pub tls: TlsInfo,
-    /// Identity headers this connection adds to every request.
+    /// Identity headers this connection adds to every request served by the
+    /// handshake's entry.
     pub forwarded: Prepared,
+    /// The same for the last other entry that served a request here (a
+    /// samePolicy sibling, or the entry after a reload), made once.
+    pub other_forwarded: Mutex<Option<(Arc<Listener>, usize, Arc<Prepared>)>>,
     /// `X-Forwarded-For`, made once per connection.
     pub forwarded_for: HeaderValue,
-    /// The current configuration's `https` listeners: requests on a
-    /// connection opened before a reload are authorized with the new rules.
-    pub live: Live,
+    /// Asks this connection to close (revocation, expiry, policy change).
+    pub closer: Arc<Closer>,
+    /// Held by the connection and by its upgraded tunnels: the connection
+    /// slot (`maxConnections`) is released when the last of them ends.
+    pub slot: Arc<dyn std::any::Any + Send + Sync>,
+    /// Turns `true` when the gateway drains; tunnels close then.
+    pub drain: tokio::sync::watch::Receiver<bool>,
     /// Metric handles looked up on this connection's first request, so the
     /// next ones count without hashing label sets.
     pub stats: ConnStats,
@@ -208,47 +273,6 @@ pub struct Conn {
 pub struct ConnStats {
     duration: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     first_status: std::sync::OnceLock<(u16, prometheus_client::metrics::counter::Counter)>,
-}
-
-/// The `https` listeners of the current snapshot, by name.
-pub type Live = Arc<arc_swap::ArcSwap<std::collections::BTreeMap<String, Arc<Listener>>>>;
-
-/// The response to a request that `allow` refuses (SPEC §3): 401 when no
-/// certificate was presented, 403 otherwise; never the upstream.
-fn refusal(decision: Decision, id: Option<&PeerIdentity>, scope: &str) -> Option<Response<Body>> {
-    match decision {
-        Decision::Allow => None,
-        Decision::NoCertificate => Some(plain(
-            StatusCode::UNAUTHORIZED,
-            format!("a client certificate is required for {scope}"),
-        )),
-        Decision::Unverified => Some(plain(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the client certificate was not verified ({}); {scope} needs a verified one",
-                id.and_then(|i| i.failure).unwrap_or("error")
-            ),
-        )),
-        Decision::NotAllowed => Some(plain(
-            StatusCode::FORBIDDEN,
-            format!(
-                "client certificate \"{}\" is not allowed for {scope}",
-                id.map_or("", |i| i.cert.subject.as_str())
-            ),
-        )),
-    }
-}
-
-fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
-    let mut text = text.into();
-    text.push('\n');
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(text))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
 }
 
 /// `host` without its port (`a.test:443` → `a.test`, `[::1]:443` → `::1`).
@@ -263,26 +287,6 @@ pub fn strip_port(host: &str) -> &str {
 }
 
 impl Conn {
-    /// SPEC §3 strictSni: the request's host must select the host entry the
-    /// handshake chose (or, with samePolicy, one with the same policy).
-    fn host_allowed(&self, host: &str) -> bool {
-        let entry = &self.listener.hosts[self.host];
-        if entry.strict_sni == StrictSni::Off {
-            return true;
-        }
-        let found = self.listener.sni.lookup(Some(strip_port(host)));
-        match entry.strict_sni {
-            StrictSni::Off => true,
-            StrictSni::On => found == Some(self.host),
-            StrictSni::SamePolicy => found.is_some_and(|i| {
-                self.listener
-                    .hosts
-                    .get(i)
-                    .is_some_and(|h| h.policy_id == entry.policy_id)
-            }),
-        }
-    }
-
     /// Handles one request; never fails (errors become responses).
     pub async fn handle(
         self: Arc<Self>,
@@ -293,7 +297,7 @@ impl Conn {
             .listener
             .access_log
             .then(|| (req.method().clone(), req.uri().clone()));
-        let (resp, host) = self.route(req).await;
+        let (resp, host) = self.serve(req).await;
         let took = started.elapsed();
         self.count(resp.status().as_u16(), took);
         if let Some((method, uri)) = logged {
@@ -341,261 +345,6 @@ impl Conn {
             })
             .observe(took.as_secs_f64());
     }
-
-    async fn route(&self, mut req: Request<Incoming>) -> (Response<Body>, Option<HeaderValue>) {
-        let limits = &self.listener.limits;
-        // A reverse proxy, not a forward proxy: no tunnels to arbitrary hosts.
-        if req.method() == http::Method::CONNECT {
-            return (
-                plain(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported"),
-                None,
-            );
-        }
-        if headers::header_bytes(req.headers()) > limits.max_request_header_bytes {
-            return (
-                plain(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "request header too large",
-                ),
-                None,
-            );
-        }
-        // The request's host: the URI authority (HTTP/2 :authority or an
-        // absolute-form target) and the Host header. Every one present must
-        // pass the strictSni check.
-        // (Held as header values: cloning one shares its bytes, no copy.)
-        let uri_host = match req.uri().authority() {
-            None => None,
-            Some(a) => match HeaderValue::from_str(a.as_str()) {
-                Ok(v) => Some(v),
-                Err(_) => return (plain(StatusCode::BAD_REQUEST, "invalid authority"), None),
-            },
-        };
-        let header_host = match req.headers().get_all(HOST).iter().count() {
-            0 => None,
-            1 => match req.headers().get(HOST) {
-                Some(h) if h.to_str().is_ok() => Some(h.clone()),
-                _ => return (plain(StatusCode::BAD_REQUEST, "invalid Host header"), None),
-            },
-            _ => {
-                return (
-                    plain(StatusCode::BAD_REQUEST, "more than one Host header"),
-                    None,
-                )
-            }
-        };
-        let host = uri_host.clone().or_else(|| header_host.clone());
-        let Some(host) = host else {
-            return (plain(StatusCode::BAD_REQUEST, "request has no Host"), None);
-        };
-        for h in [&uri_host, &header_host].into_iter().flatten() {
-            let h = h.to_str().unwrap_or_default();
-            if !self.host_allowed(h) {
-                let msg = format!(
-                    "host \"{}\" is not served on this connection (TLS server name {:?}); open a new connection for it",
-                    normalize_host(strip_port(h)),
-                    self.tls.sni.as_deref().unwrap_or("")
-                );
-                return (plain(StatusCode::MISDIRECTED_REQUEST, msg), Some(host));
-            }
-        }
-        // Authorization runs on every request, resumed session or not, with
-        // the rules of the current configuration (a reload that narrows
-        // `allow` applies to connections already open).
-        let current = self.live.load();
-        let fresh = current
-            .get(&self.listener.name)
-            .cloned()
-            .unwrap_or_else(|| self.listener.clone());
-        // Unchanged since the handshake (the common case): the host entry
-        // chosen then still holds, no lookup needed.
-        let index = if Arc::ptr_eq(&fresh, &self.listener) {
-            Some(self.host)
-        } else {
-            fresh.sni.lookup(self.tls.sni.as_deref())
-        };
-        let Some(entry) = index.and_then(|i| fresh.hosts.get(i)) else {
-            return (
-                plain(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    "this host is no longer served; open a new connection",
-                ),
-                Some(host),
-            );
-        };
-        let id = self.identity.as_deref();
-        if let Some(rule) = &entry.allow {
-            if let Some(r) = refusal(authz::decide(rule, id), id, "this host") {
-                return (r, Some(host));
-            }
-        }
-        let Some(target) = entry.routes.find(req.uri().path()) else {
-            return (
-                plain(StatusCode::NOT_FOUND, "no route for this path"),
-                Some(host),
-            );
-        };
-        if let Some(rule) = &target.allow {
-            if let Some(r) = refusal(authz::decide(rule, id), id, "this path") {
-                return (r, Some(host));
-            }
-        }
-
-        let upgrade = headers::strip_hop_by_hop(req.headers_mut());
-        let verified = id.is_some_and(|i| i.verified);
-        self.listener.hosts[self.host]
-            .forward
-            .apply(&self.forwarded, verified, req.headers_mut());
-        headers::set_forwarded(req.headers_mut(), &self.forwarded_for, &host);
-
-        let resp = match target.upstream.as_ref() {
-            Upstream::Echo => {
-                let mut hs = req.headers().clone();
-                if !hs.contains_key(HOST) {
-                    hs.insert(HOST, host.clone());
-                }
-                echo::respond(self, req.method(), req.uri(), &hs)
-                    .map(|b| Either::Right(Full::new(b)))
-            }
-            Upstream::Http {
-                name,
-                authority,
-                host_header,
-                tls_client,
-            } => {
-                self.proxy(
-                    req,
-                    name,
-                    authority,
-                    *host_header,
-                    tls_client.as_ref(),
-                    &host,
-                    upgrade,
-                )
-                .await
-            }
-        };
-        (resp, Some(host))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn proxy(
-        &self,
-        mut req: Request<Incoming>,
-        name: &str,
-        authority: &http::uri::Authority,
-        host_header: HostHeader,
-        tls_client: Option<&HttpsClient>,
-        host: &HeaderValue,
-        upgrade: Option<HeaderValue>,
-    ) -> Response<Body> {
-        // The parts are shared, not copied.
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(if tls_client.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        });
-        parts.authority = Some(authority.clone());
-        parts.path_and_query = Some(
-            req.uri()
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-        );
-        let uri = match Uri::from_parts(parts) {
-            Ok(u) => u,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target"),
-        };
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_11;
-        match host_header {
-            HostHeader::Preserve => {
-                req.headers_mut().insert(HOST, host.clone());
-            }
-            HostHeader::Upstream => {
-                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                    req.headers_mut().insert(HOST, v);
-                }
-            }
-        }
-        let downstream_upgrade = if let Some(proto) = &upgrade {
-            req.headers_mut().insert(
-                http::header::CONNECTION,
-                HeaderValue::from_static("upgrade"),
-            );
-            req.headers_mut()
-                .insert(http::header::UPGRADE, proto.clone());
-            // Take the client side of the upgrade before the request is sent.
-            Some(hyper::upgrade::on(&mut req))
-        } else {
-            None
-        };
-        let sent = match tls_client {
-            Some(c) => c.request(req).await,
-            None => self.listener.client.request(req).await,
-        };
-        match sent {
-            Ok(mut resp) => {
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    if let Some(client_side) = downstream_upgrade {
-                        let upstream_side = hyper::upgrade::on(&mut resp);
-                        tokio::spawn(async move {
-                            if let (Ok(c), Ok(u)) = (client_side.await, upstream_side.await) {
-                                let mut c = TokioIo::new(c);
-                                let mut u = TokioIo::new(u);
-                                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                            }
-                        });
-                    }
-                } else {
-                    headers::strip_hop_by_hop(resp.headers_mut());
-                }
-                resp.map(Either::Left)
-            }
-            Err(e) => {
-                let kind = upstream_error_kind(&e);
-                crate::telemetry::metrics::upstream_error(name, kind);
-                tracing::warn!(upstream = name, kind, error = %error_chain(&e), "upstream request failed");
-                plain(
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream \"{name}\" is unavailable"),
-                )
-            }
-        }
-    }
-}
-
-/// Classifies an upstream failure for `portcullis_upstream_errors_total`.
-fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cur {
-        if c.downcast_ref::<rustls::Error>().is_some() {
-            return "tls";
-        }
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "refused",
-                std::io::ErrorKind::TimedOut => "timeout",
-                _ if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => "tls",
-                _ => "io",
-            };
-        }
-        cur = c.source();
-    }
-    "io"
-}
-
-/// An error and its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

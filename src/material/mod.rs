@@ -45,6 +45,8 @@ pub struct Crl {
     pub issuer: String,
     /// nextUpdate, Unix seconds.
     pub next_update: Option<u64>,
+    /// Serials it revokes (upper-case hex).
+    pub revoked: Vec<String>,
 }
 
 /// A set of CAs (and their CRLs) that verifies peers.
@@ -60,6 +62,10 @@ pub struct TrustBundle {
     pub crls: Vec<webpki::CertRevocationList<'static>>,
     /// The same CRLs, described.
     pub crl_info: Vec<(String, Option<u64>)>,
+    /// Every certificate the CRLs revoke: (issuer as RFC 2253, serial as
+    /// upper-case hex, as in [`CertSummary`]), so a reload can find the
+    /// open connections they concern (SPEC §3).
+    pub revoked: Vec<(String, String)>,
 }
 
 /// Everything the configuration names, loaded and checked.
@@ -302,12 +308,22 @@ fn parse_crls(bytes: &[u8], what: &str) -> Result<Vec<Crl>, String> {
         let parsed = webpki::OwnedCertRevocationList::from_der(&der)
             .map_err(|e| format!("{what}: not a valid CRL: {e:?}"))?;
         let info = x509_cert::crl::CertificateList::from_der(&der).ok();
+        let issuer = info
+            .as_ref()
+            .map(|c| crate::identity::dn::rfc2253(&c.tbs_cert_list.issuer))
+            .unwrap_or_default();
         out.push(Crl {
             parsed: webpki::CertRevocationList::from(parsed),
-            issuer: info
+            revoked: info
                 .as_ref()
-                .map(|c| crate::identity::dn::rfc2253(&c.tbs_cert_list.issuer))
+                .and_then(|c| c.tbs_cert_list.revoked_certificates.as_ref())
+                .map(|r| {
+                    r.iter()
+                        .map(|e| crate::identity::cert::hex_upper(e.serial_number.as_bytes()))
+                        .collect()
+                })
                 .unwrap_or_default(),
+            issuer,
             next_update: info
                 .and_then(|c| c.tbs_cert_list.next_update)
                 .map(|t| t.to_unix_duration().as_secs()),
@@ -363,11 +379,16 @@ fn load_bundle(
         .iter()
         .map(|c| (c.issuer.clone(), c.next_update))
         .collect();
+    let revoked = crls
+        .iter()
+        .flat_map(|c| c.revoked.iter().map(|s| (c.issuer.clone(), s.clone())))
+        .collect();
     Ok(TrustBundle {
         name: name.to_string(),
         roots: Arc::new(roots),
         cas,
         crls: crls.into_iter().map(|c| c.parsed).collect(),
         crl_info,
+        revoked,
     })
 }

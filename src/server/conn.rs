@@ -14,12 +14,18 @@ use tokio_rustls::server::TlsStream;
 use super::idle;
 use super::snapshot::Listener;
 use super::State;
+use crate::closer::{CloseReason, Closer, Registry};
 use crate::config::model::Limits;
 use crate::http::{self, Conn, TlsInfo};
+use crate::identity::PeerIdentity;
 use crate::stream;
 use crate::telemetry;
 use crate::telemetry::metrics::{self, ActiveConnection};
-use crate::tls::HandshakeResult;
+use crate::tls::{HandshakeResult, HostTls};
+
+/// What a connection holds while it (or a tunnel made from it) is open:
+/// its `maxConnections` slot and its place in `connections_active`.
+type Slot = Arc<dyn std::any::Any + Send + Sync>;
 
 pub(super) async fn accept_loop(
     tcp: TcpListener,
@@ -57,11 +63,10 @@ pub(super) async fn accept_loop(
         };
         let _ = sock.set_nodelay(true);
         let drain = drain.clone();
-        let live = state.live.clone();
+        let registry = state.authenticated.clone();
         tokio::spawn(async move {
-            let _active = ActiveConnection::open(listener.label());
-            dispatch(sock, client, listener, &snapshot.limits, drain, live).await;
-            drop(permit);
+            let slot: Slot = Arc::new((permit, ActiveConnection::open(listener.label())));
+            dispatch(sock, client, listener, &snapshot.limits, drain, registry, slot).await;
         });
     }
 }
@@ -72,14 +77,15 @@ async fn dispatch(
     listener: Listener,
     limits: &Limits,
     drain: watch::Receiver<bool>,
-    live: http::Live,
+    registry: Arc<Registry>,
+    slot: Slot,
 ) {
     // A task is as large as its largest state, so the stream kinds (with
     // their upstream connect and copy state) are boxed: an https connection
     // does not carry their size.
     match listener {
-        Listener::Https(l) => https(sock, client, l, drain, live).await,
-        Listener::Tls(l) => Box::pin(tls_stream(sock, client, &l, limits)).await,
+        Listener::Https(l) => https(sock, client, l, drain, registry, slot).await,
+        Listener::Tls(l) => Box::pin(tls_stream(sock, client, &l, limits, &registry)).await,
         Listener::Tcp(l) => Box::pin(l.serve(sock, client)).await,
         Listener::Passthrough(p) => Box::pin(passthrough(sock, client, &p, limits)).await,
     }
@@ -249,12 +255,77 @@ async fn open_https(mut sock: TcpStream, listener: &http::Listener) -> Result<Op
     }
 }
 
+/// SPEC §3: what keeps an authenticated connection honest after its
+/// handshake. A resumed session is judged again now; a verified client
+/// certificate is registered so that a CRL reload finds the connection, and
+/// its notAfter is returned so the connection closes when it passes.
+fn after_handshake(
+    host_tls: &HostTls,
+    tls: &rustls::ServerConnection,
+    identity: Option<&PeerIdentity>,
+    closer: &Arc<Closer>,
+    registry: &Arc<Registry>,
+) -> Result<(Option<crate::closer::Registered>, Option<u64>), HandshakeResult> {
+    if let Err(e) = host_tls.judge_resumed(tls) {
+        return Err(HandshakeResult::from_rustls(&e));
+    }
+    Ok(match identity.filter(|i| i.verified) {
+        Some(i) => (
+            Some(registry.register(&i.cert.issuer, &i.cert.serial, closer)),
+            Some(i.cert.not_after),
+        ),
+        None => (None, None),
+    })
+}
+
+/// Resolves when the connection must close: asked by its [`Closer`], or
+/// its client certificate's notAfter has passed.
+async fn must_close(closer: &Closer, not_after: Option<u64>) -> CloseReason {
+    let expiry = async {
+        match not_after {
+            Some(t) => {
+                let now = rustls_pki_types::UnixTime::now().as_secs();
+                // notAfter is the last valid second.
+                let left = t.saturating_add(1).saturating_sub(now);
+                tokio::time::sleep(Duration::from_secs(left)).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = closer.closed() => r,
+        _ = expiry => CloseReason::Expired,
+    }
+}
+
+fn log_closed(listener: &Arc<str>, client: SocketAddr, id: Option<&PeerIdentity>, why: CloseReason) {
+    metrics::connection_closed(listener, why.as_str());
+    tracing::info!(
+        listener = &**listener,
+        client = %client,
+        reason = why.as_str(),
+        subject = id.map_or("", |i| i.cert.subject.as_str()),
+        issuer = id.map_or("", |i| i.cert.issuer.as_str()),
+        fingerprint = id.map_or("", |i| i.cert.sha256.as_str()),
+        "closing connection"
+    );
+}
+
+/// Whether a connection made on entry `host` of `made` may stay open under
+/// the newest configuration, and if so that configuration's listener.
+fn still_serves(made: &Arc<http::Listener>, sni: Option<&str>, key: &[u8; 32]) -> Option<Arc<http::Listener>> {
+    let newest = made.newest()?;
+    let entry = newest.sni.lookup(sni)?;
+    (newest.hosts[entry].policy_key() == Some(key)).then_some(newest)
+}
+
 async fn https(
     sock: TcpStream,
     client: SocketAddr,
     listener: Arc<http::Listener>,
     mut drain: watch::Receiver<bool>,
-    live: http::Live,
+    registry: Arc<Registry>,
+    slot: Slot,
 ) {
     let limits = &listener.limits;
     // The handshake phase (a 4 KiB ClientHello buffer, the rustls
@@ -290,6 +361,18 @@ async fn https(
         );
         return log_refused(&listener.label, client, &r);
     }
+    let closer = Arc::new(Closer::default());
+    let (_registered, not_after) =
+        match after_handshake(host_tls, tls, identity.as_deref(), &closer, &registry) {
+            Ok(x) => x,
+            Err(result) => {
+                let r = refused(result, sni, "a resumed session's client certificate is no longer valid");
+                log_refused(&listener.label, client, &r);
+                let mut stream = stream;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        };
     metrics::handshake(&listener.label, HandshakeResult::Ok);
     let info = TlsInfo {
         sni,
@@ -309,17 +392,23 @@ async fn https(
             cipher: info.cipher,
         },
     );
+    let policy_key = host_tls.policy_key;
     let conn = Arc::new(Conn {
         listener: listener.clone(),
         host,
+        policy_key,
         client,
-        identity,
+        identity: identity.clone(),
         tls: info,
         forwarded,
+        other_forwarded: Default::default(),
         forwarded_for: http::headers::forwarded_for(client.ip()),
-        live,
+        closer: closer.clone(),
+        slot,
+        drain: drain.clone(),
         stats: Default::default(),
     });
+    let sni = conn.tls.sni.clone();
     let activity = idle::Activity::new();
     let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(stream, activity.clone()));
     let svc = {
@@ -341,6 +430,9 @@ async fn https(
     if closing {
         served.as_mut().graceful_shutdown();
     }
+    // SPEC §2: a reload that changes this connection's policy drains it.
+    let mut watched = listener.clone();
+    let mut retired = watched.retired.subscribe();
     loop {
         tokio::select! {
             _ = served.as_mut() => break,
@@ -356,6 +448,24 @@ async fn https(
                     served.as_mut().graceful_shutdown();
                 }
             }
+            why = must_close(&closer, not_after), if !closing => {
+                closing = true;
+                log_closed(&listener.label, client, identity.as_deref(), why);
+                // HTTP/1.1: after the in-flight response, which then says
+                // `Connection: close`; HTTP/2: GOAWAY.
+                served.as_mut().graceful_shutdown();
+            }
+            _ = async { retired.wait_for(|r| *r).await.map(|_| ()) }, if !closing => {
+                match still_serves(&watched, sni.as_deref(), &policy_key) {
+                    Some(newest) => {
+                        retired = newest.retired.subscribe();
+                        watched = newest;
+                    }
+                    None => {
+                        closer.close(CloseReason::PolicyChanged);
+                    }
+                }
+            }
         }
     }
 }
@@ -365,6 +475,7 @@ async fn tls_stream(
     client: SocketAddr,
     l: &stream::TlsListener,
     limits: &Limits,
+    registry: &Arc<Registry>,
 ) {
     let local = sock.local_addr().unwrap_or(client);
     let handshake = async {
@@ -373,10 +484,30 @@ async fn tls_stream(
         finish(accepted, sock, l.tls.config.clone(), sni).await
     };
     // (Boxed: see `https`.)
-    match tokio::time::timeout(limits.handshake_timeout, Box::pin(handshake)).await {
-        Ok(Ok(s)) => l.serve(s, client, local).await,
-        Ok(Err(r)) => log_refused(&l.label, client, &r),
-        Err(_) => log_timeout(&l.label, client),
+    let s = match tokio::time::timeout(limits.handshake_timeout, Box::pin(handshake)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(r)) => return log_refused(&l.label, client, &r),
+        Err(_) => return log_timeout(&l.label, client),
+    };
+    let tls = s.get_ref().1;
+    let identity = l.tls.peer_identity(tls);
+    let closer = Arc::new(Closer::default());
+    let (_registered, not_after) =
+        match after_handshake(&l.tls, tls, identity.as_ref(), &closer, registry) {
+            Ok(x) => x,
+            Err(result) => {
+                let sni = tls.server_name().map(str::to_owned);
+                let r = refused(result, sni, "a resumed session's client certificate is no longer valid");
+                return log_refused(&l.label, client, &r);
+            }
+        };
+    // SPEC §3: a `tls` stream whose certificate is revoked or expires is
+    // closed at once (dropping the splice closes both sides).
+    tokio::select! {
+        _ = l.serve(s, client, local) => {}
+        why = must_close(&closer, not_after) => {
+            log_closed(&l.label, client, identity.as_ref(), why);
+        }
     }
 }
 

@@ -98,15 +98,15 @@ pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
     Ok((config, snapshot))
 }
 
-/// Process-wide state: readiness, the current snapshot, and the live view
-/// of HTTP listeners that requests on older connections authorize against.
+/// Process-wide state: readiness, the current snapshot, and the open
+/// connections a CRL may concern.
 pub struct State {
     ready: AtomicBool,
     draining: AtomicBool,
     /// The snapshot new connections use.
     pub current: ArcSwap<Snapshot>,
-    /// `https` listeners of the current snapshot, by name.
-    pub live: http::Live,
+    /// Open connections by client certificate (SPEC §3 revocation).
+    pub authenticated: Arc<crate::closer::Registry>,
 }
 
 impl State {
@@ -120,10 +120,28 @@ impl State {
         self.draining.load(Ordering::Acquire)
     }
 
+    /// Makes `snapshot` the one new connections use; open connections of
+    /// the previous one learn of it (SPEC §2: same policy → new routes,
+    /// changed policy → drained), and those whose client certificate a CRL
+    /// of the new one lists are closed (SPEC §3).
     fn publish(&self, snapshot: Snapshot) {
         snapshot.record_metrics();
-        self.live.store(Arc::new(snapshot.https_listeners()));
-        self.current.store(Arc::new(snapshot));
+        let new = snapshot.https_listeners();
+        let snapshot = Arc::new(snapshot);
+        let old = self.current.swap(snapshot.clone());
+        for (name, l) in old.https_listeners() {
+            l.retire(match new.get(&name) {
+                Some(n) => http::Successor::Replaced(n.clone()),
+                None => http::Successor::Removed,
+            });
+        }
+        let closed = self.authenticated.revoke(&snapshot.revoked);
+        if closed > 0 {
+            tracing::info!(
+                connections = closed,
+                "closing connections whose client certificate a CRL now revokes"
+            );
+        }
     }
 }
 
@@ -143,7 +161,7 @@ pub async fn run(
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         current: ArcSwap::from_pointee(Snapshot::empty()),
-        live: Arc::new(ArcSwap::from_pointee(Default::default())),
+        authenticated: Arc::default(),
     });
     let mut bound = reload::Bound::default();
     let sockets = reload::bind_new(&snapshot, &bound).await?;

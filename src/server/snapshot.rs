@@ -74,6 +74,9 @@ pub struct Snapshot {
     expiry: Vec<(String, String, u64)>,
     /// CRL gauges: (bundle, issuer, nextUpdate).
     crl_updates: Vec<(String, String, u64)>,
+    /// Every (issuer, serial) the loaded CRLs revoke (SPEC §3: a reload
+    /// closes the open connections they concern).
+    pub revoked: Vec<(String, String)>,
 }
 
 /// The config file and every material source of `config`.
@@ -265,7 +268,9 @@ impl Snapshot {
             inventory.push(inventory_entry("certificate", name, &id.leaf));
             expiry.push((name.clone(), id.leaf.subject.clone(), id.leaf.not_after));
         }
+        let mut revoked = Vec::new();
         for (name, b) in &material.trust_bundles {
+            revoked.extend(b.revoked.iter().cloned());
             for ca in &b.cas {
                 inventory.push(inventory_entry("trustBundle", name, ca));
                 expiry.push((name.clone(), ca.subject.clone(), ca.not_after));
@@ -290,6 +295,7 @@ impl Snapshot {
             inventory,
             expiry,
             crl_updates,
+            revoked,
         })
     }
 
@@ -305,6 +311,7 @@ impl Snapshot {
             inventory: Vec::new(),
             expiry: Vec::new(),
             crl_updates: Vec::new(),
+            revoked: Vec::new(),
         }
     }
 
@@ -386,6 +393,7 @@ fn https_listener(
                 forward: HostForward::new(&h.forward, &[]),
                 routes: RouteTable::new(&[], |_| None),
                 strict_sni: h.strict_sni,
+                escaped_slashes: h.escaped_slashes,
                 policy_id,
                 label,
             });
@@ -420,6 +428,7 @@ fn https_listener(
                 })
             }),
             strict_sni: h.strict_sni,
+            escaped_slashes: h.escaped_slashes,
             policy_id,
             label,
         });
@@ -434,5 +443,7 @@ fn https_listener(
         access_log: config.access_log,
         client: client.clone(),
         server: http::server_builder(&config.limits),
+        successor: Default::default(),
+        retired: tokio::sync::watch::Sender::new(false),
     })
 }

@@ -47,6 +47,15 @@ pub struct UpstreamLabels {
     pub kind: &'static str,
 }
 
+/// `{listener, reason}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// `revoked`, `expired`, `policy_changed`.
+    pub reason: &'static str,
+}
+
 /// `{name, subject}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertLabels {
@@ -84,6 +93,8 @@ pub struct Metrics {
     pub cert_expiry: Family<CertLabels, Gauge>,
     /// `portcullis_crl_next_update_timestamp_seconds`
     pub crl_next_update: Family<CrlLabels, Gauge>,
+    /// `portcullis_connections_closed_total`
+    pub connections_closed: Family<ClosedLabels, Counter>,
     /// `portcullis_reloads_total`
     pub reloads: Counter,
     /// `portcullis_reload_failures_total`
@@ -106,6 +117,7 @@ impl Metrics {
             upstream_errors: Family::default(),
             cert_expiry: Family::default(),
             crl_next_update: Family::default(),
+            connections_closed: Family::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
             registry: Registry::default(),
@@ -144,6 +156,11 @@ impl Metrics {
             "portcullis_crl_next_update_timestamp_seconds",
             "nextUpdate of loaded CRLs",
             m.crl_next_update.clone(),
+        );
+        registry.register(
+            "portcullis_connections_closed",
+            "Open connections the gateway closed: certificate revoked or expired, policy changed by a reload",
+            m.connections_closed.clone(),
         );
         registry.register(
             "portcullis_reloads",
@@ -191,6 +208,17 @@ pub fn upstream_error(upstream: &str, kind: &'static str) {
         .get_or_create(&UpstreamLabels {
             upstream: Arc::from(upstream),
             kind,
+        })
+        .inc();
+}
+
+/// Counts one connection closed by the gateway (SPEC §3).
+pub fn connection_closed(listener: &Arc<str>, reason: &'static str) {
+    metrics()
+        .connections_closed
+        .get_or_create(&ClosedLabels {
+            listener: listener.clone(),
+            reason,
         })
         .inc();
 }

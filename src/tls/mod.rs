@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod classify;
+pub mod sessions;
 pub mod upstream;
 pub mod verifier;
 
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::UnixTime;
@@ -44,8 +45,9 @@ impl ResolvesServerCert for Fixed {
 pub enum PeerPolicy {
     /// No certificate is requested.
     None,
-    /// Any certificate that reached the application was verified.
-    Verified,
+    /// Any certificate that reached the application was verified by this
+    /// verifier (kept to judge a resumed session's chain again).
+    Verified(Arc<ClientVerifier>),
     /// `optionalNoCa`: re-check the chain to mark the identity.
     Mark(Arc<ClientVerifier>),
 }
@@ -58,6 +60,49 @@ pub struct HostTls {
     pub config: Arc<ServerConfig>,
     /// What a presented certificate means.
     pub policy: PeerPolicy,
+    /// The client-authentication policy as SPEC §2's reload rule compares
+    /// it: mode, the trust bundle's CAs, verifyDepth, crlCheck (not the
+    /// CRLs, not `allow`). Equal keys in two snapshots mean a connection may
+    /// follow the new routes; different keys mean it is drained.
+    pub policy_key: [u8; 32],
+}
+
+/// The digest of a client-authentication policy (see
+/// [`HostTls::policy_key`]).
+pub fn policy_key(client_auth: &ClientAuth, material: &Material) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut field = |b: &[u8]| {
+        ctx.update(&(b.len() as u64).to_be_bytes());
+        ctx.update(b);
+    };
+    match client_auth {
+        ClientAuth::None => field(b"none"),
+        ClientAuth::Verify(p) | ClientAuth::OptionalNoCa(p) => {
+            field(match (client_auth, p.required) {
+                (ClientAuth::OptionalNoCa(_), _) => b"optionalNoCa",
+                (_, true) => b"require",
+                (_, false) => b"optional",
+            });
+            let mut cas: Vec<&str> = material
+                .trust_bundles
+                .get(&p.trust_bundle)
+                .map(|b| b.cas.iter().map(|c| c.sha256.as_str()).collect())
+                .unwrap_or_default();
+            cas.sort_unstable();
+            cas.dedup();
+            for ca in cas {
+                field(ca.as_bytes());
+            }
+            field(&p.verify_depth.map_or(u64::MAX, u64::from).to_be_bytes());
+            field(match p.crl_check {
+                model::CrlCheck::Leaf => b"leaf",
+                model::CrlCheck::Chain => b"chain",
+            });
+        }
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
 
 /// Errors building TLS configs.
@@ -120,7 +165,10 @@ impl HostTls {
         let (builder, policy) = match client_auth {
             ClientAuth::None => (builder.with_no_client_auth(), PeerPolicy::None),
             ClientAuth::Verify(p) => match make(p, false) {
-                Some(v) => (builder.with_client_cert_verifier(v), PeerPolicy::Verified),
+                Some(v) => (
+                    builder.with_client_cert_verifier(v.clone()),
+                    PeerPolicy::Verified(v),
+                ),
                 None => {
                     return Err(err(rustls::Error::General(
                         "trust bundle not loaded".into(),
@@ -150,12 +198,35 @@ impl HostTls {
         config.ignore_client_order = true;
         // One ticket is enough for one resumption; each costs an encryption.
         config.send_tls13_tickets = 1;
-        config.session_storage = ServerSessionMemoryCache::new(4096);
-        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(err)?;
+        // SPEC §3: sessions and tickets live `tls.sessionLifetime`, and the
+        // TLS 1.2 session cache is bounded in bytes (see `sessions`).
+        config.session_storage =
+            sessions::SessionStore::new(listener.session_lifetime, sessions::SESSION_STORE_BYTES);
+        config.ticketer = sessions::TimedTickets::new(listener.session_lifetime).map_err(err)?;
         Ok(HostTls {
             config: Arc::new(config),
             policy,
+            policy_key: policy_key(client_auth, material),
         })
+    }
+
+    /// SPEC §3: a resumed session is judged again at the moment it resumes,
+    /// as a full handshake would judge its chain now (expired since,
+    /// revoked by the current CRLs, outside the verify window). rustls
+    /// resumes with the chain verified when the session was made and does
+    /// not look at it again. (`optionalNoCa` re-checks every chain in
+    /// [`HostTls::peer_identity`] anyway.)
+    pub fn judge_resumed(&self, conn: &rustls::ServerConnection) -> Result<(), rustls::Error> {
+        if conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+            return Ok(());
+        }
+        let PeerPolicy::Verified(verifier) = &self.policy else {
+            return Ok(());
+        };
+        match conn.peer_certificates().and_then(|c| c.split_first()) {
+            Some((leaf, rest)) => verifier.verify_chain(leaf, rest, UnixTime::now()),
+            None => Ok(()),
+        }
     }
 
     /// The client's identity after a completed handshake (or resumption).
@@ -164,7 +235,7 @@ impl HostTls {
         let (leaf, rest) = chain.split_first()?;
         let (verified, failure) = match &self.policy {
             PeerPolicy::None => return None,
-            PeerPolicy::Verified => (true, None),
+            PeerPolicy::Verified(_) => (true, None),
             PeerPolicy::Mark(v) => match v.verify_chain(leaf, rest, UnixTime::now()) {
                 Ok(()) => (true, None),
                 Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str())),

@@ -368,6 +368,7 @@ mod tests {
             cas: Vec::new(),
             crls,
             crl_info,
+            revoked: Vec::new(),
         };
         let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
         ClientVerifier::new(

@@ -1,0 +1,212 @@
+//! Closing open connections from outside them (SPEC §3): a client
+//! certificate revoked by a reloaded CRL or past its notAfter, and a
+//! connection whose host policy a reload changed (SPEC §2).
+//!
+//! Each connection owns a [`Closer`]; its task waits on it next to its I/O
+//! and, once asked, shuts down the way its protocol allows (HTTP/1.1 after
+//! the in-flight response with `Connection: close`, HTTP/2 with GOAWAY, a
+//! `tls` stream at once). Nothing here runs per request: expiry is one timer
+//! per connection, and a reload looks up only the connections whose
+//! certificate serial a CRL lists, through the [`Registry`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::watch;
+
+/// Why a connection was closed (`portcullis_connections_closed_total`'s
+/// `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// A CRL now lists the client certificate.
+    Revoked,
+    /// The client certificate's notAfter passed.
+    Expired,
+    /// A reload changed the connection's client-authentication policy.
+    PolicyChanged,
+}
+
+impl CloseReason {
+    /// The SPEC label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Revoked => "revoked",
+            CloseReason::Expired => "expired",
+            CloseReason::PolicyChanged => "policy_changed",
+        }
+    }
+}
+
+/// The handle that asks one connection to close.
+#[derive(Debug)]
+pub struct Closer {
+    tx: watch::Sender<Option<CloseReason>>,
+}
+
+impl Default for Closer {
+    fn default() -> Self {
+        Closer {
+            tx: watch::Sender::new(None),
+        }
+    }
+}
+
+impl Closer {
+    /// Asks the connection to close; the first reason given sticks.
+    /// Returns whether this call was the first.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        self.tx.send_if_modified(|r| {
+            if r.is_some() {
+                return false;
+            }
+            *r = Some(reason);
+            true
+        })
+    }
+
+    /// Why the connection was asked to close, if it was.
+    pub fn reason(&self) -> Option<CloseReason> {
+        *self.tx.borrow()
+    }
+
+    /// Resolves when the connection is asked to close.
+    pub async fn closed(&self) -> CloseReason {
+        let mut rx = self.tx.subscribe();
+        loop {
+            if let Some(r) = *rx.borrow_and_update() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `self`: unreachable, but never close
+                // for no reason.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+type Key = (String, String);
+
+/// Open connections by the (issuer, serial) of their client certificate.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_cert: Mutex<HashMap<Key, Vec<(u64, Weak<Closer>)>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Removes its connection from the registry when dropped.
+#[derive(Debug)]
+pub struct Registered {
+    registry: Arc<Registry>,
+    key: Key,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut m = self.registry.lock();
+        if let Some(v) = m.get_mut(&self.key) {
+            v.retain(|(id, _)| *id != self.id);
+            if v.is_empty() {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<(u64, Weak<Closer>)>>> {
+        self.by_cert.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a connection authenticated with the certificate `serial`
+    /// of `issuer` (RFC 2253 and upper-case hex, as `CertSummary` has them).
+    pub fn register(
+        self: &Arc<Self>,
+        issuer: &str,
+        serial: &str,
+        closer: &Arc<Closer>,
+    ) -> Registered {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = (issuer.to_string(), serial.to_string());
+        self.lock()
+            .entry(key.clone())
+            .or_default()
+            .push((id, Arc::downgrade(closer)));
+        Registered {
+            registry: self.clone(),
+            key,
+            id,
+        }
+    }
+
+    /// Closes every open connection whose certificate is in `revoked`
+    /// ((issuer, serial) pairs); returns how many were asked to close.
+    pub fn revoke<'a>(&self, revoked: impl IntoIterator<Item = &'a (String, String)>) -> usize {
+        let m = self.lock();
+        if m.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        for key in revoked {
+            for (_, c) in m.get(key).into_iter().flatten() {
+                if c.upgrade().is_some_and(|c| c.close(CloseReason::Revoked)) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Number of registered connections.
+    pub fn len(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// Whether no connection is registered.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_reason_sticks() {
+        let c = Closer::default();
+        assert_eq!(c.reason(), None);
+        assert!(c.close(CloseReason::Expired));
+        assert!(!c.close(CloseReason::Revoked));
+        assert_eq!(c.reason(), Some(CloseReason::Expired));
+    }
+
+    #[test]
+    fn revocation_reaches_only_listed_certificates_and_forgets_closed_ones() {
+        let r = Arc::new(Registry::default());
+        let a = Arc::new(Closer::default());
+        let b = Arc::new(Closer::default());
+        let other_issuer = Arc::new(Closer::default());
+        let ga = r.register("CN=CA", "0A", &a);
+        let _gb = r.register("CN=CA", "0B", &b);
+        let _go = r.register("CN=Other", "0A", &other_issuer);
+        assert_eq!(r.len(), 3);
+        let n = r.revoke(&[("CN=CA".to_string(), "0A".to_string())]);
+        assert_eq!(n, 1);
+        assert_eq!(a.reason(), Some(CloseReason::Revoked));
+        assert_eq!(b.reason(), None);
+        assert_eq!(other_issuer.reason(), None);
+        drop(ga);
+        assert_eq!(r.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_after_close() {
+        let c = Arc::new(Closer::default());
+        let c2 = c.clone();
+        let waiter = tokio::spawn(async move { c2.closed().await });
+        c.close(CloseReason::PolicyChanged);
+        assert_eq!(waiter.await.ok(), Some(CloseReason::PolicyChanged));
+    }
+}

@@ -1,0 +1,150 @@
+//! Dispatch to an HTTP upstream through a pooled client, and WebSocket
+//! tunnels (the one upgrade that is forwarded, SPEC §2).
+
+use http::header::{HeaderValue, HOST};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::pipeline::plain;
+use super::{headers, Body, Conn, HttpsClient};
+use crate::config::model::HostHeader;
+
+impl Conn {
+    /// Sends the (already rewritten) request to an HTTP upstream.
+    pub(super) async fn proxy(
+        &self,
+        mut req: Request<Incoming>,
+        name: &str,
+        authority: &http::uri::Authority,
+        host_header: HostHeader,
+        tls_client: Option<&HttpsClient>,
+        host: &HeaderValue,
+    ) -> Response<Body> {
+        // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
+        // the `Upgrade` header only for WebSocket.
+        let upgrade = req.headers().get(http::header::UPGRADE).cloned();
+        // The parts are shared, not copied.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(if tls_client.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(
+            req.uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        let uri = match Uri::from_parts(parts) {
+            Ok(u) => u,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target"),
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        match host_header {
+            HostHeader::Preserve => {
+                req.headers_mut().insert(HOST, host.clone());
+            }
+            HostHeader::Upstream => {
+                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                    req.headers_mut().insert(HOST, v);
+                }
+            }
+        }
+        let downstream_upgrade = if upgrade.is_some() {
+            req.headers_mut().insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            // Take the client side of the upgrade before the request is sent.
+            Some(hyper::upgrade::on(&mut req))
+        } else {
+            None
+        };
+        let sent = match tls_client {
+            Some(c) => c.request(req).await,
+            None => self.listener.client.request(req).await,
+        };
+        match sent {
+            Ok(mut resp) => {
+                match (resp.status(), downstream_upgrade) {
+                    (StatusCode::SWITCHING_PROTOCOLS, Some(client_side)) => {
+                        self.tunnel(client_side, hyper::upgrade::on(&mut resp));
+                    }
+                    _ => {
+                        headers::strip_hop_by_hop(resp.headers_mut());
+                    }
+                }
+                resp.map(Either::Left)
+            }
+            Err(e) => {
+                let kind = upstream_error_kind(&e);
+                crate::telemetry::metrics::upstream_error(name, kind);
+                tracing::warn!(upstream = name, kind, error = %error_chain(&e), "upstream request failed");
+                plain(
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream \"{name}\" is unavailable"),
+                )
+            }
+        }
+    }
+
+    /// Splices an upgraded (WebSocket) connection to the upstream's. The
+    /// tunnel holds the connection's slot, so it counts toward
+    /// `maxConnections` until it ends, and it closes when the gateway
+    /// drains or the connection is asked to close (SPEC §2, §3).
+    fn tunnel(&self, client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+        let slot = self.slot.clone();
+        let mut drain = self.drain.clone();
+        let closer = self.closer.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let (Ok(c), Ok(u)) = (client.await, upstream.await) else {
+                return;
+            };
+            let mut c = TokioIo::new(c);
+            let mut u = TokioIo::new(u);
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+                _ = drain.wait_for(|d| *d) => {}
+                _ = closer.closed() => {}
+            }
+        });
+    }
+}
+
+/// Classifies an upstream failure for `portcullis_upstream_errors_total`.
+fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return "tls";
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "refused",
+                std::io::ErrorKind::TimedOut => "timeout",
+                _ if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => "tls",
+                _ => "io",
+            };
+        }
+        cur = c.source();
+    }
+    "io"
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
