@@ -86,11 +86,13 @@ impl Closer {
 }
 
 type Key = (String, String);
+/// The connections of one certificate: (registration id, closer).
+type Holders = Vec<(u64, Weak<Closer>)>;
 
 /// Open connections by the (issuer, serial) of their client certificate.
 #[derive(Debug, Default)]
 pub struct Registry {
-    by_cert: Mutex<HashMap<Key, Vec<(u64, Weak<Closer>)>>>,
+    by_cert: Mutex<HashMap<Key, Holders>>,
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -115,7 +117,7 @@ impl Drop for Registered {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<(u64, Weak<Closer>)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Holders>> {
         self.by_cert.lock().unwrap_or_else(|p| p.into_inner())
     }
 

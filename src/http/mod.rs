@@ -229,6 +229,10 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
 }
 
+/// The forwarding prepared for one entry other than the handshake's: the
+/// listener holding it, its index, and what it adds.
+pub type OtherForwarded = (Arc<Listener>, usize, Arc<Prepared>);
+
 /// Everything a request needs to know about its connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -252,7 +256,7 @@ pub struct Conn {
     pub forwarded: Prepared,
     /// The same for the last other entry that served a request here (a
     /// samePolicy sibling, or the entry after a reload), made once.
-    pub other_forwarded: Mutex<Option<(Arc<Listener>, usize, Arc<Prepared>)>>,
+    pub other_forwarded: Mutex<Option<OtherForwarded>>,
     /// `X-Forwarded-For`, made once per connection.
     pub forwarded_for: HeaderValue,
     /// Asks this connection to close (revocation, expiry, policy change).

@@ -167,7 +167,11 @@ impl std::ops::Deref for Forwarded<'_> {
     }
 }
 
-fn authorize(rule: Option<&Allow>, id: Option<&PeerIdentity>, scope: &'static str) -> Result<(), Refusal> {
+fn authorize(
+    rule: Option<&Allow>,
+    id: Option<&PeerIdentity>,
+    scope: &'static str,
+) -> Result<(), Refusal> {
     let Some(rule) = rule else { return Ok(()) };
     match authz::decide(rule, id) {
         Decision::Allow => Ok(()),
@@ -198,10 +202,7 @@ impl Conn {
     fn prepare(
         &self,
         mut req: Request<Incoming>,
-    ) -> Result<
-        (Request<Incoming>, Arc<Target>, HeaderValue),
-        (Refusal, Option<HeaderValue>),
-    > {
+    ) -> Result<(Request<Incoming>, Arc<Target>, HeaderValue), (Refusal, Option<HeaderValue>)> {
         self.admit(&req).map_err(|r| (r, None))?;
         let (uri_host, header_host) = request_hosts(&req).map_err(|r| (r, None))?;
         let host = match uri_host.clone().or_else(|| header_host.clone()) {
@@ -335,11 +336,7 @@ impl Conn {
                 cipher: self.tls.cipher,
             },
         ));
-        *cache = Some((
-            sel.listener.as_ref().clone(),
-            sel.entry,
-            prepared.clone(),
-        ));
+        *cache = Some((sel.listener.as_ref().clone(), sel.entry, prepared.clone()));
         Forwarded::Other(prepared)
     }
 

@@ -66,7 +66,16 @@ pub(super) async fn accept_loop(
         let registry = state.authenticated.clone();
         tokio::spawn(async move {
             let slot: Slot = Arc::new((permit, ActiveConnection::open(listener.label())));
-            dispatch(sock, client, listener, &snapshot.limits, drain, registry, slot).await;
+            dispatch(
+                sock,
+                client,
+                listener,
+                &snapshot.limits,
+                drain,
+                registry,
+                slot,
+            )
+            .await;
         });
     }
 }
@@ -298,7 +307,12 @@ async fn must_close(closer: &Closer, not_after: Option<u64>) -> CloseReason {
     }
 }
 
-fn log_closed(listener: &Arc<str>, client: SocketAddr, id: Option<&PeerIdentity>, why: CloseReason) {
+fn log_closed(
+    listener: &Arc<str>,
+    client: SocketAddr,
+    id: Option<&PeerIdentity>,
+    why: CloseReason,
+) {
     metrics::connection_closed(listener, why.as_str());
     tracing::info!(
         listener = &**listener,
@@ -313,7 +327,11 @@ fn log_closed(listener: &Arc<str>, client: SocketAddr, id: Option<&PeerIdentity>
 
 /// Whether a connection made on entry `host` of `made` may stay open under
 /// the newest configuration, and if so that configuration's listener.
-fn still_serves(made: &Arc<http::Listener>, sni: Option<&str>, key: &[u8; 32]) -> Option<Arc<http::Listener>> {
+fn still_serves(
+    made: &Arc<http::Listener>,
+    sni: Option<&str>,
+    key: &[u8; 32],
+) -> Option<Arc<http::Listener>> {
     let newest = made.newest()?;
     let entry = newest.sni.lookup(sni)?;
     (newest.hosts[entry].policy_key() == Some(key)).then_some(newest)
@@ -366,7 +384,11 @@ async fn https(
         match after_handshake(host_tls, tls, identity.as_deref(), &closer, &registry) {
             Ok(x) => x,
             Err(result) => {
-                let r = refused(result, sni, "a resumed session's client certificate is no longer valid");
+                let r = refused(
+                    result,
+                    sni,
+                    "a resumed session's client certificate is no longer valid",
+                );
                 log_refused(&listener.label, client, &r);
                 let mut stream = stream;
                 let _ = stream.shutdown().await;
@@ -433,6 +455,7 @@ async fn https(
     // SPEC §2: a reload that changes this connection's policy drains it.
     let mut watched = listener.clone();
     let mut retired = watched.retired.subscribe();
+    let mut logged = false;
     loop {
         tokio::select! {
             _ = served.as_mut() => break,
@@ -450,6 +473,7 @@ async fn https(
             }
             why = must_close(&closer, not_after), if !closing => {
                 closing = true;
+                logged = true;
                 log_closed(&listener.label, client, identity.as_deref(), why);
                 // HTTP/1.1: after the in-flight response, which then says
                 // `Connection: close`; HTTP/2: GOAWAY.
@@ -467,6 +491,11 @@ async fn https(
                 }
             }
         }
+    }
+    // A request that found the policy changed closed the connection
+    // itself (421 + `Connection: close`) before the branch above ran.
+    if let (false, Some(why)) = (logged, closer.reason()) {
+        log_closed(&listener.label, client, identity.as_deref(), why);
     }
 }
 
@@ -497,7 +526,11 @@ async fn tls_stream(
             Ok(x) => x,
             Err(result) => {
                 let sni = tls.server_name().map(str::to_owned);
-                let r = refused(result, sni, "a resumed session's client certificate is no longer valid");
+                let r = refused(
+                    result,
+                    sni,
+                    "a resumed session's client certificate is no longer valid",
+                );
                 return log_refused(&l.label, client, &r);
             }
         };

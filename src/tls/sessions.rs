@@ -251,9 +251,14 @@ mod tests {
             assert!(s.put(i.to_be_bytes().to_vec(), vec![1; 96]));
             assert!(s.bytes() <= 1000);
         }
-        assert!(!s.put(b"huge".to_vec(), vec![0; 2000]), "larger than the store");
+        assert!(
+            !s.put(b"huge".to_vec(), vec![0; 2000]),
+            "larger than the store"
+        );
         // An entry stored long ago is gone.
-        s.lock().map.insert(b"old".to_vec(), (now() - 61, vec![2; 4]));
+        s.lock()
+            .map
+            .insert(b"old".to_vec(), (now() - 61, vec![2; 4]));
         s.lock().bytes += 7;
         assert_eq!(s.get(b"old"), None);
         assert_eq!(s.take(b"old"), None);

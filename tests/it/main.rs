@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bench;
+mod bypass;
 mod check;
 mod client_auth;
 mod dn;
 mod identity;
 mod import;
+mod lifecycle;
 mod ops;
 mod pki;
 mod proxy;

@@ -368,3 +368,45 @@ fn sigterm_drains_and_exits_cleanly() {
     let status = { p }.gw.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn websocket_tunnels_hold_their_connection_slot_and_close_on_drain() {
+    let (ws_addr, rt) = tcp_server(|sock| async move {
+        let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() {
+                ws.send(msg).await.unwrap();
+            }
+        }
+    });
+    let p = proxy("limits: { maxConnections: 1 }\n", Some(ws_addr));
+    let mut ws = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.addr()).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config(&p.ca, None, &["http/1.1"]))
+            .connect(ServerName::try_from("app.test").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async("wss://app.test/ws", tls)
+            .await
+            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text("x"))
+            .await
+            .unwrap();
+        assert!(ws.next().await.unwrap().unwrap().is_text());
+        ws
+    });
+    // The tunnel still holds the only connection slot.
+    let second = connect(p.addr(), "app.test", &config(&p.ca, None, &[]));
+    assert!(
+        second.is_err(),
+        "a connection beyond maxConnections was served"
+    );
+    // SIGTERM closes the tunnel.
+    let status = { p }.gw.terminate();
+    assert!(status.success(), "{status}");
+    let next = rt.block_on(ws.next());
+    assert!(
+        !matches!(next, Some(Ok(ref m)) if m.is_text()),
+        "the tunnel outlived the drain: {next:?}"
+    );
+}

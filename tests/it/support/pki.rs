@@ -48,6 +48,8 @@ pub struct Spec {
     /// Validity relative to now, in days.
     pub not_before_days: i64,
     pub not_after_days: i64,
+    /// When set, notAfter is this many seconds from now instead.
+    pub not_after_secs: Option<i64>,
 }
 
 impl Spec {
@@ -60,6 +62,7 @@ impl Spec {
             eku: Eku::Client,
             not_before_days: -1,
             not_after_days: 30,
+            not_after_secs: None,
         }
     }
 
@@ -72,6 +75,7 @@ impl Spec {
             eku: Eku::Server,
             not_before_days: -1,
             not_after_days: 30,
+            not_after_secs: None,
         }
     }
 }
@@ -179,7 +183,10 @@ impl Ca {
         };
         let now = OffsetDateTime::now_utc();
         p.not_before = now + Duration::days(spec.not_before_days);
-        p.not_after = now + Duration::days(spec.not_after_days);
+        p.not_after = match spec.not_after_secs {
+            Some(s) => now + Duration::seconds(s),
+            None => now + Duration::days(spec.not_after_days),
+        };
         let serial = next_serial();
         p.serial_number = Some(serial.clone());
         let cert = p.signed_by(&key, &self.issuer).unwrap();
