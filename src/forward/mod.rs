@@ -96,6 +96,21 @@ pub struct Prepared {
     set: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// The largest identity header value a connection prepares. The values
+/// are kept for the connection's life and the client chooses the
+/// certificate they are made of (a chain of up to 64 KiB, PEM- and
+/// URL-encoded for `Cert`/`Chain`/`ssl-client-cert`), so they are bounded;
+/// a larger value is left out (an absent identity header never widens
+/// access), and upstreams refuse such headers anyway.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+fn bounded_value(value: &str) -> Option<HeaderValue> {
+    if value.len() > MAX_VALUE_BYTES {
+        return None;
+    }
+    HeaderValue::from_str(value).ok()
+}
+
 /// Whether `name`, lower-cased with `_` read as `-`, equals `wanted` (which
 /// is lower case with `-`).
 fn same_header(name: &str, wanted: &str) -> bool {
@@ -134,20 +149,22 @@ impl HostForward {
         let xfcc = match self.settings.mode {
             Mode::AppendForward | Mode::SanitizeSet => verified.and_then(|i| {
                 let e = xfcc::element(&self.by, i, &self.settings.details);
-                let v = HeaderValue::from_str(&e).ok();
+                let v = bounded_value(&e);
                 if v.is_none() {
-                    tracing::warn!("x-forwarded-client-cert is not a valid header value; left out");
+                    tracing::warn!(
+                        "x-forwarded-client-cert is not a valid header value or is over {MAX_VALUE_BYTES} bytes; left out"
+                    );
                 }
                 v
             }),
             _ => None,
         };
         let mut set = Vec::new();
-        let mut add = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
-            Ok(v) => set.push((HeaderName::from_static(name), v)),
-            Err(_) => tracing::warn!(
+        let mut add = |name: &'static str, value: &str| match bounded_value(value) {
+            Some(v) => set.push((HeaderName::from_static(name), v)),
+            None => tracing::warn!(
                 header = name,
-                "identity value is not a valid header value; header left out"
+                "identity value is not a valid header value or is over {MAX_VALUE_BYTES} bytes; header left out"
             ),
         };
         if self.settings.pass_certificate {
@@ -168,11 +185,11 @@ impl HostForward {
             }
         }
         for (name, t) in &self.headers {
-            match HeaderValue::from_str(&t.render(id, facts)) {
-                Ok(v) => set.push((name.clone(), v)),
-                Err(_) => tracing::warn!(
+            match bounded_value(&t.render(id, facts)) {
+                Some(v) => set.push((name.clone(), v)),
+                None => tracing::warn!(
                     header = name.as_str(),
-                    "rendered value is not a valid header value; header left out"
+                    "rendered value is not a valid header value or is over {MAX_VALUE_BYTES} bytes; header left out"
                 ),
             }
         }
@@ -230,6 +247,14 @@ mod tests {
             "-----BEGIN%20CERTIFICATE-----%0AMIIB%2B%2F%3D%0A"
         );
         assert_eq!(percent_encode("a.b_c~d"), "a.b_c~d");
+    }
+
+    #[test]
+    fn prepared_values_are_bounded_in_bytes() {
+        let max = "a".repeat(MAX_VALUE_BYTES);
+        assert!(bounded_value(&max).is_some());
+        assert!(bounded_value(&format!("{max}a")).is_none());
+        assert!(bounded_value("bad\nvalue").is_none());
     }
 
     #[test]
