@@ -2,7 +2,13 @@
 //! localhost/127.0.0.1 and a client certificate, a config requiring mutual
 //! TLS in front of the echo upstream, the gateway itself, and the curl
 //! commands that prove it works.
+//!
+//! Without `--dir` the files go to a new private directory (SPEC §1): a
+//! fixed path under a shared temporary directory could be created first by
+//! another user (as a directory they can read, or a symlink elsewhere) and
+//! would hand them the CA key.
 
+use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,13 +88,74 @@ fn write_all(dir: &Path, port: u16) -> Result<PathBuf, pki::PkiError> {
     Ok(config)
 }
 
+/// A new directory `portcullis-demo-<16 hex digits>` in the system's
+/// temporary directory, mode 0700. `create` (not `create_dir_all`) fails on
+/// anything already there, a symlink included, so the directory is always
+/// the one made here.
+fn private_temp_dir() -> io::Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for _ in 0..16 {
+        let mut suffix = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut suffix)
+            .map_err(|_| io::Error::other("no random bytes for a directory name"))?;
+        let path = base.join(format!(
+            "portcullis-demo-{}",
+            crate::identity::cert::hex_lower(&suffix)
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        match builder.create(&path) {
+            Ok(()) => {
+                // Exactly 0700, whatever the umask.
+                #[cfg(unix)]
+                std::fs::set_permissions(
+                    &path,
+                    <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+                )?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no unused directory name after 16 tries",
+    ))
+}
+
 /// Runs the demo until interrupted.
 pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("portcullis-demo"));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("portcullis: cannot create {}: {e}", dir.display());
-        return ExitCode::FAILURE;
+    // Before anything is written: a busy port would otherwise fail only
+    // after the certificates were made.
+    if port != 0 {
+        if let Err(e) = std::net::TcpListener::bind((IpAddr::from([127, 0, 0, 1]), port)) {
+            eprintln!(
+                "portcullis: cannot listen on 127.0.0.1:{port} ({e}): choose another port with --port N, or --port 0 for any free one"
+            );
+            return ExitCode::FAILURE;
+        }
     }
+    let dir = match dir {
+        Some(dir) => match std::fs::create_dir_all(&dir) {
+            Ok(()) => dir,
+            Err(e) => {
+                eprintln!("portcullis: cannot create {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match private_temp_dir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!(
+                    "portcullis: cannot create a directory in {}: {e}; give one with --dir",
+                    std::env::temp_dir().display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     for f in [
         "server.crt",

@@ -45,8 +45,9 @@ enum Command {
     /// Self-contained quick start: throwaway CA and certificates, a config,
     /// and the gateway with the built-in echo upstream.
     Demo {
-        /// Where to write the certificates and config (default: a
-        /// `portcullis-demo` folder in the system's temporary directory).
+        /// Where to write the certificates and config (default: a new
+        /// private directory, mode 0700, in the system's temporary
+        /// directory).
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Port to listen on (0 picks a free one).

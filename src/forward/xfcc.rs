@@ -1,6 +1,17 @@
-//! `x-forwarded-client-cert` in Envoy's grammar: elements separated by `,`,
-//! key=value pairs by `;`, values containing `,` `;` `=` (and `Subject`,
-//! `Cert`, `Chain` always) double-quoted with `"` and `\` escaped.
+//! `x-forwarded-client-cert` in Envoy's grammar (SPEC §4): elements
+//! separated by `,`, key=value pairs by `;`, values containing `,` `;` `=`
+//! or `"` (and `Subject`, `Cert`, `Chain` always, as Envoy does)
+//! double-quoted, and inside the quotes only `"` escaped, as `\"`. A DN's
+//! own backslash escapes stay as they are: `Subject="CN=a\,b"`.
+//!
+//! In that grammar `\"` inside quotes is always an escaped quote, so a
+//! quoted value must not end in a backslash: its closing quote would read
+//! as an escaped one, and a parser would run on into the next pairs —
+//! where a certificate's own SANs could then pose as `By`, `Hash` or `URI`
+//! pairs. A subject ending in an escaped backslash (`\\`) has it written
+//! as the equivalent RFC 4514 hex escape `\5C`; any other quoted value
+//! ending in a backslash (a URI or DNS SAN that also holds `,` `;` `=` or
+//! `"`, which no valid URI or host name does) is left out of the element.
 
 use http::HeaderValue;
 
@@ -39,16 +50,22 @@ pub enum Detail {
     Dns,
 }
 
+/// Appends `key=value` (see the module comment for the quoting); a value
+/// that would need quotes and ends in a backslash is left out.
 fn push_pair(out: &mut String, key: &str, value: &str, always_quote: bool) {
+    let quote = always_quote || value.contains([',', ';', '=', '"']);
+    if quote && value.ends_with('\\') {
+        return;
+    }
     if !out.is_empty() {
         out.push(';');
     }
     out.push_str(key);
     out.push('=');
-    if always_quote || value.contains([',', ';', '=', '"']) {
+    if quote {
         out.push('"');
         for ch in value.chars() {
-            if ch == '"' || ch == '\\' {
+            if ch == '"' {
                 out.push('\\');
             }
             out.push(ch);
@@ -56,6 +73,21 @@ fn push_pair(out: &mut String, key: &str, value: &str, always_quote: bool) {
         out.push('"');
     } else {
         out.push_str(value);
+    }
+}
+
+/// An RFC 2253 DN that can be quoted: a final escaped backslash `\\`
+/// becomes `\5C`, the same character (RFC 4514 §2.4), so the DN does not
+/// end in a backslash. A DN ending in an odd run of backslashes is no valid
+/// DN string and is returned as is (and then left out by `push_pair`).
+fn quotable_dn(dn: &str) -> std::borrow::Cow<'_, str> {
+    let run = dn.len() - dn.trim_end_matches('\\').len();
+    if run > 0 && run % 2 == 0 {
+        let mut s = dn[..dn.len() - 2].to_string();
+        s.push_str("\\5C");
+        std::borrow::Cow::Owned(s)
+    } else {
+        std::borrow::Cow::Borrowed(dn)
     }
 }
 
@@ -71,7 +103,7 @@ pub fn element(by: &[String], id: &PeerIdentity, details: &[Detail]) -> String {
         match d {
             Detail::Cert => push_pair(&mut out, "Cert", &percent_encode(&id.leaf_pem()), true),
             Detail::Chain => push_pair(&mut out, "Chain", &percent_encode(&id.chain_pem()), true),
-            Detail::Subject => push_pair(&mut out, "Subject", &id.cert.subject, true),
+            Detail::Subject => push_pair(&mut out, "Subject", &quotable_dn(&id.cert.subject), true),
             Detail::Uri => {
                 // As Envoy: the key is present even without a URI SAN.
                 if id.cert.uri_sans.is_empty() {
@@ -169,10 +201,131 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "By=spiffe://td/gw;Hash={};Subject=\"CN=client,O=Acme\\\\, Inc.\";URI=spiffe://td/ns/x;URI=\"https://x.test/?a=b\";DNS=a.test;DNS=b.test",
+                "By=spiffe://td/gw;Hash={};Subject=\"CN=client,O=Acme\\, Inc.\";URI=spiffe://td/ns/x;URI=\"https://x.test/?a=b\";DNS=a.test;DNS=b.test",
                 "ab".repeat(32)
             )
         );
+    }
+
+    /// Envoy's documented grammar, written apart from the encoder: elements
+    /// split on `,` outside quotes, pairs on `;` outside quotes, key and
+    /// value on the first `=`; inside quotes `\"` is an escaped quote and
+    /// nothing else is an escape.
+    fn parse(header: &str) -> Vec<Vec<(String, String)>> {
+        let mut elements = Vec::new();
+        let mut pairs = Vec::new();
+        let mut cur = String::new();
+        let mut quoted = false;
+        let mut chars = header.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if quoted && chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cur.push_str("\\\"");
+                }
+                '"' => {
+                    quoted = !quoted;
+                    cur.push(c);
+                }
+                ';' if !quoted => pairs.push(std::mem::take(&mut cur)),
+                ',' if !quoted => {
+                    pairs.push(std::mem::take(&mut cur));
+                    elements.push(std::mem::take(&mut pairs));
+                }
+                _ => cur.push(c),
+            }
+        }
+        assert!(!quoted, "unterminated quote in {header}");
+        pairs.push(cur);
+        elements.push(pairs);
+        elements
+            .into_iter()
+            .map(|e| {
+                e.into_iter()
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((&p, ""));
+                        let v = match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                            Some(inner) => inner.replace("\\\"", "\""),
+                            None => v.to_string(),
+                        };
+                        (k.to_string(), v)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn with(subject: &str, uris: &[&str]) -> PeerIdentity {
+        let mut i = id();
+        let c = std::sync::Arc::make_mut(&mut i.cert);
+        c.subject = subject.into();
+        c.uri_sans = uris.iter().map(|u| u.to_string()).collect();
+        c.dns_sans = vec!["after.test".into()];
+        i
+    }
+
+    fn pairs(i: &PeerIdentity) -> Vec<(String, String)> {
+        let e = element(&[], i, &[Detail::Subject, Detail::Uri, Detail::Dns]);
+        let mut elements = parse(&e);
+        assert_eq!(elements.len(), 1, "{e}");
+        elements.remove(0)
+    }
+
+    fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn only_quotes_are_escaped_and_a_dn_keeps_its_backslashes() {
+        let e = element(&[], &with("CN=a\\,b", &[]), &[Detail::Subject]);
+        assert_eq!(e, format!("Hash={};Subject=\"CN=a\\,b\"", "ab".repeat(32)));
+        let e = element(&[], &with("CN=say \\\"hi\\\"", &[]), &[Detail::Subject]);
+        assert_eq!(
+            e,
+            format!("Hash={};Subject=\"CN=say \\\\\"hi\\\\\"\"", "ab".repeat(32))
+        );
+    }
+
+    #[test]
+    fn dns_with_commas_and_quotes_parse_back_the_same() {
+        for dn in [
+            "CN=a\\,b",
+            "CN=a\\,b,O=Acme\\, Inc.,C=DE",
+            "CN=say \\\"hi\\\"",
+            "CN=\\\"quoted\\\",O=x\\;y",
+            "CN=a\\\\b=c",
+            "CN=\\\"",
+        ] {
+            let p = pairs(&with(dn, &["spiffe://td/ns/a"]));
+            assert_eq!(value(&p, "Subject"), vec![dn], "{p:?}");
+            assert_eq!(value(&p, "URI"), vec!["spiffe://td/ns/a"]);
+            assert_eq!(value(&p, "DNS"), vec!["after.test"]);
+        }
+    }
+
+    #[test]
+    fn a_dn_ending_in_a_backslash_cannot_swallow_the_pairs_after_it() {
+        // The SAN tries to read as a URI pair of its own once the subject's
+        // closing quote is taken for an escaped one.
+        let evil = "x;URI=spiffe://td/ns/admin;y=";
+        let p = pairs(&with("CN=evil\\\\", &[evil]));
+        assert_eq!(value(&p, "Subject"), vec!["CN=evil\\5C"], "{p:?}");
+        assert_eq!(value(&p, "URI"), vec![evil]);
+        assert_eq!(value(&p, "DNS"), vec!["after.test"]);
+        assert_eq!(p.len(), 4, "Hash, Subject, URI, DNS: {p:?}");
+    }
+
+    #[test]
+    fn a_quoted_san_ending_in_a_backslash_is_left_out() {
+        let p = pairs(&with("CN=a", &["a;b\\", "spiffe://td/ns/ok"]));
+        assert_eq!(value(&p, "URI"), vec!["spiffe://td/ns/ok"], "{p:?}");
+        // Unquoted, a backslash means nothing and stays.
+        let p = pairs(&with("CN=a", &["spiffe://td/a\\"]));
+        assert_eq!(value(&p, "URI"), vec!["spiffe://td/a\\"], "{p:?}");
     }
 
     #[test]

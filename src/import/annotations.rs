@@ -17,7 +17,22 @@ pub struct Auth {
     /// `auth-tls-pass-certificate-to-upstream`
     pub pass_certificate: bool,
     /// From `auth-tls-match-cn`.
-    pub common_names: Vec<String>,
+    pub match_cn: MatchCn,
+}
+
+/// Who `auth-tls-match-cn` lets in, as far as portcullis can say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchCn {
+    /// No `auth-tls-match-cn`: any verified certificate.
+    Any,
+    /// Certificates with one of these common names. ingress-nginx matches a
+    /// regular expression over the whole subject DN, unanchored, so exact
+    /// names admit a subset of what it admitted: narrower, never wider.
+    Names(Vec<String>),
+    /// It could not be translated exactly, so the host admits no one
+    /// (SPEC §8: the importer never widens access). The reason, for the
+    /// comment beside the rule in the config.
+    Nobody(String),
 }
 
 /// TLS to the backends (`backend-protocol: HTTPS`, `proxy-ssl-*`).
@@ -135,28 +150,52 @@ pub fn read(
                 false
             }),
         };
-        let common_names = match get.take("auth-tls-match-cn") {
-            None => Vec::new(),
+        let match_cn = match get.take("auth-tls-match-cn") {
+            None => MatchCn::Any,
+            // ingress-nginx still checks the subject when it asks for no
+            // certificate: the subject is empty, so every request gets 403.
+            // Dropping the check with the client authentication would open
+            // the host; it admits no one instead (with a certificate asked
+            // for, as portcullis has no `allow` without one).
+            Some(v) if mode == "none" => {
+                leave(
+                    "auth-tls-match-cn",
+                    &format!("{v:?} with auth-tls-verify-client off: ingress-nginx asks for no certificate, so no subject matches and it refuses every request; the host admits no one"),
+                );
+                MatchCn::Nobody(format!("auth-tls-match-cn {v:?} with auth-tls-verify-client off refused every request in ingress-nginx (no certificate was asked for, so no subject matched)"))
+            }
             Some(v) => match match_cn(&v) {
-                Some(n) => n,
+                Some(n) => MatchCn::Names(n),
                 None => {
                     leave(
                         "auth-tls-match-cn",
-                        &format!("{v:?} is a regular expression over the subject; only CN=name and CN=(a|b) translate to exact commonNames"),
+                        &format!("{v:?} is a regular expression over the subject; only CN=name and CN=(a|b) translate to exact commonNames, so the host admits no one until its allow rule is written by hand"),
                     );
-                    Vec::new()
+                    MatchCn::Nobody(format!("auth-tls-match-cn {v:?} is a regular expression over the subject DN that cannot be translated exactly"))
                 }
             },
         };
-        // `off` means no client authentication at all.
-        if mode != "none" {
-            out.auth = Some(Auth {
-                secret,
-                mode,
-                depth,
-                pass_certificate,
-                common_names,
-            });
+        match (mode, &match_cn) {
+            // `off` means no client authentication at all.
+            ("none", MatchCn::Any) => {}
+            ("none", _) => {
+                out.auth = Some(Auth {
+                    secret,
+                    mode: "optional",
+                    depth,
+                    pass_certificate,
+                    match_cn,
+                })
+            }
+            _ => {
+                out.auth = Some(Auth {
+                    secret,
+                    mode,
+                    depth,
+                    pass_certificate,
+                    match_cn,
+                })
+            }
         }
     } else {
         for a in [

@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use annotations::{Auth, Upstream as UpTls};
+use annotations::{Auth, MatchCn, Upstream as UpTls};
+
+/// The `allow` rule of a host whose access restriction could not be
+/// translated exactly: a SHA-256 fingerprint of all zeros. Only a
+/// certificate whose DER hashes to it would match — a SHA-256 preimage — so
+/// it admits no one. (`allow` cannot be empty, and no common name, SAN or
+/// organization is out of reach of a CA that signs what it is asked.)
+const ADMITS_NO_ONE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Why an import could not be done at all (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -358,6 +365,8 @@ impl State<'_> {
 
     fn render(mut self) -> Result<Imported, ImportError> {
         let mut hosts = Vec::new();
+        // Why each rule that admits no one is there, in output order.
+        let mut nobody = Vec::new();
         let hosts_in = std::mem::take(&mut self.hosts);
         for (name, h) in hosts_in {
             let names = json!([name]);
@@ -382,12 +391,19 @@ impl State<'_> {
                 }
             };
             let mut entry = json!({ "hostnames": names, "certificate": cert, "routes": h.routes });
-            if let Some((auth, _)) = h.auth {
+            if let Some((auth, origin)) = h.auth {
                 let bundle = self.trust_bundle(&auth.secret);
                 let mut ca =
                     json!({ "mode": auth.mode, "trustBundle": bundle, "verifyDepth": auth.depth });
-                if !auth.common_names.is_empty() {
-                    ca["allow"] = json!({ "commonNames": auth.common_names });
+                match &auth.match_cn {
+                    MatchCn::Any => {}
+                    MatchCn::Names(names) => ca["allow"] = json!({ "commonNames": names }),
+                    MatchCn::Nobody(why) => {
+                        ca["allow"] = json!({ "sha256Fingerprints": [ADMITS_NO_ONE] });
+                        nobody.push(format!(
+                            "host {name} (Ingress {origin}): {why}. This rule admits no one (no certificate has an all-zero SHA-256); replace it with the identities you mean."
+                        ));
+                    }
                 }
                 entry["clientAuth"] = ca;
                 if auth.pass_certificate {
@@ -417,13 +433,65 @@ impl State<'_> {
         );
         let mut opts = serde_saphyr::SerializerOptions::default();
         opts.prefer_block_scalars = false;
+        let yaml = serde_saphyr::to_string_with_options(&Value::Object(config), opts)
+            .map_err(|e| err(e.to_string()))?;
         self.out.config = format!(
             "# Imported from ingress-nginx by `portcullis import ingress-nginx`.\n{}",
-            serde_saphyr::to_string_with_options(&Value::Object(config), opts)
-                .map_err(|e| err(e.to_string()))?
+            comment_nobody(&yaml, &nobody)
         );
         Ok(self.out)
     }
+}
+
+/// Puts each reason of `why` as a comment above the line that holds the
+/// n-th [`ADMITS_NO_ONE`] rule. Should the lines not match the reasons one
+/// for one, the reasons go to the top of the file instead: the comment may
+/// move, it is never lost.
+fn comment_nobody(yaml: &str, why: &[String]) -> String {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let at: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(ADMITS_NO_ONE))
+        .map(|(i, _)| i)
+        .collect();
+    let mut out =
+        String::with_capacity(yaml.len() + why.iter().map(|w| w.len() + 8).sum::<usize>());
+    if at.len() != why.len() {
+        for w in why {
+            push_comment(&mut out, w);
+        }
+        out.push_str(yaml);
+        return out;
+    }
+    let mut reasons = why.iter();
+    for (i, line) in lines.iter().enumerate() {
+        if at.contains(&i) {
+            if let Some(w) = reasons.next() {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                out.push_str(indent);
+                push_comment(&mut out, w);
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `# text` and a line break. The text names hosts and Ingresses from the
+/// input: a line break in it would end the comment and let the input write
+/// configuration, so every control or line-separating character is escaped.
+fn push_comment(out: &mut String, text: &str) {
+    out.push_str("# ");
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
 }
 
 fn read_input(p: &Path) -> Result<String, ImportError> {
@@ -505,4 +573,39 @@ pub fn run(opts: &Options) -> Result<Imported, ImportError> {
         ));
     }
     st.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> String {
+        format!("allow:\n  sha256Fingerprints:\n  - \"{ADMITS_NO_ONE}\"\n")
+    }
+
+    #[test]
+    fn the_reason_goes_above_its_rule() {
+        let out = comment_nobody(&rule(), &["why".into()]);
+        assert_eq!(
+            out,
+            format!("allow:\n  sha256Fingerprints:\n  # why\n  - \"{ADMITS_NO_ONE}\"\n")
+        );
+    }
+
+    #[test]
+    fn a_line_break_in_a_reason_cannot_end_the_comment() {
+        let out = comment_nobody(&rule(), &["host a\nlisteners: []\r\u{85}\u{2028}x".into()]);
+        assert_eq!(out.lines().count(), 4, "{out}");
+        let v: Value = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({ "allow": { "sha256Fingerprints": [ADMITS_NO_ONE] } })
+        );
+    }
+
+    #[test]
+    fn reasons_that_do_not_match_the_rules_go_to_the_top() {
+        let out = comment_nobody(&rule(), &["one".into(), "two".into()]);
+        assert!(out.starts_with("# one\n# two\nallow:"), "{out}");
+    }
 }

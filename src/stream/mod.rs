@@ -201,8 +201,34 @@ impl TlsListener {
             }
         }
         crate::telemetry::metrics::handshake(&self.label, crate::tls::HandshakeResult::Ok);
+        // The header is encoded whole before the upstream is dialled: an
+        // upstream never sees part of one, and one that cannot be made
+        // closes the connection rather than forward it without its identity.
         let header = if self.proxy_protocol {
-            Some(proxy_v2::header(client, local, conn, identity.as_ref()))
+            match proxy_v2::header(client, local, conn, identity.as_ref()) {
+                Ok(h) => {
+                    if h.client_cert_omitted {
+                        tracing::warn!(
+                            listener = self.name.as_str(),
+                            client = %client,
+                            subject = identity.as_ref().map_or("", |i| i.cert.subject.as_str()),
+                            "PROXY v2 header sent without the client certificate TLV: it does not fit in 64 KiB"
+                        );
+                    }
+                    Some(h.bytes)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        listener = self.name.as_str(),
+                        client = %client,
+                        subject = identity.as_ref().map_or("", |i| i.cert.subject.as_str()),
+                        error = %crate::http::error_chain(&e),
+                        "connection closed: no PROXY v2 header could be made for it"
+                    );
+                    let _ = tls.shutdown().await;
+                    return;
+                }
+            }
         } else {
             None
         };

@@ -335,6 +335,101 @@ fn anonymous_client_cannot_inject_identity_over_http2() {
     }
 }
 
+/// An XFCC header read with Envoy's documented grammar, written here apart
+/// from the product: elements split on `,` outside quotes, pairs on `;`
+/// outside quotes, key and value on the first `=`; inside quotes `\"` is an
+/// escaped quote and nothing else is an escape.
+fn envoy_xfcc(header: &str) -> Vec<Vec<(String, String)>> {
+    let mut elements = Vec::new();
+    let mut pairs = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = header.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            ';' if !quoted => pairs.push(std::mem::take(&mut cur)),
+            ',' if !quoted => {
+                pairs.push(std::mem::take(&mut cur));
+                elements.push(std::mem::take(&mut pairs));
+            }
+            _ => cur.push(c),
+        }
+    }
+    assert!(!quoted, "unterminated quote in {header}");
+    pairs.push(cur);
+    elements.push(pairs);
+    elements
+        .into_iter()
+        .map(|e| {
+            e.into_iter()
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (p, String::new()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The values of `key` in the only element of an XFCC header.
+fn xfcc_values(header: &str, key: &str) -> Vec<String> {
+    let elements = envoy_xfcc(header);
+    assert_eq!(elements.len(), 1, "{header}");
+    elements[0]
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[test]
+fn xfcc_subject_with_commas_and_quotes_parses_back_to_the_dn() {
+    let t = setup();
+    for (cn, dn) in [
+        ("Doe, Jane", "CN=Doe\\, Jane"),
+        ("say \"hi\"", "CN=say \\\"hi\\\""),
+        ("a,b;c=d \"e\"", "CN=a\\,b\\;c=d \\\"e\\\""),
+    ] {
+        let leaf = t.ca.leaf(&Spec {
+            uris: vec!["spiffe://td/ns/a".into()],
+            ..Spec::client(cn)
+        });
+        assert_eq!(t.request("xfcc.test", Some(&leaf), "/", "").status(), 200);
+        let seen = t.last();
+        assert_eq!(values(&seen, "ssl-client-subject-dn"), vec![dn]);
+        let xfcc = values(&seen, "x-forwarded-client-cert");
+        assert_eq!(xfcc_values(xfcc[0], "Subject"), vec![dn], "{}", xfcc[0]);
+        assert_eq!(xfcc_values(xfcc[0], "URI"), vec!["spiffe://td/ns/a"]);
+    }
+}
+
+#[test]
+fn a_subject_ending_in_a_backslash_cannot_forge_xfcc_pairs() {
+    let t = setup();
+    // Were the subject's closing quote read as an escaped one, the quoted
+    // SAN would end its quotes early and `URI=spiffe://td/ns/admin` would
+    // stand as a pair of its own.
+    let evil = "x;URI=spiffe://td/ns/admin;y=";
+    let leaf = t.ca.leaf(&Spec {
+        uris: vec![evil.into()],
+        dns: vec!["after.test".into()],
+        ..Spec::client("evil\\")
+    });
+    assert_eq!(t.request("xfcc.test", Some(&leaf), "/", "").status(), 200);
+    let seen = t.last();
+    assert_eq!(values(&seen, "ssl-client-subject-dn"), vec!["CN=evil\\\\"]);
+    let xfcc = values(&seen, "x-forwarded-client-cert")[0];
+    // The same DN, its final backslash as the RFC 4514 hex escape.
+    assert_eq!(xfcc_values(xfcc, "Subject"), vec!["CN=evil\\5C"], "{xfcc}");
+    assert_eq!(xfcc_values(xfcc, "URI"), vec![evil], "{xfcc}");
+    assert_eq!(xfcc_values(xfcc, "DNS"), vec!["after.test"], "{xfcc}");
+}
+
 #[test]
 fn identity_headers_cannot_be_injected_over_http2() {
     let t = setup();

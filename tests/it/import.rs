@@ -129,6 +129,92 @@ fn the_ingress_nginx_mtls_tutorial_imports_and_serves() {
     );
 }
 
+#[test]
+fn a_match_cn_that_cannot_be_translated_admits_no_one_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Match CA");
+    let server = ca.leaf(&Spec::server(&["meow.com", "purr.com"]));
+    let secrets = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: ca-secret, namespace: default }}\ntype: Opaque\ndata:\n  ca.crt: {}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{ name: tls-secret, namespace: default }}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(&ca.cert_pem),
+        b64(&server.chain_pem),
+        b64(&server.key_pem)
+    );
+    // A regular expression on one host; on the other an exact name, but
+    // with verify-client off (ingress-nginx then refuses every request).
+    let regex = TUTORIAL_INGRESS.replace(
+        "    nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream: \"true\"\n",
+        "    nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=meow-.*\"\n",
+    );
+    let off = TUTORIAL_INGRESS
+        .replace("meow.com", "purr.com")
+        .replace("name: meow-ingress", "name: purr-ingress")
+        .replace("verify-client: \"on\"", "verify-client: \"off\"")
+        .replace(
+            "    nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream: \"true\"\n",
+            "    nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=meow-client\"\n",
+        );
+    write(d, "all.yaml", &format!("{regex}---\n{off}---\n{secrets}"));
+    let out = import(d, &["all.yaml"]);
+    // Reported, exit 3.
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "default/meow-ingress: nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=meow-.*\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("default/purr-ingress: nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=meow-client\""),
+        "{err}"
+    );
+    // A comment beside each rule says why.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for host in [
+        "meow.com (Ingress default/meow-ingress)",
+        "purr.com (Ingress default/purr-ingress)",
+    ] {
+        assert!(
+            text.lines().any(|l| l
+                .trim_start()
+                .starts_with(&format!("# host {host}: auth-tls-match-cn"))
+                && l.contains("admits no one")),
+            "{text}"
+        );
+    }
+    // It passes check.
+    write(d, "imported.yaml", &text);
+    let check = Command::new(bin())
+        .args(["check", "-c", "imported.yaml"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    // And admits no one: not the name the expression was after, not any other.
+    let up = Upstream::start();
+    let local = text
+        .replace(
+            "http://meow-svc.default.svc.cluster.local:80",
+            &format!("http://{}", up.addr),
+        )
+        .replace("0.0.0.0:443", "127.0.0.1:0");
+    let gw = Gateway::start(d, &local);
+    let addr = gw.addr("https");
+    for cn in ["meow-client", "meow-", "admin"] {
+        let leaf = ca.leaf(&Spec::client(cn));
+        for host in ["meow.com", "purr.com"] {
+            let got = client::get(addr, host, &client::config(&ca, Some(&leaf), &[]), "/");
+            assert_eq!(got.status(), 403, "{cn:?} on {host}: {got:?}");
+        }
+    }
+    let anonymous = client::get(addr, "purr.com", &client::config(&ca, None, &[]), "/");
+    assert_eq!(anonymous.status(), 401, "{anonymous:?}");
+    assert!(up.seen().is_empty(), "nothing reached the upstream");
+}
+
 fn ingress(name: &str, host: &str, annotations: &[(&str, &str)], paths: &str) -> String {
     let ann: String = annotations
         .iter()
@@ -219,10 +305,30 @@ fn every_annotation_maps_or_is_reported() {
         ("auth-tls-match-cn", "CN=adm.*"),
     ]);
     assert_eq!(code, 3);
-    assert!(cfg["listeners"][0]["hosts"][0]["clientAuth"]
-        .get("allow")
-        .is_none());
+    // Never wider than ingress-nginx: a rule that admits no one.
+    assert_eq!(
+        cfg["listeners"][0]["hosts"][0]["clientAuth"]["allow"],
+        serde_json::json!({ "sha256Fingerprints": ["0".repeat(64)] })
+    );
     assert!(err.contains("shop/web: nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=adm.*\" is a regular expression"), "{err}");
+    // With verify-client off ingress-nginx still checks the (empty) subject
+    // and refuses everyone: so does the import, and says so.
+    let (code, cfg, err) = one(&[
+        ("auth-tls-secret", "shop/ca"),
+        ("auth-tls-verify-client", "off"),
+        ("auth-tls-match-cn", "CN=ops"),
+    ]);
+    assert_eq!(code, 3);
+    let ca = &cfg["listeners"][0]["hosts"][0]["clientAuth"];
+    assert_eq!(ca["mode"], "optional");
+    assert_eq!(
+        ca["allow"],
+        serde_json::json!({ "sha256Fingerprints": ["0".repeat(64)] })
+    );
+    assert!(
+        err.contains("shop/web: nginx.ingress.kubernetes.io/auth-tls-match-cn: \"CN=ops\" with auth-tls-verify-client off"),
+        "{err}"
+    );
     // Upstream TLS.
     let (code, cfg, err) = one(&[
         ("backend-protocol", "HTTPS"),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::support::client::{self, config, connect, exchange, get_request};
-use crate::support::gateway::{bin, Gateway};
+use crate::support::gateway::{bin, Gateway, WAIT};
 use crate::support::{write, write_leaf, Ca, Leaf, Spec, Upstream};
 
 /// Replaces `name` atomically (write a temporary file, rename it over).
@@ -753,4 +753,78 @@ listeners:
             "{name}"
         );
     }
+}
+
+/// Reads until the peer closes the connection (EOF or reset) and returns
+/// what arrived; fails if it is still open after [`WAIT`], which is only
+/// the safety net: the test waits on the close itself.
+fn read_until_closed(s: &mut std::net::TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!(
+                "the connection was still open after {WAIT:?} ({e}); read so far: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+#[test]
+fn admin_closes_a_client_that_never_finishes_its_headers() {
+    // The idle timeout (default 60s) is longer than the test's patience
+    // (WAIT): only the header timeout can close this connection in time.
+    let r = rig(&format!(
+        "{BASE}limits: {{ requestHeaderTimeout: 300ms }}\n"
+    ));
+    let admin = r.gw.admin.unwrap();
+    let mut slow = std::net::TcpStream::connect(admin).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nX-Slow: ")
+        .unwrap();
+    let answer = read_until_closed(&mut slow);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains(" 200 "),
+        "{answer:?}"
+    );
+    assert_eq!(admin_get(admin, "/healthz").0, 200);
+}
+
+#[test]
+fn admin_connections_beyond_the_limit_are_closed_and_it_serves_again_once_they_go() {
+    use portcullis::server::admin::MAX_CONNECTIONS;
+    // Timeouts far longer than the test, so that only the limit acts.
+    let r = rig(&format!(
+        "{BASE}limits: {{ requestHeaderTimeout: 10m, idleTimeout: 10m }}\n"
+    ));
+    let admin = r.gw.admin.unwrap();
+    // Connections are accepted in the order they were made, each taking a
+    // slot at accept: once the extra one is accepted, these hold them all.
+    let held: Vec<std::net::TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| std::net::TcpStream::connect(admin).unwrap())
+        .collect();
+    let mut extra = std::net::TcpStream::connect(admin).unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n");
+    assert_eq!(
+        read_until_closed(&mut extra),
+        b"",
+        "refused without an answer"
+    );
+    r.gw.log.wait_for("the refusal", |v| {
+        v["listener"] == "admin"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("connection refused"))
+    });
+    // The held connections go away; each slot is free before its client
+    // sees the close, so the endpoint answers right after.
+    for mut s in held {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_until_closed(&mut s), b"");
+    }
+    assert_eq!(admin_get(admin, "/healthz").0, 200);
 }

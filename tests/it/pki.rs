@@ -133,6 +133,103 @@ fn ca_init_makes_a_ca_for_every_key_type() {
     assert!(again.contains("already exists"), "{again}");
 }
 
+/// Whether Python's `cryptography` is importable here (it is not a
+/// dependency of the suite: without it that part of a test is skipped).
+fn python_cryptography() -> bool {
+    Command::new("python3")
+        .args(["-c", "import cryptography.hazmat.primitives.serialization"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn keys_of_every_type_are_pkcs8_v1_that_openssl_and_python_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let python = python_cryptography();
+    if !python {
+        eprintln!("python3 cryptography is not importable: only OpenSSL reads the keys");
+    }
+    for kt in [
+        "ecdsa-p256",
+        "ecdsa-p384",
+        "ed25519",
+        "rsa2048",
+        "rsa3072",
+        "rsa4096",
+    ] {
+        let ca = format!("ca-{kt}");
+        ok(
+            d,
+            &["ca", "init", "--out", &ca, "--key-type", kt, "--days", "30"],
+        );
+        // The CA key is read back from its file to sign the leaf.
+        let leaf = format!("leaf-{kt}");
+        ok(
+            d,
+            &[
+                "cert",
+                "issue",
+                "--ca",
+                &ca,
+                "--profile",
+                "client",
+                "--out",
+                &leaf,
+                "--cn",
+                "k",
+                "--key-type",
+                kt,
+            ],
+        );
+        openssl_ok(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                &format!("{ca}/ca.crt"),
+                &format!("{leaf}.crt"),
+            ],
+        );
+        for (key, crt) in [
+            (format!("{ca}/ca.key"), format!("{ca}/ca.crt")),
+            (format!("{leaf}.key"), format!("{leaf}.crt")),
+        ] {
+            assert_eq!(mode(&d.join(&key)), 0o600, "{key}");
+            let pem = std::fs::read_to_string(d.join(&key)).unwrap();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+            openssl_ok(d, &["pkey", "-in", &key, "-noout"]);
+            // PrivateKeyInfo (v1): the first field, the version, is 0.
+            let parsed = openssl_ok(d, &["asn1parse", "-in", &key]);
+            let version = parsed.lines().nth(1).unwrap_or_default();
+            assert!(
+                version.contains("INTEGER") && version.trim_end().ends_with(":00"),
+                "{key}: {parsed}"
+            );
+            // The key is the certificate's.
+            assert_eq!(
+                openssl_ok(d, &["pkey", "-in", &key, "-pubout"]),
+                openssl_ok(d, &["x509", "-in", &crt, "-noout", "-pubkey"]),
+                "{key}"
+            );
+            if python {
+                let o = tool(
+                    d,
+                    "python3",
+                    &[
+                        "-c",
+                        "import sys\n\
+                         from cryptography.hazmat.primitives.serialization import load_pem_private_key\n\
+                         load_pem_private_key(open(sys.argv[1], 'rb').read(), None)",
+                        &key,
+                    ],
+                );
+                assert!(o.status.success(), "{key}: {}", text(&o));
+            }
+        }
+    }
+}
+
 #[test]
 fn issued_certificates_verify_with_openssl_for_their_purpose() {
     let dir = tempfile::tempdir().unwrap();

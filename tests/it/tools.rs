@@ -88,6 +88,83 @@ fn demo_prints_curl_commands_that_prove_mutual_tls() {
     }
 }
 
+/// Runs `demo --port 0` without `--dir`, with `TMPDIR` set to `tmp`, until it
+/// prints its banner; returns the directory the banner names.
+fn demo_dir_in(tmp: &std::path::Path) -> std::path::PathBuf {
+    let mut child = Command::new(bin())
+        .args(["--log-format", "json", "demo", "--port", "0"])
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _out = Log::of(child.stdout.take().unwrap());
+    let err = Log::of(child.stderr.take().unwrap());
+    let _guard = Child(child);
+    let line = err.wait_for_text("certificates and config in ");
+    let dir = line
+        .split("certificates and config in ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no directory in {line:?}"));
+    std::path::PathBuf::from(dir)
+}
+
+#[test]
+fn demo_without_dir_makes_a_new_private_directory_each_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(tmp.path()).unwrap();
+    let first = demo_dir_in(tmp.path());
+    let second = demo_dir_in(tmp.path());
+    assert_ne!(
+        first, second,
+        "a fixed path could be prepared by another user"
+    );
+    for dir in [&first, &second] {
+        assert_eq!(dir.parent(), Some(base.as_path()), "{}", dir.display());
+        let meta = std::fs::symlink_metadata(dir).unwrap();
+        assert!(meta.is_dir(), "{}", dir.display());
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o700,
+            "{}",
+            dir.display()
+        );
+        assert!(dir.join("portcullis.yaml").exists());
+        assert!(dir.join("ca/ca.key").exists());
+    }
+}
+
+#[test]
+fn demo_on_a_busy_port_suggests_port_0_and_writes_nothing() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let given = tmp.path().join("given");
+    for with_dir in [true, false] {
+        let mut cmd = Command::new(bin());
+        cmd.args(["demo", "--port", &port])
+            .env("TMPDIR", tmp.path());
+        if with_dir {
+            cmd.arg("--dir").arg(&given);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(&format!("127.0.0.1:{port}")) && err.contains("--port 0"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing was written"
+    );
+}
+
 /// Runs `openssl s_client` against `locked.test` (client auth required)
 /// with `extra` arguments, sending one request; returns its combined output.
 fn s_client(addr: std::net::SocketAddr, dir: &std::path::Path, extra: &[&str]) -> (Output, String) {
