@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 /// Why a connection was closed (`portcullis_connections_closed_total`'s
@@ -81,6 +82,80 @@ impl Closer {
                 // for no reason.
                 std::future::pending::<()>().await;
             }
+        }
+    }
+}
+
+/// What became of a listener at a reload.
+#[derive(Debug)]
+pub enum Next<T> {
+    /// The new configuration's listener of the same name and kind.
+    Replaced(Arc<T>),
+    /// The new configuration has no such listener.
+    Removed,
+}
+
+/// A listener's place in the line of configurations: set once, when a
+/// reload publishes the next one, so that the connections it accepted can
+/// find the newest version of their listener (SPEC §2: same policy → new
+/// rules, changed policy → drained) without a lookup by name.
+#[derive(Debug)]
+pub struct Succession<T> {
+    next: ArcSwapOption<Next<T>>,
+    retired: watch::Sender<bool>,
+}
+
+impl<T> Default for Succession<T> {
+    fn default() -> Self {
+        Succession {
+            next: ArcSwapOption::empty(),
+            retired: watch::Sender::new(false),
+        }
+    }
+}
+
+/// A listener that has a [`Succession`].
+pub trait Successive: Sized {
+    /// Its succession.
+    fn succession(&self) -> &Succession<Self>;
+}
+
+impl<T: Successive> Succession<T> {
+    /// Whether no reload has replaced this listener (one atomic load).
+    pub fn is_current(&self) -> bool {
+        self.next.load().is_none()
+    }
+
+    /// Publishes what replaced this listener and wakes its connections.
+    pub fn retire(&self, next: Next<T>) {
+        self.next.store(Some(Arc::new(next)));
+        self.retired.send_replace(true);
+    }
+
+    /// Resolves once this listener has been retired.
+    pub async fn retired(&self) {
+        let mut rx = self.retired.subscribe();
+        // The sender lives in `self`, so this cannot fail while awaited.
+        let _ = rx.wait_for(|r| *r).await;
+    }
+}
+
+/// Resolves once `l` has been retired (owning it, so the caller may replace
+/// its own handle meanwhile).
+pub async fn retirement<T: Successive>(l: Arc<T>) {
+    l.succession().retired().await;
+}
+
+/// The newest configuration's version of `l` (`l` itself when no reload
+/// happened since), or `None` when a reload removed it.
+pub fn newest<T: Successive>(l: &Arc<T>) -> Option<Arc<T>> {
+    let mut l = l.clone();
+    loop {
+        let next = l.succession().next.load_full();
+        match next.as_deref() {
+            None => return Some(l),
+            Some(Next::Removed) => return None,
+            Some(Next::Replaced(n)) => l = n.clone(),
         }
     }
 }
@@ -201,6 +276,30 @@ mod tests {
         assert_eq!(other_issuer.reason(), None);
         drop(ga);
         assert_eq!(r.len(), 2);
+    }
+
+    #[derive(Debug, Default)]
+    struct L(Succession<L>, u32);
+    impl Successive for L {
+        fn succession(&self) -> &Succession<L> {
+            &self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn newest_follows_every_reload_and_sees_removal() {
+        let a = Arc::new(L(Succession::default(), 1));
+        let b = Arc::new(L(Succession::default(), 2));
+        let c = Arc::new(L(Succession::default(), 3));
+        assert!(a.0.is_current());
+        assert_eq!(newest(&a).map(|l| l.1), Some(1));
+        a.0.retire(Next::Replaced(b.clone()));
+        a.0.retired().await;
+        b.0.retire(Next::Replaced(c.clone()));
+        assert!(!a.0.is_current());
+        assert_eq!(newest(&a).map(|l| l.1), Some(3));
+        c.0.retire(Next::Removed);
+        assert!(newest(&a).is_none());
     }
 
     #[tokio::test]

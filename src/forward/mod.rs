@@ -160,12 +160,14 @@ impl HostForward {
             _ => None,
         };
         let mut set = Vec::new();
-        let mut add = |name: &'static str, value: &str| match bounded_value(value) {
+        let mut add = |name: &'static str, value: &str| {
+            match bounded_value(value) {
             Some(v) => set.push((HeaderName::from_static(name), v)),
             None => tracing::warn!(
                 header = name,
                 "identity value is not a valid header value or is over {MAX_VALUE_BYTES} bytes; header left out"
             ),
+        }
         };
         if self.settings.pass_certificate {
             match id {

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Request, Response};
@@ -23,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::closer::Closer;
+use crate::closer::{Closer, Succession, Successive};
 use crate::config::model::{self, EscapedSlashes, HostHeader, StrictSni};
 use crate::forward::{HostForward, Prepared};
 use crate::identity::authz::Allow;
@@ -136,15 +135,6 @@ impl Host {
     }
 }
 
-/// What became of a listener at a reload.
-#[derive(Debug)]
-pub enum Successor {
-    /// The new configuration's listener of the same name.
-    Replaced(Arc<Listener>),
-    /// The new configuration has no such `https` listener.
-    Removed,
-}
-
 /// One `https` listener at run time.
 #[derive(Debug)]
 pub struct Listener {
@@ -168,33 +158,14 @@ pub struct Listener {
     /// HTTP/1.1 + HTTP/2 server settings (limits applied), shared by every
     /// connection of the listener.
     pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
-    /// Set once, when a reload publishes the next configuration: requests
-    /// on connections opened under this one follow it (SPEC §2).
-    pub successor: ArcSwapOption<Successor>,
-    /// Turns `true` when `successor` is set, so open connections re-judge
-    /// their policy at once instead of at their next request.
-    pub retired: tokio::sync::watch::Sender<bool>,
+    /// What replaced this listener at a reload: requests on connections
+    /// opened under it follow the newest version (SPEC §2).
+    pub succession: Succession<Listener>,
 }
 
-impl Listener {
-    /// The newest configuration's version of this listener (`self` when no
-    /// reload happened since), or `None` when a reload removed it.
-    pub fn newest(self: &Arc<Self>) -> Option<Arc<Self>> {
-        let mut l = self.clone();
-        loop {
-            let next = l.successor.load_full();
-            match next.as_deref() {
-                None => return Some(l),
-                Some(Successor::Removed) => return None,
-                Some(Successor::Replaced(n)) => l = n.clone(),
-            }
-        }
-    }
-
-    /// Publishes what replaced this listener.
-    pub fn retire(&self, successor: Successor) {
-        self.successor.store(Some(Arc::new(successor)));
-        self.retired.send_replace(true);
+impl Successive for Listener {
+    fn succession(&self) -> &Succession<Self> {
+        &self.succession
     }
 }
 

@@ -30,7 +30,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use super::{echo, headers, strip_port, Body, Conn, Listener, Target, Upstream};
-use crate::closer::CloseReason;
+use crate::closer::{self, CloseReason};
 use crate::config::model::StrictSni;
 use crate::forward::Prepared;
 use crate::identity::authz::{self, Allow, Decision};
@@ -255,9 +255,9 @@ impl Conn {
         &self,
         hosts: impl Iterator<Item = &'h HeaderValue>,
     ) -> Result<Selected<'_>, Refusal> {
-        let listener = match self.listener.successor.load().is_none() {
+        let listener = match self.listener.succession.is_current() {
             true => Cow::Borrowed(&self.listener),
-            false => Cow::Owned(self.listener.newest().ok_or(Refusal::Retired)?),
+            false => Cow::Owned(closer::newest(&self.listener).ok_or(Refusal::Retired)?),
         };
         // The entry the handshake chose, as the newest configuration has it.
         let home = if Arc::ptr_eq(&listener, &self.listener) {

@@ -94,7 +94,7 @@ async fn dispatch(
     // does not carry their size.
     match listener {
         Listener::Https(l) => https(sock, client, l, drain, registry, slot).await,
-        Listener::Tls(l) => Box::pin(tls_stream(sock, client, &l, limits, &registry)).await,
+        Listener::Tls(l) => Box::pin(tls_stream(sock, client, l, limits, &registry)).await,
         Listener::Tcp(l) => Box::pin(l.serve(sock, client)).await,
         Listener::Passthrough(p) => Box::pin(passthrough(sock, client, &p, limits)).await,
     }
@@ -332,7 +332,7 @@ fn still_serves(
     sni: Option<&str>,
     key: &[u8; 32],
 ) -> Option<Arc<http::Listener>> {
-    let newest = made.newest()?;
+    let newest = crate::closer::newest(made)?;
     let entry = newest.sni.lookup(sni)?;
     (newest.hosts[entry].policy_key() == Some(key)).then_some(newest)
 }
@@ -454,7 +454,6 @@ async fn https(
     }
     // SPEC §2: a reload that changes this connection's policy drains it.
     let mut watched = listener.clone();
-    let mut retired = watched.retired.subscribe();
     let mut logged = false;
     loop {
         tokio::select! {
@@ -479,10 +478,9 @@ async fn https(
                 // `Connection: close`; HTTP/2: GOAWAY.
                 served.as_mut().graceful_shutdown();
             }
-            _ = async { retired.wait_for(|r| *r).await.map(|_| ()) }, if !closing => {
+            _ = crate::closer::retirement(watched.clone()), if !closing => {
                 match still_serves(&watched, sni.as_deref(), &policy_key) {
                     Some(newest) => {
-                        retired = newest.retired.subscribe();
                         watched = newest;
                     }
                     None => {
@@ -502,7 +500,7 @@ async fn https(
 async fn tls_stream(
     mut sock: TcpStream,
     client: SocketAddr,
-    l: &stream::TlsListener,
+    l: Arc<stream::TlsListener>,
     limits: &Limits,
     registry: &Arc<Registry>,
 ) {
@@ -535,12 +533,46 @@ async fn tls_stream(
             }
         };
     // SPEC §3: a `tls` stream whose certificate is revoked or expires is
-    // closed at once (dropping the splice closes both sides).
-    tokio::select! {
-        _ = l.serve(s, client, local) => {}
-        why = must_close(&closer, not_after) => {
-            log_closed(&l.label, client, identity.as_ref(), why);
+    // closed at once (dropping the splice closes both sides); so is one
+    // whose policy or `allow` a reload changed against it (SPEC §2).
+    let served = l.serve(s, client, local);
+    tokio::pin!(served);
+    let mut watched = l.clone();
+    loop {
+        tokio::select! {
+            _ = served.as_mut() => break,
+            why = must_close(&closer, not_after) => {
+                log_closed(&l.label, client, identity.as_ref(), why);
+                break;
+            }
+            _ = crate::closer::retirement(watched.clone()) => {
+                match still_admits(&watched, &l.tls.policy_key, identity.as_ref()) {
+                    Some(newest) => watched = newest,
+                    None => {
+                        closer.close(CloseReason::PolicyChanged);
+                    }
+                }
+            }
         }
+    }
+}
+
+/// Whether a stream accepted by `made` may stay open under the newest
+/// configuration: same client-authentication policy, and its `allow` still
+/// admits the identity (a stream has no next request to judge).
+fn still_admits(
+    made: &Arc<stream::TlsListener>,
+    key: &[u8; 32],
+    identity: Option<&PeerIdentity>,
+) -> Option<Arc<stream::TlsListener>> {
+    use crate::identity::authz::{decide, Decision};
+    let newest = crate::closer::newest(made)?;
+    if &newest.tls.policy_key != key {
+        return None;
+    }
+    match &newest.allow {
+        Some(rule) if decide(rule, identity) != Decision::Allow => None,
+        _ => Some(newest),
     }
 }
 

@@ -19,7 +19,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::{self, Config};
-use crate::http;
 use crate::material::{self, MaterialErrors};
 use crate::tls::TlsError;
 
@@ -126,15 +125,9 @@ impl State {
     /// of the new one lists are closed (SPEC §3).
     fn publish(&self, snapshot: Snapshot) {
         snapshot.record_metrics();
-        let new = snapshot.https_listeners();
         let snapshot = Arc::new(snapshot);
         let old = self.current.swap(snapshot.clone());
-        for (name, l) in old.https_listeners() {
-            l.retire(match new.get(&name) {
-                Some(n) => http::Successor::Replaced(n.clone()),
-                None => http::Successor::Removed,
-            });
-        }
+        old.retire_into(&snapshot);
         let closed = self.authenticated.revoke(&snapshot.revoked);
         if closed > 0 {
             tracing::info!(

@@ -230,6 +230,7 @@ impl Snapshot {
                         allow,
                         upstream: stream_up(upstream)?,
                         proxy_protocol: *proxy_protocol,
+                        succession: Default::default(),
                     }))
                 }
                 Some(model::Stream::Tcp { upstream }) => {
@@ -323,15 +324,27 @@ impl Snapshot {
             .find(|l| l.name() == name)
     }
 
-    /// The `https` listeners by name.
-    pub fn https_listeners(&self) -> BTreeMap<String, Arc<http::Listener>> {
-        self.listeners
-            .iter()
-            .filter_map(|(_, l)| match l {
-                Listener::Https(h) => Some((h.name.clone(), h.clone())),
-                _ => None,
-            })
-            .collect()
+    /// Tells every listener of this snapshot what replaced it in `next`
+    /// (the listener of the same name and kind, or none), so that their open
+    /// connections re-judge their policy (SPEC §2).
+    pub fn retire_into(&self, next: &Snapshot) {
+        use crate::closer::Next;
+        fn next_of<T>(found: Option<&Arc<T>>) -> Next<T> {
+            found.map_or(Next::Removed, |n| Next::Replaced(n.clone()))
+        }
+        for (_, l) in &self.listeners {
+            match (l, next.listener(l.name())) {
+                (Listener::Https(old), found) => old.succession.retire(next_of(match found {
+                    Some(Listener::Https(n)) => Some(n),
+                    _ => None,
+                })),
+                (Listener::Tls(old), found) => old.succession.retire(next_of(match found {
+                    Some(Listener::Tls(n)) => Some(n),
+                    _ => None,
+                })),
+                _ => {}
+            }
+        }
     }
 
     /// Sets the certificate and CRL gauges to this snapshot's material.
@@ -443,7 +456,6 @@ fn https_listener(
         access_log: config.access_log,
         client: client.clone(),
         server: http::server_builder(&config.limits),
-        successor: Default::default(),
-        retired: tokio::sync::watch::Sender::new(false),
+        succession: Default::default(),
     })
 }

@@ -142,6 +142,14 @@ pub struct TlsListener {
     pub upstream: Arc<Upstream>,
     /// Send a PROXY v2 header first.
     pub proxy_protocol: bool,
+    /// What replaced this listener at a reload (SPEC §2).
+    pub succession: crate::closer::Succession<TlsListener>,
+}
+
+impl crate::closer::Successive for TlsListener {
+    fn succession(&self) -> &crate::closer::Succession<Self> {
+        &self.succession
+    }
 }
 
 /// A `tcp` listener at run time.

@@ -569,3 +569,61 @@ upstreams: { echo: { builtin: echo } }
         assert_eq!(keepalive_get(&mut third, "/", "").map(|x| x.0), Some(200));
     }
 }
+
+#[test]
+fn a_reload_closes_tls_streams_it_no_longer_admits() {
+    let (echo, _rt) = echo_server();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Stream CA");
+    write(d, "ca.crt", &ca.cert_pem);
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    let text = |allow: &str, mode: &str| {
+        format!(
+            "certificates: {{ server: {{ certFile: server.crt, keyFile: server.key }} }}
+trustBundles: {{ clients: {{ caFile: ca.crt }} }}
+listeners:
+  - name: tcp-in
+    address: 127.0.0.1:0
+    protocol: tls
+    certificate: server
+    clientAuth: {{ mode: {mode}, trustBundle: clients, allow: {{ commonNames: [{allow}] }} }}
+    upstream: echo-tcp
+upstreams:
+  echo-tcp: {{ address: \"{echo}\" }}
+"
+        )
+    };
+    let gw = Gateway::start(d, &text("alice, bob, carol", "require"));
+    let open = |cn: &str| {
+        let leaf = ca.leaf(&Spec::client(cn));
+        let mut s = connect(
+            gw.addr("tcp-in"),
+            "app.test",
+            &config(&ca, Some(&leaf), &[]),
+        )
+        .unwrap();
+        assert!(ping(&mut s), "{cn}");
+        s
+    };
+    let (mut alice, mut bob, mut carol) = (open("alice"), open("bob"), open("carol"));
+
+    // Same policy, narrower allow: bob's stream is closed, alice's stays.
+    let before = gw.log.messages("reloaded").len();
+    replace(d, "portcullis.yaml", &text("alice, carol", "require"));
+    wait_messages(&gw, "reloaded", before + 1);
+    assert!(closed_by_peer(&mut bob), "bob's stream outlived the reload");
+    assert!(ping(&mut alice));
+    // Another policy (optional instead of require): every stream is closed.
+    replace(d, "portcullis.yaml", &text("alice, carol", "optional"));
+    wait_messages(&gw, "reloaded", before + 2);
+    assert!(closed_by_peer(&mut alice));
+    assert!(closed_by_peer(&mut carol));
+    let mut closes = 0;
+    gw.log.wait_for("three streams closed", |v| {
+        if v["message"] == "closing connection" && v["reason"] == "policy_changed" {
+            closes += 1;
+        }
+        closes >= 3
+    });
+}
