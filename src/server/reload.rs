@@ -188,7 +188,14 @@ fn watcher(files: &[PathBuf], tx: &UnboundedSender<Trigger>) -> Option<Debouncer
     Some(d)
 }
 
-/// Builds a new snapshot and swaps it in, or keeps the old one.
+/// How long a failed reload that files triggered waits for the files to
+/// change again before it is reported: a certificate and its key replaced
+/// one after the other (rename, rename) are inconsistent in between, and
+/// that is not a failure (SPEC §2).
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Builds a new snapshot and swaps it in; on any error the old one keeps
+/// serving and the error is returned (the caller reports it).
 async fn reload(
     path: &Path,
     state: &Arc<State>,
@@ -196,30 +203,16 @@ async fn reload(
     permits: &Arc<Semaphore>,
     drain: &wch::Receiver<bool>,
     why: &str,
-) -> bool {
+) -> Result<(), String> {
     let p = path.to_path_buf();
-    let built = tokio::task::spawn_blocking(move || prepare(&p)).await;
-    let snapshot = match built {
+    let snapshot = match tokio::task::spawn_blocking(move || prepare(&p)).await {
         Ok(Ok((_, s))) => s,
-        Ok(Err(e)) => {
-            metrics().reload_failures.inc();
-            tracing::error!(trigger = why, error = %crate::http::error_chain(&e), "reload failed; the previous configuration keeps serving");
-            return false;
-        }
-        Err(e) => {
-            metrics().reload_failures.inc();
-            tracing::error!(trigger = why, error = %e, "reload failed; the previous configuration keeps serving");
-            return false;
-        }
+        Ok(Err(e)) => return Err(crate::http::error_chain(&e)),
+        Err(e) => return Err(e.to_string()),
     };
-    let sockets = match bind_new(&snapshot, bound).await {
-        Ok(s) => s,
-        Err(e) => {
-            metrics().reload_failures.inc();
-            tracing::error!(trigger = why, error = %crate::http::error_chain(&e), "reload failed; the previous configuration keeps serving");
-            return false;
-        }
-    };
+    let sockets = bind_new(&snapshot, bound)
+        .await
+        .map_err(|e| crate::http::error_chain(&e))?;
     for w in &snapshot.warnings {
         tracing::warn!(warning = w.as_str(), "certificate warning");
     }
@@ -228,7 +221,16 @@ async fn reload(
     bound.start(sockets, state, permits, drain);
     metrics().reloads.inc();
     tracing::info!(trigger = why, "reloaded");
-    true
+    Ok(())
+}
+
+fn report_failure(why: &str, error: &str) {
+    metrics().reload_failures.inc();
+    tracing::error!(
+        trigger = why,
+        error,
+        "reload failed; the previous configuration keeps serving"
+    );
 }
 
 /// Runs the reload triggers until the process stops.
@@ -247,7 +249,11 @@ pub async fn watch(
     let mut _watcher = watcher(&files, &tx);
     let mut tick = tokio::time::interval(RECHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A failure that files triggered, held back for SETTLE in case the
+    // files are still being replaced: (trigger, error, report at).
+    let mut pending: Option<(&'static str, String, tokio::time::Instant)> = None;
     loop {
+        let report_at = pending.as_ref().map(|p| p.2);
         let why = tokio::select! {
             t = rx.recv() => match t {
                 Some(Trigger::Signal) => "SIGHUP",
@@ -261,6 +267,12 @@ pub async fn watch(
                 }
                 "content change"
             }
+            _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
+                if let Some((why, error, _)) = pending.take() {
+                    report_failure(why, &error);
+                }
+                continue;
+            }
         };
         // Coalesce a burst of triggers into this one reload.
         while rx.try_recv().is_ok() {}
@@ -269,12 +281,24 @@ pub async fn watch(
             continue;
         }
         last = now;
-        if reload(&path, &state, &mut bound, &permits, &drain, why).await {
-            let current = state.current.load();
-            last = current.digest.clone();
-            if current.watched != files {
-                files = current.watched.clone();
-                _watcher = watcher(&files, &tx);
+        match reload(&path, &state, &mut bound, &permits, &drain, why).await {
+            Ok(()) => {
+                // The half-done update completed: nothing to report.
+                pending = None;
+                let current = state.current.load();
+                last = current.digest.clone();
+                if current.watched != files {
+                    files = current.watched.clone();
+                    _watcher = watcher(&files, &tx);
+                }
+            }
+            // The operator asked: answer at once.
+            Err(error) if why == "SIGHUP" => report_failure(why, &error),
+            Err(error) => {
+                let at = pending
+                    .take()
+                    .map_or_else(|| tokio::time::Instant::now() + SETTLE, |p| p.2);
+                pending = Some((why, error, at));
             }
         }
     }
