@@ -331,6 +331,9 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// How long SIGTERM waits for open connections before exiting.
     pub drain_timeout: Duration,
+    /// After SIGTERM: readiness fails at once, listeners keep accepting
+    /// this long (so load balancers notice), then the drain starts.
+    pub shutdown_delay: Duration,
     /// Connections open at once, per process.
     pub max_connections: usize,
     /// Largest request header block accepted (431 above it).
@@ -345,6 +348,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             max_connections: 10_000,
             max_request_header_bytes: 65_536,
         }

@@ -276,6 +276,7 @@ pub struct Limits {
     pub idle_timeout: Option<String>,
     pub connect_timeout: Option<String>,
     pub drain_timeout: Option<String>,
+    pub shutdown_delay: Option<String>,
     pub max_connections: Option<u64>,
     pub max_request_header_bytes: Option<u64>,
 }

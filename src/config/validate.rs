@@ -527,6 +527,11 @@ fn limits(e: &mut Errors<'_>, p: &KeyPath, l: raw::Limits) -> model::Limits {
             d.connect_timeout,
         ),
         drain_timeout: duration(e, &p.key("drainTimeout"), l.drain_timeout, d.drain_timeout),
+        // Zero (the default) is allowed here: no delay.
+        shutdown_delay: match l.shutdown_delay {
+            Some(s) if parse_duration(&s).is_some_and(|d| d.is_zero()) => Duration::ZERO,
+            other => duration(e, &p.key("shutdownDelay"), other, d.shutdown_delay),
+        },
         max_connections,
         max_request_header_bytes,
     }

@@ -190,8 +190,18 @@ pub async fn run(
         reload_rx,
     ));
     wait_for_stop(&reload_tx).await;
-    reloader.abort();
+    // SPEC §2 shutdownDelay: /readyz fails at once while the listeners keep
+    // accepting, so load balancers take the endpoint out before it closes.
     state.draining.store(true, Ordering::Release);
+    let delay = state.current.load().limits.shutdown_delay;
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "not ready; still accepting for limits.shutdownDelay"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    reloader.abort();
     tracing::info!("draining");
     let _ = drain_tx.send(true);
     let drain_timeout = state.current.load().limits.drain_timeout;

@@ -873,3 +873,31 @@ fn admin_connections_beyond_the_limit_are_closed_and_it_serves_again_once_they_g
     }
     assert_eq!(admin_get(admin, "/healthz").0, 200);
 }
+
+#[test]
+fn shutdown_delay_keeps_accepting_while_not_ready() {
+    let r = rig(&BASE.replace("upstreams:", "limits: { shutdownDelay: 2s }\nupstreams:"));
+    let addr = r.gw.addr("main");
+    let admin = r.gw.admin.unwrap();
+    assert_eq!(admin_get(admin, "/readyz").0, 200);
+    Command::new("kill")
+        .args(["-TERM", &r.gw.pid().to_string()])
+        .status()
+        .unwrap();
+    r.gw.log.wait_for("shutdown delay", |v| {
+        v["message"] == "not ready; still accepting for limits.shutdownDelay"
+    });
+    // During the delay: not ready, yet new connections are served.
+    assert_eq!(admin_get(admin, "/readyz").0, 503);
+    assert_eq!(admin_get(admin, "/healthz").0, 200);
+    let cfg = config(&r.ca, None, &[]);
+    assert_eq!(client::get(addr, "app.test", &cfg, "/").status(), 200);
+    assert!(
+        r.gw.log.messages("draining").is_empty(),
+        "the drain started before the delay ended"
+    );
+    r.gw.log
+        .wait_for("drain after the delay", |v| v["message"] == "draining");
+    let status = r.gw.terminate();
+    assert!(status.success(), "{status}");
+}
