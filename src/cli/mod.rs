@@ -131,6 +131,13 @@ enum ImportCommand {
         /// Where the Secrets the config refers to are written.
         #[arg(long, default_value = ".")]
         secrets_dir: PathBuf,
+        /// Address of the https listener in the output.
+        #[arg(long, default_value = "0.0.0.0:443")]
+        listen: std::net::SocketAddr,
+        /// Address of the admin endpoint (/metrics, /healthz, /readyz) in the
+        /// output; none without it.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
     },
 }
 
@@ -258,11 +265,15 @@ pub fn main() -> ExitCode {
             files,
             annotation_prefix,
             secrets_dir,
+            listen,
+            admin,
         }) => {
             let opts = crate::import::Options {
                 files,
                 prefix: annotation_prefix,
                 secrets_dir,
+                listen,
+                admin,
             };
             match crate::import::run(&opts) {
                 Err(e) => {

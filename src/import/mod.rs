@@ -37,6 +37,10 @@ pub struct Options {
     pub prefix: String,
     /// Where Secret manifests referenced by the config are written.
     pub secrets_dir: PathBuf,
+    /// The https listener's address (`--listen`, default `0.0.0.0:443`).
+    pub listen: std::net::SocketAddr,
+    /// The admin endpoint's address (`--admin`), if any.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// The result: the config text, the files to write, and what was left behind.
@@ -413,6 +417,9 @@ impl State<'_> {
             hosts.push(entry);
         }
         let mut config = Map::new();
+        if let Some(admin) = self.opts.admin {
+            config.insert("admin".into(), json!({ "address": admin.to_string() }));
+        }
         config.insert(
             "certificates".into(),
             Value::Object(std::mem::take(&mut self.certificates)),
@@ -425,7 +432,7 @@ impl State<'_> {
         }
         config.insert(
             "listeners".into(),
-            json!([{ "name": "https", "address": "0.0.0.0:443", "protocol": "https", "hosts": hosts }]),
+            json!([{ "name": "https", "address": self.opts.listen.to_string(), "protocol": "https", "hosts": hosts }]),
         );
         config.insert(
             "upstreams".into(),
@@ -505,18 +512,31 @@ fn read_input(p: &Path) -> Result<String, ImportError> {
     }
 }
 
+/// A YAML error in words. A key that appears twice in one document is
+/// almost always two manifests concatenated without `---` between them.
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    let mut inner = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
+        inner = error;
+    }
+    match inner {
+        E::DuplicateMappingKey { key, location } => format!(
+            "{file}: line {}: key {} appears twice in one YAML document; if several manifests were concatenated (`cat a.yaml b.yaml`, `>>`), put a line `---` between them",
+            location.line(),
+            key.as_deref().map_or_else(|| "?".to_string(), |k| format!("\"{k}\"")),
+        ),
+        _ => format!("{file}: not YAML: {}", e.without_snippet()),
+    }
+}
+
 /// Runs the import.
 pub fn run(opts: &Options) -> Result<Imported, ImportError> {
     let mut objects = Vec::new();
     for f in &opts.files {
         let text = read_input(f)?;
-        let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).map_err(|e| {
-            err(format!(
-                "{}: not YAML: {}",
-                f.display(),
-                e.without_snippet()
-            ))
-        })?;
+        let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text)
+            .map_err(|e| err(yaml_error(&f.display().to_string(), &e)))?;
         for d in docs {
             if d.is_null() {
                 continue;

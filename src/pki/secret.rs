@@ -156,6 +156,9 @@ pub fn render(
     // Plain one-line scalars: what `kubectl create secret -o yaml` writes.
     let mut options = serde_saphyr::SerializerOptions::default();
     options.prefer_block_scalars = false;
+    // SPEC §1: one document that starts with `---`, so outputs can be
+    // concatenated into one file (`secret tls … >> s.yaml; secret generic … >> s.yaml`).
     serde_saphyr::to_string_with_options(&secret, options)
+        .map(|yaml| format!("---\n{yaml}"))
         .map_err(|e| invalid(format!("cannot write YAML: {e}")))
 }

@@ -543,3 +543,72 @@ fn secrets_dir_is_created_and_holds_the_manifests_0600() {
         String::from_utf8_lossy(&out.stdout).contains("k8s/secrets/default.tls-secret.secret.yaml")
     );
 }
+
+fn secret_cmd(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("secret")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn secret_outputs_concatenate_and_import_takes_listen_and_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Concat CA");
+    let server = ca.leaf(&Spec::server(&["meow.com"]));
+    write(d, "ca.crt", &ca.cert_pem);
+    write(d, "server.crt", &server.chain_pem);
+    write(d, "server.key", &server.key_pem);
+    let tls = secret_cmd(
+        d,
+        &[
+            "tls",
+            "--name",
+            "tls-secret",
+            "--cert",
+            "server.crt",
+            "--key",
+            "server.key",
+        ],
+    );
+    let generic = secret_cmd(d, &["generic", "--name", "ca-secret", "--ca", "ca.crt"]);
+    assert!(tls.starts_with("---\n") && generic.starts_with("---\n"));
+    // As `secret tls … >> s.yaml; secret generic … >> s.yaml` does.
+    write(d, "all.yaml", &format!("{TUTORIAL_INGRESS}{tls}{generic}"));
+    let out = Command::new(bin())
+        .args(["import", "ingress-nginx", "--listen", "127.0.0.1:0"])
+        .args(["--admin", "127.0.0.1:0", "all.yaml"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cfg = yaml(&out);
+    assert_eq!(cfg["listeners"][0]["address"], "127.0.0.1:0");
+    assert_eq!(cfg["admin"]["address"], "127.0.0.1:0");
+    write(d, "imported.yaml", &String::from_utf8_lossy(&out.stdout));
+    let gw = Gateway::start(d, &String::from_utf8_lossy(&out.stdout));
+    let admin = gw.admin.expect("an admin endpoint");
+    assert_eq!(client::plain_get(admin, "/readyz").status(), 200);
+
+    // Without the `---` lines the same concatenation is one document with
+    // every key twice: the error says so in words, on one line.
+    let glued = format!(
+        "{}{}",
+        tls.trim_start_matches("---\n"),
+        generic.trim_start_matches("---\n")
+    );
+    write(d, "glued.yaml", &glued);
+    let out = import(d, &["glued.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("glued.yaml: line ") && err.contains("appears twice") && err.contains("---"),
+        "{err}"
+    );
+}
