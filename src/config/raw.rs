@@ -95,18 +95,11 @@ pub enum Protocol {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ListenerTls {
-    pub min_version: Option<TlsVersion>,
+    /// `"1.2"` or `"1.3"`; read as a value so that an unquoted `1.3` (a
+    /// YAML number) gets a message that says to quote it.
+    pub min_version: Option<serde_json::Value>,
     pub alpn: Option<Vec<String>>,
     pub session_lifetime: Option<String>,
-}
-
-/// `minVersion`
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    #[serde(rename = "1.2")]
-    V12,
-    #[serde(rename = "1.3")]
-    V13,
 }
 
 /// `listeners[i].hosts[j]:`

@@ -56,8 +56,11 @@ impl Errors<'_> {
                         | serde_path_to_error::Segment::Unknown => {}
                     }
                 }
-                let message = e.into_inner().to_string().replace('`', "\"");
-                self.push(&full, message);
+                let mut message = e.into_inner().to_string();
+                if let Some(hint) = nearest_name(&message) {
+                    message.push_str(&format!("; did you mean \"{hint}\"?"));
+                }
+                self.push(&full, message.replace('`', "\""));
                 None
             }
         }
@@ -306,6 +309,23 @@ fn section<R: DeserializeOwned, M>(
     out
 }
 
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (and the same
+/// for variants): the expected name closest to `x`, when one is close.
+fn nearest_name(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (given, expected) = rest.split_once("`, expected ")?;
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    expected
+        .split(", ")
+        .filter_map(|n| n.strip_prefix('`')?.strip_suffix('`'))
+        .map(|n| (strsim::damerau_levenshtein(given, n), n))
+        .filter(|(d, n)| *d > 0 && *d <= (n.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
 fn parse_addr(e: &mut Errors<'_>, p: &KeyPath, s: &str) -> Option<SocketAddr> {
     match s.parse() {
         Ok(a) => Some(a),
@@ -545,9 +565,24 @@ fn listener(
 ) -> Option<model::Listener> {
     let address = parse_addr(e, &p.key("address"), &l.address);
     let tls = l.tls.unwrap_or_default();
-    let min_version = match tls.min_version {
-        Some(raw::TlsVersion::V13) => model::TlsVersion::V13,
-        _ => model::TlsVersion::V12,
+    let min_version = match &tls.min_version {
+        None => model::TlsVersion::V12,
+        Some(serde_json::Value::String(v)) if v == "1.2" => model::TlsVersion::V12,
+        Some(serde_json::Value::String(v)) if v == "1.3" => model::TlsVersion::V13,
+        Some(serde_json::Value::Number(n)) => {
+            e.push(
+                &p.key("tls").key("minVersion"),
+                format!("{n} is read as a number; quote it: minVersion: \"{n}\""),
+            );
+            model::TlsVersion::V12
+        }
+        Some(other) => {
+            e.push(
+                &p.key("tls").key("minVersion"),
+                format!("{other} is not one of \"1.2\", \"1.3\""),
+            );
+            model::TlsVersion::V12
+        }
     };
     let https = l.protocol == raw::Protocol::Https;
     // SPEC §2 default 5m; a resumed session skips the certificate's

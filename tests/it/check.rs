@@ -223,3 +223,80 @@ fn run_refuses_a_bad_config_without_binding() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
 }
+
+#[test]
+fn misspelled_keys_and_values_suggest_the_nearest_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = good(dir.path());
+    for (from, to, path, hint) in [
+        (
+            "clientAuth:",
+            "clientAuht:",
+            "listeners[0].hosts[0].clientAuht",
+            "clientAuth",
+        ),
+        (
+            "pathPrefix:",
+            "pathprefix:",
+            "listeners[0].hosts[0].routes[0].pathprefix",
+            "pathPrefix",
+        ),
+        (
+            "mode: require",
+            "mode: requir",
+            "listeners[0].hosts[0].clientAuth.mode",
+            "require",
+        ),
+        (
+            "trustBundle:",
+            "trustbundles:",
+            "listeners[0].hosts[0].clientAuth.trustbundles",
+            "trustBundle",
+        ),
+        (
+            "builtin: echo",
+            "bultin: echo",
+            "upstreams.echo.bultin",
+            "builtin",
+        ),
+    ] {
+        let out = check(dir.path(), &base.replacen(from, to, 1));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{to}: {err}");
+        assert!(
+            err.contains(path) && err.contains(&format!("did you mean \"{hint}\"?")),
+            "{to}: {err}"
+        );
+    }
+    // Nothing close: no guess.
+    let out = check(dir.path(), &base.replacen("clientAuth:", "zzzzzz:", 1));
+    assert!(!stderr(&out).contains("did you mean"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unquoted_min_version_says_to_quote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = good(dir.path());
+    for v in ["1.3", "1.2"] {
+        let cfg = base.replacen(
+            "    protocol: https\n",
+            &format!("    protocol: https\n    tls: {{ minVersion: {v} }}\n"),
+            1,
+        );
+        let out = check(dir.path(), &cfg);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                ":12: listeners[0].tls.minVersion: {v} is read as a number; quote it: minVersion: \"{v}\""
+            )),
+            "{err}"
+        );
+        let quoted = base.replacen(
+            "    protocol: https\n",
+            &format!("    protocol: https\n    tls: {{ minVersion: \"{v}\" }}\n"),
+            1,
+        );
+        assert_eq!(check(dir.path(), &quoted).status.code(), Some(0));
+    }
+}
