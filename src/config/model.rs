@@ -28,6 +28,20 @@ pub struct Config {
     pub access_log: bool,
     /// Connection and request limits.
     pub limits: Limits,
+    /// The line of each `certificates.NAME` and `trustBundles.NAME` entry
+    /// and of each hostname, so problems found in the material point at
+    /// the config line.
+    pub lines: BTreeMap<String, u64>,
+}
+
+impl Config {
+    /// `FILE:LINE` of a material entry (`certificates.gateway`), or `FILE`.
+    pub fn locate(&self, entry: &str) -> String {
+        match self.lines.get(entry) {
+            Some(line) => format!("{}:{line}", self.file.display()),
+            None => self.file.display().to_string(),
+        }
+    }
 }
 
 /// Where a certificate and its key come from (paths resolved against the

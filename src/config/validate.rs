@@ -196,8 +196,32 @@ pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
         );
     }
 
+    let mut lines = BTreeMap::new();
+    for (section, names) in [
+        ("certificates", certificates.keys().collect::<Vec<_>>()),
+        ("trustBundles", trust_bundles.keys().collect()),
+    ] {
+        for name in names {
+            let path = top_path.key(section).key(name);
+            lines.insert(format!("{section}.{name}"), root.line_of(&path));
+        }
+    }
+    // Material checks also speak of hostnames (a certificate that does not
+    // cover one).
+    for (i, (lp, l)) in listeners.iter().enumerate() {
+        for (j, h) in l.hosts.iter().enumerate() {
+            for k in 0..h.hostnames.len() {
+                let path = lp.key("hosts").index(j).key("hostnames").index(k);
+                lines.insert(
+                    format!("listeners[{i}].hosts[{j}].hostnames[{k}]"),
+                    root.line_of(&path),
+                );
+            }
+        }
+    }
     if e.list.is_empty() {
         Ok(Config {
+            lines,
             file: file.to_path_buf(),
             admin,
             certificates,

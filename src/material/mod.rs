@@ -128,16 +128,17 @@ pub fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
 /// A chain and its private key as a rustls signing identity; a key of
 /// another certificate and a key rustls cannot use get different messages.
 pub fn certified_key(
-    chain: Vec<CertificateDer<'static>>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-    origin: &str,
+    f: sources::Fetched,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, String> {
-    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+    let (origin, key_origin) = (f.origin, f.key_origin);
+    CertifiedKey::from_der(f.chain, f.key, provider).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => {
-            format!("the private key does not belong to the certificate in {origin}")
+            format!(
+                "the private key in {key_origin} does not belong to the certificate in {origin}"
+            )
         }
-        other => format!("{origin}: unusable private key: {other}"),
+        other => format!("{key_origin}: unusable private key: {other}"),
     })
 }
 
@@ -151,7 +152,7 @@ pub fn certified_key_from_files(
         cert_file: cert.to_path_buf(),
         key_file: key.to_path_buf(),
     })?;
-    certified_key(f.chain, f.key, &f.origin, provider)
+    certified_key(f, provider)
 }
 
 /// Loads and checks everything `config` names, as of `now`.
@@ -254,7 +255,7 @@ fn load_identity(
         summaries.push(s);
     }
     let leaf = summaries.remove(0);
-    let certified_key = certified_key(f.chain, f.key, &origin, provider)?;
+    let certified_key = certified_key(f, provider)?;
     check_validity(&origin, &leaf, now)?;
     for (i, s) in summaries.iter().enumerate() {
         if !s.is_ca {

@@ -111,6 +111,9 @@ pub struct Fetched {
     pub key: PrivateKeyDer<'static>,
     /// Where it came from, for messages.
     pub origin: String,
+    /// Where the key came from, for messages (the key file when it is
+    /// apart from the certificate).
+    pub key_origin: String,
 }
 
 const CERT_KEYS: [&str; 2] = ["tls.crt", "cert"];
@@ -124,6 +127,7 @@ fn from_entries(entries: &BTreeMap<String, Vec<u8>>, origin: String) -> Result<F
         chain: certs_from_pem(cert, &format!("{origin} (certificate)"))?,
         key: PrivateKeyDer::from_pem_slice(key)
             .map_err(|_| format!("{origin}: no PKCS#8, PKCS#1 or SEC1 private key in PEM form"))?,
+        key_origin: format!("{origin} (key)"),
         origin,
     })
 }
@@ -143,6 +147,7 @@ pub fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
                 )
             })?,
             origin: cert_file.display().to_string(),
+            key_origin: key_file.display().to_string(),
         }),
         CertificateSource::SecretFile(p) => {
             from_entries(&secret_entries(p)?, p.display().to_string())
@@ -165,6 +170,7 @@ pub fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
                 chain: c.certs.into_iter().map(CertificateDer::from).collect(),
                 key: PrivateKeyDer::Pkcs8(key.into()),
                 origin: file.display().to_string(),
+                key_origin: file.display().to_string(),
             })
         }
     }

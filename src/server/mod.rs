@@ -31,10 +31,10 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::LoadError),
     /// Certificates or trust bundles are unusable.
-    #[error("{}", prefix_lines(.file, .errors))]
+    #[error("{}", prefix_lines(.config, .errors))]
     Material {
-        /// The config file.
-        file: String,
+        /// The configuration that names the material.
+        config: Box<Config>,
         /// What is wrong.
         errors: MaterialErrors,
     },
@@ -54,11 +54,14 @@ pub enum StartError {
     },
 }
 
-fn prefix_lines(file: &str, errors: &MaterialErrors) -> String {
+/// `FILE:LINE: KEY.PATH: message`, one line per problem, as config errors.
+fn prefix_lines(config: &Config, errors: &MaterialErrors) -> String {
+    let mut errors: Vec<_> = errors.0.iter().collect();
+    // In file order, as config errors are.
+    errors.sort_by_key(|e| config.lines.get(&e.path).copied().unwrap_or(u64::MAX));
     errors
-        .0
         .iter()
-        .map(|e| format!("{file}: {}: {}", e.path, e.message))
+        .map(|e| format!("{}: {}: {}", config.locate(&e.path), e.path, e.message))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -86,12 +89,15 @@ pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
     // are read then shows up as one more reload, never as a missed one.
     let digest = reload::digest(&snapshot::watched(&config));
     let provider = provider();
-    let material = material::load(&config, &provider, UnixTime::now()).map_err(|errors| {
-        StartError::Material {
-            file: path.display().to_string(),
-            errors,
+    let material = match material::load(&config, &provider, UnixTime::now()) {
+        Ok(m) => m,
+        Err(errors) => {
+            return Err(StartError::Material {
+                config: Box::new(config),
+                errors,
+            })
         }
-    })?;
+    };
     let mut snapshot = Snapshot::build(&config, &material, &provider)?;
     snapshot.digest = digest;
     Ok((config, snapshot))

@@ -291,7 +291,7 @@ impl Snapshot {
             warnings: material
                 .warnings
                 .iter()
-                .map(|w| format!("{}: {}", w.path, w.message))
+                .map(|w| format!("{}: {}: {}", config.locate(&w.path), w.path, w.message))
                 .collect(),
             inventory,
             expiry,

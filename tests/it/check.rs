@@ -144,8 +144,9 @@ fn key_that_does_not_match_certificate_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("certificates.server")
-            && err.contains("the private key does not belong to the certificate in"),
+        err.contains("portcullis.yaml:2: certificates.server: the private key in ")
+            && err.contains("server.key does not belong to the certificate in ")
+            && err.trim_end().ends_with("server.crt"),
         "{err}"
     );
 }

@@ -713,7 +713,8 @@ upstreams: { echo: { builtin: echo } }
     for needle in [
         "certificates.expired: ",
         "expired on",
-        "certificates.mismatch: the private key does not belong",
+        "certificates.mismatch: the private key in ",
+        "mismatch.key does not belong to the certificate in ",
         "certificates.bundled: ",
         "wrong password or not a PKCS#12 file",
         "trustBundles.bad: ",
@@ -723,6 +724,19 @@ upstreams: { echo: { builtin: echo } }
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
     assert!(!err.contains("PRIVATE KEY"));
+    // Each line points at the config line that named the material, in
+    // file order.
+    let lines: Vec<u64> = err
+        .lines()
+        .map(|l| {
+            let rest = l
+                .split("portcullis.yaml:")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no line in {l}"));
+            rest.split(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{err}");
 }
 
 #[test]
