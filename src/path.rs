@@ -14,9 +14,9 @@
 //! 3. dot segments are removed (RFC 3986 §5.2.4).
 //!
 //! Refused (`400`), because no single reading exists: a path that climbs
-//! above the root, `%00`, a malformed escape, `%2F` / `%5C` (unless the host
-//! says `escapedSlashes: keep`: then they pass on as they are, never
-//! decoded), a dot segment carrying `;parameters` (`/..;/admin`, which
+//! above the root, `%00`, a malformed escape, a literal `\`, `%2F` / `%5C`
+//! (unless the host says `escapedSlashes: keep`: then they pass on as they
+//! are, never decoded), a dot segment carrying `;parameters` (`/..;/admin`, which
 //! Tomcat reads as `..`), and a path that does not start with `/`.
 //!
 //! Routes are matched on [`route_key`]: the canonical path with every
@@ -50,6 +50,10 @@ pub enum PathError {
     /// `%2F` or `%5C` where the host rejects them.
     #[error("the request path holds an encoded slash or backslash (%2F, %5C); the host has escapedSlashes: reject")]
     EscapedSlash,
+    /// A literal `\`, which some servers (WHATWG URL parsers, IIS) read
+    /// as `/`.
+    #[error("the request path holds a backslash")]
+    Backslash,
     /// More `..` segments than there are segments before them.
     #[error("the request path climbs above the root")]
     Climbs,
@@ -76,7 +80,7 @@ fn unreserved(b: u8) -> bool {
 /// slow path, which returns it unchanged.)
 fn maybe_canonical(raw: &str) -> bool {
     let b = raw.as_bytes();
-    !b.contains(&b'%') && !b.windows(2).any(|w| w == b"//" || w == b"/.")
+    !b.iter().any(|c| matches!(c, b'%' | b'\\')) && !b.windows(2).any(|w| w == b"//" || w == b"/.")
 }
 
 /// The canonical form of `raw` (a request's path, without the query).
@@ -103,6 +107,13 @@ fn decode(raw: &str, slashes: EscapedSlashes) -> Result<String, PathError> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        if b[i] == b'\\' {
+            // Never a separator here, but one behind Node's URL parser or
+            // IIS: `/x/..\admin` would be routed under `/x` and served
+            // as `/admin`. No single reading: refused, whatever
+            // `escapedSlashes` says.
+            return Err(PathError::Backslash);
+        }
         if b[i] != b'%' {
             out.push(b[i]);
             i += 1;
@@ -269,6 +280,9 @@ mod tests {
             ("/a%2", PathError::BadEscape),
             ("/a%zz", PathError::BadEscape),
             ("/a%%32e", PathError::BadEscape),
+            ("/x/..\\admin", PathError::Backslash),
+            ("/x\\..\\admin", PathError::Backslash),
+            ("/admin\\", PathError::Backslash),
             ("/public/..;/admin", PathError::DotWithParameters),
             ("/public/.;x/admin", PathError::DotWithParameters),
             ("/public/%2e%2e;x/admin", PathError::DotWithParameters),
@@ -290,6 +304,7 @@ mod tests {
         // segment: `..%2F` is one segment named `..%2F`.
         assert_eq!(keep("/api/..%2Fadmin").as_deref(), Ok("/api/..%2Fadmin"));
         assert_eq!(keep("/a/%00"), Err(PathError::Nul));
+        assert_eq!(keep("/x/..\\admin"), Err(PathError::Backslash));
     }
 
     #[test]

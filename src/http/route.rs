@@ -27,7 +27,16 @@ impl<T> RouteTable<T> {
                 PathMatch::Exact(p) => {
                     exact.entry(p.clone()).or_insert(t);
                 }
-                PathMatch::Prefix(p) => prefixes.push((p.clone(), t)),
+                // `/admin/` and `/admin` are one prefix (as Kubernetes'
+                // `Prefix` has it): otherwise `/admin` itself would fall to
+                // a shorter route and escape `/admin/`'s `allow`.
+                PathMatch::Prefix(p) => {
+                    let p = match p.strip_suffix('/') {
+                        Some(bare) if !bare.is_empty() => bare,
+                        _ => p.as_str(),
+                    };
+                    prefixes.push((p.to_string(), t));
+                }
             }
         }
         // Stable sort: among equal lengths the first in the file wins.
@@ -94,7 +103,8 @@ mod tests {
         assert_eq!(f("/api/"), Some("api"));
         assert_eq!(f("/apix"), Some("root"));
         assert_eq!(f("/admin/x"), Some("admin"));
-        assert_eq!(f("/admin"), Some("root"));
+        assert_eq!(f("/admin"), Some("admin"), "/admin/ covers /admin itself");
+        assert_eq!(f("/adminx"), Some("root"));
     }
 
     #[test]

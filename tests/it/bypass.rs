@@ -171,13 +171,29 @@ const ADMIN_SPELLINGS: &[&str] = &[
     "/admin%/secret",
     "/admin%2/secret",
     "/admin%zz/secret",
+    // The bare name of a `pathPrefix: /admin/` route.
+    "/admin",
+    "/admin/",
+    "/admin;x",
+    "/%61dmin",
+    "/public/../admin",
+];
+
+/// Raw backslashes, which WHATWG URL parsers (Node) and IIS read as `/`
+/// (HTTP/1.1 only: the HTTP/2 client refuses to send them).
+const BACKSLASH_SPELLINGS: &[&str] = &[
+    "/x/..\\admin/secret",
+    "/x\\..\\admin/secret",
+    "/public\\..\\admin",
+    "\\admin/secret",
+    "/admin\\secret",
 ];
 
 const PATH_HOSTS: &str = "      - hostnames: [app.test]
         certificate: server
         clientAuth: { mode: optional, trustBundle: clients }
         routes:
-          - { pathPrefix: /admin, upstream: rec, allow: { commonNames: [ops] } }
+          - { pathPrefix: /admin/, upstream: rec, allow: { commonNames: [ops] } }
           - { pathPrefix: /files, upstream: rec }
           - { pathPrefix: /, upstream: rec }
       - hostnames: [b.test]
@@ -191,7 +207,7 @@ fn no_spelling_of_a_protected_path_reaches_its_upstream() {
     let r = rig(PATH_HOSTS);
     let guest = r.ca.leaf(&Spec::client("guest"));
     for (who, leaf) in [("anonymous", None), ("guest", Some(&guest))] {
-        for p in ADMIN_SPELLINGS {
+        for p in ADMIN_SPELLINGS.iter().chain(BACKSLASH_SPELLINGS) {
             let out = r.h1(
                 "app.test",
                 leaf,
