@@ -146,17 +146,75 @@ pub async fn retirement<T: Successive>(l: Arc<T>) {
     l.succession().retired().await;
 }
 
-/// The newest configuration's version of `l` (`l` itself when no reload
-/// happened since), or `None` when a reload removed it.
-pub fn newest<T: Successive>(l: &Arc<T>) -> Option<Arc<T>> {
-    let mut l = l.clone();
+/// The newest configuration's version of `origin` (`origin` itself when
+/// no reload happened since), or `None` when a reload removed it.
+///
+/// The link from `origin` is then pointed straight at the newest version,
+/// so a connection that outlives many reloads keeps two versions of its
+/// listener alive, not every one in between.
+pub fn newest<T: Successive>(origin: &Arc<T>) -> Option<Arc<T>> {
+    let first = origin.succession().next.load_full();
+    let mut l = match first.as_deref() {
+        None => return Some(origin.clone()),
+        Some(Next::Removed) => return None,
+        Some(Next::Replaced(n)) => n.clone(),
+    };
     loop {
         let next = l.succession().next.load_full();
         match next.as_deref() {
-            None => return Some(l),
+            None => break,
             Some(Next::Removed) => return None,
             Some(Next::Replaced(n)) => l = n.clone(),
         }
+    }
+    if let Some(Next::Replaced(direct)) = first.as_deref() {
+        if !Arc::ptr_eq(direct, &l) {
+            origin
+                .succession()
+                .next
+                .store(Some(Arc::new(Next::Replaced(l.clone()))));
+        }
+    }
+    Some(l)
+}
+
+/// The upgraded tunnels (WebSocket) a connection has open: the connection's
+/// task keeps judging them after the HTTP connection has handed them off.
+#[derive(Debug)]
+pub struct Tunnels(watch::Sender<usize>);
+
+impl Default for Tunnels {
+    fn default() -> Self {
+        Tunnels(watch::Sender::new(0))
+    }
+}
+
+/// One open tunnel; dropping it closes the count.
+#[derive(Debug)]
+pub struct Tunnel(Arc<Tunnels>);
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Tunnels {
+    /// Counts one more open tunnel until the returned value drops.
+    pub fn open(self: &Arc<Self>) -> Tunnel {
+        self.0.send_modify(|n| *n += 1);
+        Tunnel(self.clone())
+    }
+
+    /// How many are open.
+    pub fn count(&self) -> usize {
+        *self.0.borrow()
+    }
+
+    /// Resolves when none is open.
+    pub async fn all_closed(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 }
 
@@ -300,6 +358,38 @@ mod tests {
         assert_eq!(newest(&a).map(|l| l.1), Some(3));
         c.0.retire(Next::Removed);
         assert!(newest(&a).is_none());
+    }
+
+    #[test]
+    fn newest_lets_the_versions_in_between_go() {
+        let a = Arc::new(L(Succession::default(), 1));
+        let mut versions = Vec::new();
+        let mut last = a.clone();
+        for i in 2..10 {
+            let n = Arc::new(L(Succession::default(), i));
+            last.0.retire(Next::Replaced(n.clone()));
+            versions.push(Arc::downgrade(&n));
+            last = n;
+        }
+        assert_eq!(newest(&a).map(|l| l.1), Some(9));
+        // Only `a`'s link, and `last` here, hold versions now.
+        let alive = versions.iter().filter(|w| w.upgrade().is_some()).count();
+        assert_eq!(alive, 1, "versions in between are still held");
+    }
+
+    #[tokio::test]
+    async fn tunnels_count_until_dropped() {
+        let t = Arc::new(Tunnels::default());
+        let one = t.open();
+        let two = t.open();
+        assert_eq!(t.count(), 2);
+        drop(one);
+        assert_eq!(t.count(), 1);
+        let t2 = t.clone();
+        let waiter = tokio::spawn(async move { t2.all_closed().await });
+        drop(two);
+        assert!(waiter.await.is_ok());
+        assert_eq!(t.count(), 0);
     }
 
     #[tokio::test]

@@ -145,7 +145,7 @@ upstreams:
         let bad = GOOD.replace("mode: require", "mode: requir");
         assert_eq!(
             errors(&bad),
-            vec!["gw.yaml:12: listeners[0].hosts[0].clientAuth.mode: unknown variant \"requir\", expected one of \"require\", \"optional\", \"optionalNoCa\", \"none\"".to_string()]
+            vec!["gw.yaml:12: listeners[0].hosts[0].clientAuth.mode: unknown variant \"requir\", expected one of \"require\", \"optional\", \"optionalNoCa\", \"none\"; did you mean \"require\"?".to_string()]
         );
     }
 

@@ -237,6 +237,9 @@ pub struct Conn {
     pub slot: Arc<dyn std::any::Any + Send + Sync>,
     /// Turns `true` when the gateway drains; tunnels close then.
     pub drain: tokio::sync::watch::Receiver<bool>,
+    /// The tunnels upgraded from this connection, which its task keeps
+    /// judging after the HTTP connection ends.
+    pub tunnels: Arc<crate::closer::Tunnels>,
     /// Metric handles looked up on this connection's first request, so the
     /// next ones count without hashing label sets.
     pub stats: ConnStats,

@@ -302,6 +302,21 @@ impl Conn {
             (StrictSni::Off, None) => home,
             _ => return Err(self.misdirected(named)),
         };
+        // Another entry may have other CRLs (the policy key leaves them
+        // out so that a CRL reload is not a policy change): its verifier
+        // judges the chain before it serves this connection's identity.
+        if entry != home {
+            let chain = self
+                .identity
+                .as_deref()
+                .filter(|i| i.verified)
+                .map(|i| &i.chain[..]);
+            if let (Some(chain), Some(tls)) = (chain, &listener.hosts[entry].tls) {
+                if tls.judge_chain(chain).is_err() {
+                    return Err(self.misdirected(named));
+                }
+            }
+        }
         Ok(Selected { listener, entry })
     }
 

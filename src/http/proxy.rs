@@ -96,13 +96,19 @@ impl Conn {
     /// Splices an upgraded (WebSocket) connection to the upstream's. The
     /// tunnel holds the connection's slot, so it counts toward
     /// `maxConnections` until it ends, and it closes when the gateway
-    /// drains or the connection is asked to close (SPEC §2, §3).
+    /// drains or the connection is asked to close (SPEC §2, §3: revoked,
+    /// expired, policy changed).
     fn tunnel(&self, client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
         let slot = self.slot.clone();
         let mut drain = self.drain.clone();
         let closer = self.closer.clone();
+        // Counted now, before the response leaves: the connection's task
+        // sees the tunnel as soon as the HTTP connection ends, and keeps
+        // judging it (revocation, expiry, reload) until it closes.
+        let open = self.tunnels.open();
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = open;
             let (Ok(c), Ok(u)) = (client.await, upstream.await) else {
                 return;
             };

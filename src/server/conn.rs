@@ -11,17 +11,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::server::TlsStream;
 
+use super::guard;
 use super::idle;
 use super::snapshot::Listener;
 use super::State;
-use crate::closer::{CloseReason, Closer, Registry};
+use crate::closer::{CloseReason, Closer, Registry, Tunnels};
 use crate::config::model::Limits;
 use crate::http::{self, Conn, TlsInfo};
-use crate::identity::PeerIdentity;
 use crate::stream;
 use crate::telemetry;
 use crate::telemetry::metrics::{self, ActiveConnection};
-use crate::tls::{HandshakeResult, HostTls};
+use crate::tls::HandshakeResult;
 
 /// What a connection holds while it (or a tunnel made from it) is open:
 /// its `maxConnections` slot and its place in `connections_active`.
@@ -264,79 +264,6 @@ async fn open_https(mut sock: TcpStream, listener: &http::Listener) -> Result<Op
     }
 }
 
-/// SPEC §3: what keeps an authenticated connection honest after its
-/// handshake. A resumed session is judged again now; a verified client
-/// certificate is registered so that a CRL reload finds the connection, and
-/// its notAfter is returned so the connection closes when it passes.
-fn after_handshake(
-    host_tls: &HostTls,
-    tls: &rustls::ServerConnection,
-    identity: Option<&PeerIdentity>,
-    closer: &Arc<Closer>,
-    registry: &Arc<Registry>,
-) -> Result<(Option<crate::closer::Registered>, Option<u64>), HandshakeResult> {
-    if let Err(e) = host_tls.judge_resumed(tls) {
-        return Err(HandshakeResult::from_rustls(&e));
-    }
-    Ok(match identity.filter(|i| i.verified) {
-        Some(i) => (
-            Some(registry.register(&i.cert.issuer, &i.cert.serial, closer)),
-            Some(i.cert.not_after),
-        ),
-        None => (None, None),
-    })
-}
-
-/// Resolves when the connection must close: asked by its [`Closer`], or
-/// its client certificate's notAfter has passed.
-async fn must_close(closer: &Closer, not_after: Option<u64>) -> CloseReason {
-    let expiry = async {
-        match not_after {
-            Some(t) => {
-                let now = rustls_pki_types::UnixTime::now().as_secs();
-                // notAfter is the last valid second.
-                let left = t.saturating_add(1).saturating_sub(now);
-                tokio::time::sleep(Duration::from_secs(left)).await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        r = closer.closed() => r,
-        _ = expiry => CloseReason::Expired,
-    }
-}
-
-fn log_closed(
-    listener: &Arc<str>,
-    client: SocketAddr,
-    id: Option<&PeerIdentity>,
-    why: CloseReason,
-) {
-    metrics::connection_closed(listener, why.as_str());
-    tracing::info!(
-        listener = &**listener,
-        client = %client,
-        reason = why.as_str(),
-        subject = id.map_or("", |i| i.cert.subject.as_str()),
-        issuer = id.map_or("", |i| i.cert.issuer.as_str()),
-        fingerprint = id.map_or("", |i| i.cert.sha256.as_str()),
-        "closing connection"
-    );
-}
-
-/// Whether a connection made on entry `host` of `made` may stay open under
-/// the newest configuration, and if so that configuration's listener.
-fn still_serves(
-    made: &Arc<http::Listener>,
-    sni: Option<&str>,
-    key: &[u8; 32],
-) -> Option<Arc<http::Listener>> {
-    let newest = crate::closer::newest(made)?;
-    let entry = newest.sni.lookup(sni)?;
-    (newest.hosts[entry].policy_key() == Some(key)).then_some(newest)
-}
-
 async fn https(
     sock: TcpStream,
     client: SocketAddr,
@@ -379,22 +306,36 @@ async fn https(
         );
         return log_refused(&listener.label, client, &r);
     }
+    let policy_key = host_tls.policy_key;
     let closer = Arc::new(Closer::default());
-    let (_registered, not_after) =
-        match after_handshake(host_tls, tls, identity.as_deref(), &closer, &registry) {
-            Ok(x) => x,
-            Err(result) => {
-                let r = refused(
-                    result,
-                    sni,
-                    "a resumed session's client certificate is no longer valid",
-                );
-                log_refused(&listener.label, client, &r);
-                let mut stream = stream;
-                let _ = stream.shutdown().await;
-                return;
-            }
-        };
+    // A reload published while this handshake ran on the old configuration.
+    let overtaken = match listener.succession.is_current() {
+        true => None,
+        false => guard::still_serves(&listener, sni.as_deref(), &policy_key),
+    };
+    let guard = match guard::after_handshake(
+        host_tls,
+        tls,
+        identity.as_deref(),
+        &closer,
+        &registry,
+        overtaken
+            .as_ref()
+            .and_then(|(l, e)| l.hosts[*e].tls.as_ref()),
+    ) {
+        Ok(g) => g,
+        Err(result) => {
+            let r = refused(
+                result,
+                sni,
+                "the client certificate is no longer valid (a resumed session, or a reload during the handshake)",
+            );
+            log_refused(&listener.label, client, &r);
+            let mut stream = stream;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
     metrics::handshake(&listener.label, HandshakeResult::Ok);
     let info = TlsInfo {
         sni,
@@ -414,7 +355,7 @@ async fn https(
             cipher: info.cipher,
         },
     );
-    let policy_key = host_tls.policy_key;
+    let tunnels = Arc::new(Tunnels::default());
     let conn = Arc::new(Conn {
         listener: listener.clone(),
         host,
@@ -428,6 +369,7 @@ async fn https(
         closer: closer.clone(),
         slot,
         drain: drain.clone(),
+        tunnels: tunnels.clone(),
         stats: Default::default(),
     });
     let sni = conn.tls.sni.clone();
@@ -448,16 +390,25 @@ async fn https(
     let served = listener.server.serve_connection_with_upgrades(io, svc);
     tokio::pin!(served);
     let idle_timeout = limits.idle_timeout;
+    // Once the connection is asked to close, what is in flight gets this
+    // long to finish; then it is dropped (a client that stops reading, or a
+    // request body that never ends, cannot keep it open).
+    let grace = limits.drain_timeout;
+    let mut deadline: Option<tokio::time::Instant> = None;
     let mut closing = *drain.borrow();
     if closing {
         served.as_mut().graceful_shutdown();
     }
     // SPEC §2: a reload that changes this connection's policy drains it.
-    let mut watched = listener.clone();
+    let mut watched = overtaken.map_or_else(|| listener.clone(), |(l, _)| l);
     let mut logged = false;
     loop {
+        if closing && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + grace);
+        }
         tokio::select! {
             _ = served.as_mut() => break,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
             r = drain.changed(), if !closing => {
                 if r.is_ok() {
                     closing = true;
@@ -470,19 +421,18 @@ async fn https(
                     served.as_mut().graceful_shutdown();
                 }
             }
-            why = must_close(&closer, not_after), if !closing => {
+            why = guard::must_close(&closer, guard.not_after), if !logged => {
                 closing = true;
                 logged = true;
-                log_closed(&listener.label, client, identity.as_deref(), why);
+                closer.close(why);
+                guard::log_closed(&listener.label, client, identity.as_deref(), why);
                 // HTTP/1.1: after the in-flight response, which then says
                 // `Connection: close`; HTTP/2: GOAWAY.
                 served.as_mut().graceful_shutdown();
             }
             _ = crate::closer::retirement(watched.clone()), if !closing => {
-                match still_serves(&watched, sni.as_deref(), &policy_key) {
-                    Some(newest) => {
-                        watched = newest;
-                    }
+                match guard::still_serves(&listener, sni.as_deref(), &policy_key) {
+                    Some((newest, _)) => watched = newest,
                     None => {
                         closer.close(CloseReason::PolicyChanged);
                     }
@@ -490,10 +440,31 @@ async fn https(
             }
         }
     }
-    // A request that found the policy changed closed the connection
-    // itself (421 + `Connection: close`) before the branch above ran.
+    // A request that found the policy changed closed the connection itself
+    // (421 + `Connection: close`) before the branch above ran.
     if let (false, Some(why)) = (logged, closer.reason()) {
-        log_closed(&listener.label, client, identity.as_deref(), why);
+        logged = true;
+        guard::log_closed(&listener.label, client, identity.as_deref(), why);
+    }
+    // WebSocket tunnels outlive the HTTP connection: they stay registered
+    // and judged (revocation, expiry, reload) until they end.
+    while tunnels.count() > 0 {
+        tokio::select! {
+            _ = tunnels.all_closed() => break,
+            why = guard::must_close(&closer, guard.not_after), if !logged => {
+                logged = true;
+                closer.close(why);
+                guard::log_closed(&listener.label, client, identity.as_deref(), why);
+            }
+            _ = crate::closer::retirement(watched.clone()), if !logged => {
+                match guard::still_serves(&listener, sni.as_deref(), &policy_key) {
+                    Some((newest, _)) => watched = newest,
+                    None => {
+                        closer.close(CloseReason::PolicyChanged);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -519,34 +490,45 @@ async fn tls_stream(
     let tls = s.get_ref().1;
     let identity = l.tls.peer_identity(tls);
     let closer = Arc::new(Closer::default());
-    let (_registered, not_after) =
-        match after_handshake(&l.tls, tls, identity.as_ref(), &closer, registry) {
-            Ok(x) => x,
-            Err(result) => {
-                let sni = tls.server_name().map(str::to_owned);
-                let r = refused(
-                    result,
-                    sni,
-                    "a resumed session's client certificate is no longer valid",
-                );
-                return log_refused(&l.label, client, &r);
-            }
-        };
+    let key = l.tls.policy_key;
+    let overtaken = match l.succession.is_current() {
+        true => None,
+        false => guard::still_admits(&l, &key, identity.as_ref()),
+    };
+    let guard = match guard::after_handshake(
+        &l.tls,
+        tls,
+        identity.as_ref(),
+        &closer,
+        registry,
+        overtaken.as_ref().map(|n| &n.tls),
+    ) {
+        Ok(g) => g,
+        Err(result) => {
+            let sni = tls.server_name().map(str::to_owned);
+            let r = refused(
+                result,
+                sni,
+                "the client certificate is no longer valid (a resumed session, or a reload during the handshake)",
+            );
+            return log_refused(&l.label, client, &r);
+        }
+    };
     // SPEC §3: a `tls` stream whose certificate is revoked or expires is
     // closed at once (dropping the splice closes both sides); so is one
     // whose policy or `allow` a reload changed against it (SPEC §2).
     let served = l.serve(s, client, local);
     tokio::pin!(served);
-    let mut watched = l.clone();
+    let mut watched = overtaken.unwrap_or_else(|| l.clone());
     loop {
         tokio::select! {
             _ = served.as_mut() => break,
-            why = must_close(&closer, not_after) => {
-                log_closed(&l.label, client, identity.as_ref(), why);
+            why = guard::must_close(&closer, guard.not_after) => {
+                guard::log_closed(&l.label, client, identity.as_ref(), why);
                 break;
             }
             _ = crate::closer::retirement(watched.clone()) => {
-                match still_admits(&watched, &l.tls.policy_key, identity.as_ref()) {
+                match guard::still_admits(&l, &key, identity.as_ref()) {
                     Some(newest) => watched = newest,
                     None => {
                         closer.close(CloseReason::PolicyChanged);
@@ -554,25 +536,6 @@ async fn tls_stream(
                 }
             }
         }
-    }
-}
-
-/// Whether a stream accepted by `made` may stay open under the newest
-/// configuration: same client-authentication policy, and its `allow` still
-/// admits the identity (a stream has no next request to judge).
-fn still_admits(
-    made: &Arc<stream::TlsListener>,
-    key: &[u8; 32],
-    identity: Option<&PeerIdentity>,
-) -> Option<Arc<stream::TlsListener>> {
-    use crate::identity::authz::{decide, Decision};
-    let newest = crate::closer::newest(made)?;
-    if &newest.tls.policy_key != key {
-        return None;
-    }
-    match &newest.allow {
-        Some(rule) if decide(rule, identity) != Decision::Allow => None,
-        _ => Some(newest),
     }
 }
 

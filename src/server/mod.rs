@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod conn;
+mod guard;
 pub mod idle;
 mod reload;
 pub mod snapshot;

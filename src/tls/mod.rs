@@ -20,7 +20,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use rustls_pki_types::UnixTime;
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::model::{self, ClientAuth, HostPattern};
 use crate::identity::PeerIdentity;
@@ -220,12 +220,28 @@ impl HostTls {
         if conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
             return Ok(());
         }
+        self.judge_chain(conn.peer_certificates().unwrap_or_default())
+    }
+
+    /// Verifies a client chain (leaf first) with this entry's verifier as
+    /// of now: for a resumed session, for a handshake that a reload
+    /// overtook, and for a request served by another entry than the
+    /// handshake's. Memoized, so a chain seen before costs a hash.
+    pub fn judge_chain(&self, chain: &[CertificateDer<'_>]) -> Result<(), rustls::Error> {
         let PeerPolicy::Verified(verifier) = &self.policy else {
             return Ok(());
         };
-        match conn.peer_certificates().and_then(|c| c.split_first()) {
+        match chain.split_first() {
             Some((leaf, rest)) => verifier.verify_chain(leaf, rest, UnixTime::now()),
             None => Ok(()),
+        }
+    }
+
+    /// Whether the CRLs must cover the whole client chain.
+    pub fn checks_chain_crls(&self) -> bool {
+        match &self.policy {
+            PeerPolicy::Verified(v) | PeerPolicy::Mark(v) => v.checks_chain(),
+            PeerPolicy::None => false,
         }
     }
 

@@ -83,6 +83,12 @@ impl ClientVerifier {
         }
     }
 
+    /// Whether the CRLs must cover the whole chain (`crlCheck: chain`), so a
+    /// revoked intermediate concerns the connections of its leaves.
+    pub fn checks_chain(&self) -> bool {
+        self.crl_check == CrlCheck::Chain
+    }
+
     /// Verifies a chain against the trust bundle, depth, EKU and CRLs. A
     /// chain that verified before, inside the window in which that result
     /// holds, is not verified again.
