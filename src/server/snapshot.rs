@@ -364,7 +364,7 @@ impl Snapshot {
         for (bundle, issuer, t) in &self.crl_updates {
             m.crl_next_update
                 .get_or_create(&CrlLabels {
-                    bundle: bundle.clone(),
+                    trust_bundle: bundle.clone(),
                     issuer: issuer.clone(),
                 })
                 .set(i64::try_from(*t).unwrap_or(i64::MAX));

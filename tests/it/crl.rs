@@ -38,22 +38,16 @@ fn material(d: &Path, crl: impl FnOnce(&Ca) -> String) -> (Ca, Leaf) {
     (ca, alice)
 }
 
-fn metrics(gw: &Gateway) -> prometheus_parse::Scrape {
-    let text = client::plain_get(gw.admin.unwrap(), "/metrics");
-    let lines = text.body().lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
-}
-
-fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    s.samples
-        .iter()
-        .find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
+/// The value of the sample `series` (name and labels exactly as the
+/// gateway writes them) on `/metrics`. (prometheus-parse drops label values
+/// holding `=`, such as an issuer DN, so the text is read as it is.)
+fn sample(gw: &Gateway, series: &str) -> Option<f64> {
+    let out = client::plain_get(gw.admin.unwrap(), "/metrics");
+    let prefix = format!("{series} ");
+    out.body()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
 }
 
 /// One GET with a fresh client (no session to resume: a full handshake).
@@ -93,14 +87,35 @@ fn a_client_checked_against_an_expired_crl_is_refused_as_crl_expired() {
         detail.contains("revocation list expired") && !detail.contains("ExpiredRevocationList"),
         "{detail}"
     );
-    let m = metrics(&gw);
     let hs = "portcullis_tls_handshakes_total";
     assert_eq!(
-        value(&m, hs, &[("listener", "main"), ("result", "crl_expired")]),
+        sample(
+            &gw,
+            &format!("{hs}{{listener=\"main\",result=\"crl_expired\"}}")
+        ),
         Some(1.0)
     );
     assert_eq!(
-        value(&m, hs, &[("listener", "main"), ("result", "revoked")]),
+        sample(
+            &gw,
+            &format!("{hs}{{listener=\"main\",result=\"revoked\"}}")
+        ),
         None
+    );
+}
+
+#[test]
+fn the_crl_gauge_carries_the_next_update_under_the_spec_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let next = OffsetDateTime::now_utc() + Duration::days(20);
+    material(d, |ca| ca.crl_until(&[], next));
+    let gw = Gateway::start(d, CONFIG);
+    assert_eq!(
+        sample(
+            &gw,
+            "portcullis_crl_next_update_timestamp_seconds{trust_bundle=\"clients\",issuer=\"CN=Fresh CA\"}"
+        ),
+        Some(next.unix_timestamp() as f64)
     );
 }
