@@ -2,7 +2,9 @@
 //! checked at load and at every reload (SPEC §2): the key matches the
 //! certificate, it is inside its validity period (a warning under 30 days),
 //! a server certificate covers every hostname it serves, a chain leads to
-//! CAs, a trust bundle holds only CAs. The result is immutable; a reload
+//! CAs, a trust bundle holds only CAs. A CRL past its nextUpdate is a
+//! problem (`check` fails, `run` logs it as an error but starts), one that
+//! expires within 7 days a warning. The result is immutable; a reload
 //! builds a new one. No message ever contains key material.
 
 pub mod sources;
@@ -25,6 +27,9 @@ pub use sources::certs_from_pem;
 /// Certificates expiring sooner than this are warned about.
 pub const EXPIRY_WARNING_DAYS: u64 = 30;
 
+/// CRLs whose nextUpdate is sooner than this are warned about (SPEC §2).
+pub const CRL_WARNING_DAYS: u64 = 7;
+
 /// One of our own certificates with its key, ready to present.
 #[derive(Debug)]
 pub struct Identity {
@@ -41,12 +46,24 @@ pub struct Identity {
 pub struct Crl {
     /// Parsed for webpki.
     pub parsed: webpki::CertRevocationList<'static>,
+    /// What it says about itself and where it came from.
+    pub info: CrlInfo,
+    /// Serials it revokes (upper-case hex).
+    pub revoked: Vec<String>,
+}
+
+/// A loaded CRL described: for the gauge, the verifier's window and the
+/// messages about its nextUpdate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
     /// Issuer (RFC 2253).
     pub issuer: String,
     /// nextUpdate, Unix seconds.
     pub next_update: Option<u64>,
-    /// Serials it revokes (upper-case hex).
-    pub revoked: Vec<String>,
+    /// Where it was read: the file, or the Secret and its key.
+    pub source: String,
+    /// How to renew it, in words (a command where one is known).
+    pub renew: String,
 }
 
 /// A set of CAs (and their CRLs) that verifies peers.
@@ -61,7 +78,7 @@ pub struct TrustBundle {
     /// Parsed CRLs.
     pub crls: Vec<webpki::CertRevocationList<'static>>,
     /// The same CRLs, described.
-    pub crl_info: Vec<(String, Option<u64>)>,
+    pub crl_info: Vec<CrlInfo>,
     /// Every certificate the CRLs revoke: (issuer as RFC 2253, serial as
     /// upper-case hex, as in [`CertSummary`]), so a reload can find the
     /// open connections they concern (SPEC §3).
@@ -77,6 +94,11 @@ pub struct Material {
     pub trust_bundles: BTreeMap<String, Arc<TrustBundle>>,
     /// Things worth knowing that do not stop loading (expiry soon).
     pub warnings: Vec<MaterialError>,
+    /// Things `check` fails on (exit 1) but that do not stop `run`, which
+    /// logs them as errors: a CRL past its nextUpdate (SPEC §2). Refusing
+    /// to start over it would take down every host, not only the clients
+    /// that CRL covers, and a renewed CRL arrives by reload.
+    pub problems: Vec<MaterialError>,
 }
 
 /// One problem with one piece of material.
@@ -194,6 +216,19 @@ pub fn load(
                         });
                     }
                 }
+                for crl in &b.crl_info {
+                    match crl_freshness(crl, now) {
+                        Freshness::Fresh => {}
+                        Freshness::Expiring(message) => m.warnings.push(MaterialError {
+                            path: path.clone(),
+                            message,
+                        }),
+                        Freshness::Expired(message) => m.problems.push(MaterialError {
+                            path: path.clone(),
+                            message,
+                        }),
+                    }
+                }
                 m.trust_bundles.insert(name.clone(), Arc::new(b));
             }
             Err(message) => errors.push(MaterialError { path, message }),
@@ -237,6 +272,75 @@ fn expires_soon(s: &CertSummary, now: u64) -> Option<u64> {
     let left = s.not_after.checked_sub(now)?;
     let days = left / 86_400;
     (days < EXPIRY_WARNING_DAYS).then_some(days)
+}
+
+/// How a CRL stands against the clock.
+enum Freshness {
+    Fresh,
+    /// Expires within [`CRL_WARNING_DAYS`]: a warning.
+    Expiring(String),
+    /// Past its nextUpdate: a problem.
+    Expired(String),
+}
+
+/// A span of seconds in the largest whole unit that says enough.
+fn span_words(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+        s if s >= 2 * 3_600 => format!("{} hours", s / 3_600),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
+}
+
+fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
+    let Some(next) = crl.next_update else {
+        return Freshness::Fresh;
+    };
+    // webpki: a CRL is expired when now >= nextUpdate.
+    if now >= next {
+        Freshness::Expired(format!(
+            "CRL {} (issuer {}) expired on {} (its nextUpdate): every client certificate \
+             checked against it is refused (crl_expired) until it is renewed: {}",
+            crl.source,
+            crl.issuer,
+            rfc3339(next),
+            crl.renew
+        ))
+    } else if next - now < CRL_WARNING_DAYS * 86_400 {
+        Freshness::Expiring(format!(
+            "CRL {} (issuer {}) expires in {}, on {} (its nextUpdate); after that every \
+             client certificate checked against it is refused; renew it before: {}",
+            crl.source,
+            crl.issuer,
+            span_words(next - now),
+            rfc3339(next),
+            crl.renew
+        ))
+    } else {
+        Freshness::Fresh
+    }
+}
+
+/// How to renew the CRL in `file`: `portcullis ca crl` for a portcullis CA
+/// directory (`DIR/ca.crl`), and in any case the CA that issued it. Only the
+/// file is known here, not whether portcullis made it, so both are said.
+fn renew_words(file: &Path) -> String {
+    let is_ca_crl = file.file_name().is_some_and(|n| n == "ca.crl");
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if is_ca_crl {
+        format!(
+            "`portcullis ca crl --ca {}` where the CA's key is (then copy ca.crl here if that is elsewhere), \
+             or, for a CRL portcullis did not make, re-sign it with your CA",
+            dir.display()
+        )
+    } else {
+        "re-sign it with your CA (`portcullis ca crl --ca DIR` for a portcullis CA directory), \
+         then replace this file"
+            .to_string()
+    }
 }
 
 fn load_identity(
@@ -291,7 +395,9 @@ fn check_validity(origin: &str, s: &CertSummary, now: u64) -> Result<(), String>
     Ok(())
 }
 
-fn parse_crls(bytes: &[u8], what: &str) -> Result<Vec<Crl>, String> {
+/// Parses the CRLs in `bytes`, read from `what`; `renew` says how to renew
+/// them.
+fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, String> {
     let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
         CertificateRevocationListDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()
@@ -323,10 +429,14 @@ fn parse_crls(bytes: &[u8], what: &str) -> Result<Vec<Crl>, String> {
                         .collect()
                 })
                 .unwrap_or_default(),
-            issuer,
-            next_update: info
-                .and_then(|c| c.tbs_cert_list.next_update)
-                .map(|t| t.to_unix_duration().as_secs()),
+            info: CrlInfo {
+                issuer,
+                next_update: info
+                    .and_then(|c| c.tbs_cert_list.next_update)
+                    .map(|t| t.to_unix_duration().as_secs()),
+                source: what.to_string(),
+                renew: renew.to_string(),
+            },
         });
     }
     Ok(out)
@@ -367,21 +477,26 @@ fn load_bundle(
     }
     let mut crls = Vec::new();
     if let Some(bytes) = crl_in_secret {
-        crls.extend(parse_crls(&bytes, &format!("{origin} (ca.crl)"))?);
+        crls.extend(parse_crls(
+            &bytes,
+            &format!("{origin} (ca.crl)"),
+            &format!(
+                "re-sign it with your CA (`portcullis ca crl --ca DIR` for a portcullis CA directory) \
+                 and put the new ca.crl in {origin}"
+            ),
+        )?);
     }
     for file in &src.crl_files {
         crls.extend(parse_crls(
             &sources::read(file)?,
             &file.display().to_string(),
+            &renew_words(file),
         )?);
     }
-    let crl_info = crls
-        .iter()
-        .map(|c| (c.issuer.clone(), c.next_update))
-        .collect();
+    let crl_info = crls.iter().map(|c| c.info.clone()).collect();
     let revoked = crls
         .iter()
-        .flat_map(|c| c.revoked.iter().map(|s| (c.issuer.clone(), s.clone())))
+        .flat_map(|c| c.revoked.iter().map(|s| (c.info.issuer.clone(), s.clone())))
         .collect();
     Ok(TrustBundle {
         name: name.to_string(),

@@ -170,9 +170,7 @@ pub async fn run(
         tracing::info!(listener = "admin", address = %local, "admin listening");
         tokio::spawn(admin::serve(tcp, state.clone()));
     }
-    for w in &snapshot.warnings {
-        tracing::warn!(warning = w.as_str(), "certificate warning");
-    }
+    snapshot.log_findings();
     state.publish(snapshot);
     let addresses = bound.start(sockets, &state, &permits, &drain_rx);
     state.ready.store(true, Ordering::Release);

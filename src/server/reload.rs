@@ -220,9 +220,7 @@ async fn reload(
             return false;
         }
     };
-    for w in &snapshot.warnings {
-        tracing::warn!(warning = w.as_str(), "certificate warning");
-    }
+    snapshot.log_findings();
     bound.stop_removed(&snapshot);
     state.publish(snapshot);
     bound.start(sockets, state, permits, drain);

@@ -68,6 +68,9 @@ pub struct Snapshot {
     pub digest: Vec<u8>,
     /// Expiry warnings, already formatted.
     pub warnings: Vec<String>,
+    /// What `check` fails on and `run` logs as errors (an expired CRL),
+    /// already formatted.
+    pub problems: Vec<String>,
     /// `/certificates`: every loaded certificate and trust-bundle CA.
     pub inventory: Vec<serde_json::Value>,
     /// Expiry gauges: (name, subject, notAfter).
@@ -276,9 +279,9 @@ impl Snapshot {
                 inventory.push(inventory_entry("trustBundle", name, ca));
                 expiry.push((name.clone(), ca.subject.clone(), ca.not_after));
             }
-            for (issuer, next) in &b.crl_info {
-                if let Some(n) = next {
-                    crl_updates.push((name.clone(), issuer.clone(), *n));
+            for crl in &b.crl_info {
+                if let Some(n) = crl.next_update {
+                    crl_updates.push((name.clone(), crl.issuer.clone(), n));
                 }
             }
         }
@@ -292,6 +295,11 @@ impl Snapshot {
                 .warnings
                 .iter()
                 .map(|w| format!("{}: {}", w.path, w.message))
+                .collect(),
+            problems: material
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
                 .collect(),
             inventory,
             expiry,
@@ -309,6 +317,7 @@ impl Snapshot {
             watched: Vec::new(),
             digest: Vec::new(),
             warnings: Vec::new(),
+            problems: Vec::new(),
             inventory: Vec::new(),
             expiry: Vec::new(),
             crl_updates: Vec::new(),
@@ -344,6 +353,17 @@ impl Snapshot {
                 })),
                 _ => {}
             }
+        }
+    }
+
+    /// Logs the warnings, and the problems as errors: `run` starts (or
+    /// reloads) with an expired CRL, but says so as loudly as `check`.
+    pub fn log_findings(&self) {
+        for w in &self.warnings {
+            tracing::warn!(warning = w.as_str(), "certificate warning");
+        }
+        for p in &self.problems {
+            tracing::error!(problem = p.as_str(), "certificate problem");
         }
     }
 

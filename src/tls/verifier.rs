@@ -67,7 +67,7 @@ impl ClientVerifier {
         let crl_until = bundle
             .crl_info
             .iter()
-            .map(|(_, next)| next.unwrap_or(0))
+            .map(|c| c.next_update.unwrap_or(0))
             .min();
         ClientVerifier {
             listener: listener.to_string(),
@@ -175,6 +175,24 @@ impl ClientVerifier {
     }
 }
 
+impl ClientVerifier {
+    /// The bundle's CRL whose lapse `e` reports (found by its nextUpdate,
+    /// the one thing webpki's error carries).
+    fn lapsed_crl(&self, e: &rustls::Error) -> Option<&crate::material::CrlInfo> {
+        let rustls::Error::InvalidCertificate(CertificateError::ExpiredRevocationListContext {
+            next_update,
+            ..
+        }) = e
+        else {
+            return None;
+        };
+        self.bundle
+            .crl_info
+            .iter()
+            .find(|c| c.next_update == Some(next_update.as_secs()))
+    }
+}
+
 /// notBefore and notAfter of a DER certificate (an intermediate), in Unix
 /// seconds.
 fn validity(der: &[u8]) -> Option<(u64, u64)> {
@@ -239,12 +257,17 @@ impl ClientCertVerifier for ClientVerifier {
                 // SPEC §3: refusals are logged with the presented subject and
                 // fingerprint (never more of the certificate).
                 let summary = crate::identity::CertSummary::from_der(end_entity).ok();
+                let crl = self.lapsed_crl(&e);
                 tracing::warn!(
                     listener = self.listener.as_str(),
                     result = HandshakeResult::from_rustls(&e).as_str(),
                     subject = summary.as_ref().map_or("", |s| s.subject.as_str()),
                     fingerprint = summary.as_ref().map_or("", |s| s.sha256.as_str()),
                     error = %e,
+                    // crl_expired: which CRL, and what renews it.
+                    crl = crl.map(|c| c.source.as_str()),
+                    crl_issuer = crl.map(|c| c.issuer.as_str()),
+                    renew = crl.map(|c| c.renew.as_str()),
                     "client certificate rejected"
                 );
                 return Err(e);
@@ -362,7 +385,12 @@ mod tests {
             let parsed = webpki::OwnedCertRevocationList::from_der(&p.crl).unwrap();
             (
                 vec![webpki::CertRevocationList::from(parsed)],
-                vec![("CN=inter".to_string(), Some(p.now + 3600))],
+                vec![crate::material::CrlInfo {
+                    issuer: "CN=inter".to_string(),
+                    next_update: Some(p.now + 3600),
+                    source: "inter.crl".to_string(),
+                    renew: String::new(),
+                }],
             )
         } else {
             (Vec::new(), Vec::new())

@@ -5,11 +5,12 @@
 //! tooling, in `pki`.
 
 use std::path::Path;
+use std::process::{Command, Output};
 
 use time::{Duration, OffsetDateTime};
 
 use crate::support::client::{self, config};
-use crate::support::gateway::Gateway;
+use crate::support::gateway::{bin, Gateway};
 use crate::support::{write, write_leaf, Ca, Leaf, Outcome, Spec};
 
 const CONFIG: &str = "admin: { address: \"127.0.0.1:0\" }
@@ -78,6 +79,20 @@ fn a_client_checked_against_an_expired_crl_is_refused_as_crl_expired() {
     });
     assert_eq!(rejected["result"], "crl_expired", "{rejected}");
     assert_eq!(rejected["subject"], "CN=alice", "{rejected}");
+    // Which CRL lapsed, and what renews it.
+    assert_eq!(
+        rejected["crl"].as_str(),
+        Some(d.join("ca.crl").display().to_string().as_str()),
+        "{rejected}"
+    );
+    assert_eq!(rejected["crl_issuer"], "CN=Fresh CA", "{rejected}");
+    assert!(
+        rejected["renew"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("portcullis ca crl --ca {}", d.display())),
+        "{rejected}"
+    );
     let refused = gw.log.wait_for("the refusal line", |v| {
         v["message"] == "tls handshake refused"
     });
@@ -118,4 +133,108 @@ fn the_crl_gauge_carries_the_next_update_under_the_spec_labels() {
         ),
         Some(next.unix_timestamp() as f64)
     );
+}
+
+fn check(d: &Path) -> Output {
+    let path = d.join("portcullis.yaml");
+    std::fs::write(&path, CONFIG).unwrap();
+    Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
+/// As the messages write times: RFC 3339, whole seconds.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn check_fails_on_an_expired_crl_naming_file_issuer_date_and_the_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lapsed = OffsetDateTime::now_utc() - Duration::hours(2);
+    material(d, |ca| ca.crl_until(&[], lapsed));
+    let out = check(d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ok"));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "trustBundles.clients",
+        &format!("CRL {}", d.join("ca.crl").display()),
+        "issuer CN=Fresh CA",
+        &format!("expired on {}", rfc3339(lapsed)),
+        &format!("`portcullis ca crl --ca {}`", d.display()),
+        "re-sign it with your CA",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
+}
+
+#[test]
+fn check_warns_of_a_crl_that_expires_within_a_week_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let soon = OffsetDateTime::now_utc() + Duration::days(3) + Duration::hours(1);
+    material(d, |ca| ca.crl_until(&[], soon));
+    let out = check(d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.starts_with("portcullis: warning: trustBundles.clients: CRL")
+            && err.contains("expires in 3 days")
+            && err.contains(&rfc3339(soon))
+            && err.contains("portcullis ca crl --ca"),
+        "{err}"
+    );
+    let later = OffsetDateTime::now_utc() + Duration::days(8);
+    material(d, |ca| ca.crl_until(&[], later));
+    let out = check(d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("CRL"), "{err}");
+}
+
+#[test]
+fn run_starts_with_an_expired_crl_and_logs_it_as_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lapsed = OffsetDateTime::now_utc() - Duration::hours(2);
+    material(d, |ca| ca.crl_until(&[], lapsed));
+    let gw = Gateway::start(d, CONFIG);
+    let line = gw.log.wait_for("the problem line", |v| {
+        v["message"] == "certificate problem"
+    });
+    assert_eq!(line["level"], "ERROR", "{line}");
+    let p = line["problem"].as_str().unwrap();
+    assert!(
+        p.contains(&format!("CRL {}", d.join("ca.crl").display()))
+            && p.contains(&format!("expired on {}", rfc3339(lapsed)))
+            && p.contains("portcullis ca crl --ca"),
+        "{p}"
+    );
+}
+
+#[test]
+fn run_warns_of_a_crl_that_expires_within_a_week() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let soon = OffsetDateTime::now_utc() + Duration::hours(30) + Duration::minutes(30);
+    material(d, |ca| ca.crl_until(&[], soon));
+    let gw = Gateway::start(d, CONFIG);
+    let line = gw.log.wait_for("the warning line", |v| {
+        v["message"] == "certificate warning"
+    });
+    assert_eq!(line["level"], "WARN", "{line}");
+    let w = line["warning"].as_str().unwrap();
+    assert!(
+        w.contains("expires in 30 hours") && w.contains("portcullis ca crl --ca"),
+        "{w}"
+    );
+    assert!(gw.log.messages("certificate problem").is_empty());
 }

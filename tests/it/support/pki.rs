@@ -201,9 +201,10 @@ impl Ca {
         }
     }
 
-    /// A CRL signed by this CA revoking `serials`, valid for a week.
+    /// A CRL signed by this CA revoking `serials`, valid for 30 days (not
+    /// within the gateway's 7-day warning).
     pub fn crl(&self, serials: &[&SerialNumber]) -> String {
-        self.crl_until(serials, OffsetDateTime::now_utc() + Duration::days(7))
+        self.crl_until(serials, OffsetDateTime::now_utc() + Duration::days(30))
     }
 
     /// A CRL signed by this CA revoking `serials` whose nextUpdate is
