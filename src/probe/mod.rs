@@ -193,6 +193,38 @@ fn alert_label(a: AlertDescription) -> String {
     }
 }
 
+/// The issuer of our leaf, when our chain reaches a CA the server named in
+/// its CertificateRequest (a certificate of the chain was issued by one of
+/// them, or is one of them).
+fn accepted_issuer(chain: &[CertificateDer<'static>], hints: &[String]) -> Option<String> {
+    let summaries: Vec<CertSummary> = chain
+        .iter()
+        .filter_map(|c| CertSummary::from_der(c).ok())
+        .collect();
+    let reaches = summaries
+        .iter()
+        .any(|s| hints.contains(&s.issuer) || hints.contains(&s.subject));
+    if !reaches {
+        return None;
+    }
+    summaries.first().map(|l| l.issuer.clone())
+}
+
+/// `unknown_ca` for a certificate whose chain leads to a CA the server says
+/// it accepts. The alert alone cannot say why; rustls and OpenSSL send it
+/// too when the revocation status cannot be established, and a stale CRL is
+/// by far the commonest cause of that, so it is named as the likely one —
+/// as likely, not as fact.
+fn stale_crl_words(issuer: &str) -> String {
+    format!(
+        "your certificate was refused with unknown_ca, although it was issued under a CA the server \
+         accepts: most likely the server could not check its revocation because the server's CRL for \
+         {issuer} has expired (or it has none for that CA; the alert cannot tell which). That is for the \
+         server's operator: a portcullis server logs the first as crl_expired, its `portcullis check` \
+         names the CRL, and `portcullis ca crl` renews it"
+    )
+}
+
 fn load_client(
     cert: &std::path::Path,
     key: &std::path::Path,
@@ -499,6 +531,15 @@ pub fn probe(opts: &Options) -> Report {
             }
             (rustls::Error::AlertReceived(AlertDescription::UnrecognisedName), _, _) => {
                 format!("the server does not serve the name {name_for_check} (unrecognized_name)")
+            }
+            (rustls::Error::AlertReceived(AlertDescription::UnknownCA), Some(h), Some(ck)) => {
+                match accepted_issuer(&ck.cert, h) {
+                    Some(issuer) => stale_crl_words(&issuer),
+                    None => format!(
+                        "your certificate was refused: {}",
+                        alert_label(AlertDescription::UnknownCA)
+                    ),
+                }
             }
             (rustls::Error::AlertReceived(a), Some(_), Some(_)) => {
                 format!("your certificate was refused: {}", alert_label(*a))

@@ -238,3 +238,49 @@ fn run_warns_of_a_crl_that_expires_within_a_week() {
     );
     assert!(gw.log.messages("certificate problem").is_empty());
 }
+
+fn probe(d: &Path, gw: &Gateway, client: &str) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .args(["probe", &gw.addr("main").to_string(), "--sni", "app.test"])
+        .args(["--ca", "ca.crt", "--cert", &format!("{client}.crt")])
+        .args(["--key", &format!("{client}.key")])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn probe_names_the_servers_stale_crl_as_the_likely_cause_of_unknown_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lapsed = OffsetDateTime::now_utc() - Duration::hours(1);
+    let (_, alice) = material(d, |ca| ca.crl_until(&[], lapsed));
+    write_leaf(d, "alice", &alice);
+    write_leaf(
+        d,
+        "stranger",
+        &Ca::root("Other CA").leaf(&Spec::client("x")),
+    );
+    let gw = Gateway::start(d, CONFIG);
+    let (code, out) = probe(d, &gw, "alice");
+    assert_eq!(code, Some(1), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("FAILED: ")
+            && last.contains("the server's CRL for CN=Fresh CA has expired")
+            && last.contains("unknown_ca"),
+        "{out}"
+    );
+    // A certificate of a CA the server does not accept is not blamed on a CRL.
+    let (code, out) = probe(d, &gw, "stranger");
+    assert_eq!(code, Some(1), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.contains("unknown_ca") && !last.contains("CRL"),
+        "{out}"
+    );
+}
