@@ -6,11 +6,12 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Instant;
 
 use time::{Duration, OffsetDateTime};
 
 use crate::support::client::{self, config};
-use crate::support::gateway::{bin, Gateway};
+use crate::support::gateway::{bin, Gateway, WAIT};
 use crate::support::{write, write_leaf, Ca, Leaf, Outcome, Spec};
 
 const CONFIG: &str = "admin: { address: \"127.0.0.1:0\" }
@@ -135,14 +136,19 @@ fn the_crl_gauge_carries_the_next_update_under_the_spec_labels() {
     );
 }
 
-fn check(d: &Path) -> Output {
-    let path = d.join("portcullis.yaml");
-    std::fs::write(&path, CONFIG).unwrap();
+/// `check` on `DIR/portcullis.yaml` as it is.
+fn check_as_is(d: &Path) -> Output {
     Command::new(bin())
         .args(["check", "-c"])
-        .arg(&path)
+        .arg(d.join("portcullis.yaml"))
         .output()
         .unwrap()
+}
+
+/// Writes the config, then `check`s it.
+fn check(d: &Path) -> Output {
+    std::fs::write(d.join("portcullis.yaml"), CONFIG).unwrap();
+    check_as_is(d)
 }
 
 /// As the messages write times: RFC 3339, whole seconds.
@@ -283,4 +289,93 @@ fn probe_names_the_servers_stale_crl_as_the_likely_cause_of_unknown_ca() {
         last.contains("unknown_ca") && !last.contains("CRL"),
         "{out}"
     );
+}
+
+/// Waits until `n` lines with `message` have been logged.
+fn wait_messages(gw: &Gateway, message: &str, n: usize) {
+    let mut seen = 0;
+    gw.log.wait_for(&format!("{message} x{n}"), |v| {
+        if v["message"] == message {
+            seen += 1;
+        }
+        seen >= n
+    });
+}
+
+/// The acceptance test of issue 13: a CRL lapses while the gateway runs;
+/// clients are refused as crl_expired (metric, log); `check` fails and
+/// names the command that renews it; that command, run as `check` wrote
+/// it, renews the CRL and the file watch brings every client back — the
+/// revoked one excepted — without a restart.
+#[test]
+fn a_crl_that_lapses_while_running_is_named_by_check_and_renewed_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, alice) = material(d, |ca| ca.crl(&[]));
+    let bob = ca.leaf(&Spec::client("bob"));
+    // Laid out as a CA directory next to its CRL (ca.crt, ca.key, ca.crl),
+    // as `portcullis ca init` leaves one.
+    write(d, "ca.key", &ca.key_pem());
+    // Lapses a few seconds from now: long enough to start and see alice
+    // accepted first.
+    let lapse = OffsetDateTime::now_utc() + Duration::seconds(6);
+    write(d, "ca.crl", &ca.crl_until(&[&bob.serial], lapse));
+    let gw = Gateway::start(d, CONFIG);
+    assert_eq!(
+        get(&gw, &ca, &alice).status(),
+        200,
+        "the CRL lapsed before the gateway was up: a slow start, not a bug"
+    );
+    let revoked = Outcome::Alert(rustls::AlertDescription::CertificateRevoked);
+    assert_eq!(get(&gw, &ca, &bob), revoked);
+
+    // The wall clock passes nextUpdate (polled in 100 ms steps).
+    let deadline = Instant::now() + WAIT + std::time::Duration::from_secs(6);
+    let stale = Outcome::Alert(rustls::AlertDescription::UnknownCA);
+    loop {
+        match get(&gw, &ca, &alice) {
+            o if o == stale => break,
+            Outcome::Http(200, _) => {}
+            other => panic!("neither accepted nor crl_expired: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the CRL never lapsed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let refused = gw.log.wait_for("a crl_expired refusal", |v| {
+        v["message"] == "tls handshake refused" && v["result"] == "crl_expired"
+    });
+    assert!(refused["client"].as_str().is_some(), "{refused}");
+    assert!(
+        sample(
+            &gw,
+            "portcullis_tls_handshakes_total{listener=\"main\",result=\"crl_expired\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+
+    // check, on the running config, fails and names the renewal.
+    let out = check_as_is(d);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let command = err
+        .split('`')
+        .find(|part| part.starts_with("portcullis ca crl "))
+        .unwrap_or_else(|| panic!("no renewal command in: {err}"));
+    assert_eq!(command, format!("portcullis ca crl --ca {}", d.display()));
+
+    // Run it as written; the watch reloads the renewed CRL.
+    let reloads = gw.log.messages("reloaded").len();
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let renewed = Command::new(bin()).args(&args).output().unwrap();
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
+    wait_messages(&gw, "reloaded", reloads + 1);
+    assert_eq!(get(&gw, &ca, &alice).status(), 200);
+    assert_eq!(get(&gw, &ca, &bob), revoked, "the renewed CRL keeps bob");
+    assert_eq!(gw.log.messages("ready").len(), 1, "no restart");
+    assert_eq!(check_as_is(d).status.code(), Some(0));
 }

@@ -201,6 +201,12 @@ impl Ca {
         }
     }
 
+    /// The CA's private key (PKCS#8 PEM), for a test that lays it out as a
+    /// CA directory (`ca.crt`, `ca.key`) for the `portcullis ca` commands.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     /// A CRL signed by this CA revoking `serials`, valid for 30 days (not
     /// within the gateway's 7-day warning).
     pub fn crl(&self, serials: &[&SerialNumber]) -> String {
