@@ -7,6 +7,7 @@
 //! expires within 7 days a warning. The result is immutable; a reload
 //! builds a new one. No message ever contains key material.
 
+pub mod crl;
 pub mod sources;
 
 use std::collections::BTreeMap;
@@ -16,19 +17,18 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::model::{self, Config, HostPattern};
 use crate::identity::CertSummary;
 
+pub use crl::{CrlInfo, CRL_WARNING_DAYS};
 pub use sources::certs_from_pem;
+
+use crl::{crl_freshness, parse_crls, renew_words, Freshness};
 
 /// Certificates expiring sooner than this are warned about.
 pub const EXPIRY_WARNING_DAYS: u64 = 30;
-
-/// CRLs whose nextUpdate is sooner than this are warned about (SPEC §2).
-pub const CRL_WARNING_DAYS: u64 = 7;
 
 /// One of our own certificates with its key, ready to present.
 #[derive(Debug)]
@@ -39,31 +39,6 @@ pub struct Identity {
     pub certified_key: Arc<CertifiedKey>,
     /// What the leaf says.
     pub leaf: CertSummary,
-}
-
-/// One CRL and what it says about itself.
-#[derive(Debug)]
-pub struct Crl {
-    /// Parsed for webpki.
-    pub parsed: webpki::CertRevocationList<'static>,
-    /// What it says about itself and where it came from.
-    pub info: CrlInfo,
-    /// Serials it revokes (upper-case hex).
-    pub revoked: Vec<String>,
-}
-
-/// A loaded CRL described: for the gauge, the verifier's window and the
-/// messages about its nextUpdate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrlInfo {
-    /// Issuer (RFC 2253).
-    pub issuer: String,
-    /// nextUpdate, Unix seconds.
-    pub next_update: Option<u64>,
-    /// Where it was read: the file, or the Secret and its key.
-    pub source: String,
-    /// How to renew it, in words (a command where one is known).
-    pub renew: String,
 }
 
 /// A set of CAs (and their CRLs) that verifies peers.
@@ -274,75 +249,6 @@ fn expires_soon(s: &CertSummary, now: u64) -> Option<u64> {
     (days < EXPIRY_WARNING_DAYS).then_some(days)
 }
 
-/// How a CRL stands against the clock.
-enum Freshness {
-    Fresh,
-    /// Expires within [`CRL_WARNING_DAYS`]: a warning.
-    Expiring(String),
-    /// Past its nextUpdate: a problem.
-    Expired(String),
-}
-
-/// A span of seconds in the largest whole unit that says enough.
-fn span_words(secs: u64) -> String {
-    match secs {
-        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
-        s if s >= 2 * 3_600 => format!("{} hours", s / 3_600),
-        s => format!("{} minutes", s.div_ceil(60)),
-    }
-}
-
-fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
-    let Some(next) = crl.next_update else {
-        return Freshness::Fresh;
-    };
-    // webpki: a CRL is expired when now >= nextUpdate.
-    if now >= next {
-        Freshness::Expired(format!(
-            "CRL {} (issuer {}) expired on {} (its nextUpdate): every client certificate \
-             checked against it is refused (crl_expired) until it is renewed: {}",
-            crl.source,
-            crl.issuer,
-            rfc3339(next),
-            crl.renew
-        ))
-    } else if next - now < CRL_WARNING_DAYS * 86_400 {
-        Freshness::Expiring(format!(
-            "CRL {} (issuer {}) expires in {}, on {} (its nextUpdate); after that every \
-             client certificate checked against it is refused; renew it before: {}",
-            crl.source,
-            crl.issuer,
-            span_words(next - now),
-            rfc3339(next),
-            crl.renew
-        ))
-    } else {
-        Freshness::Fresh
-    }
-}
-
-/// How to renew the CRL in `file`: `portcullis ca crl` for a portcullis CA
-/// directory (`DIR/ca.crl`), and in any case the CA that issued it. Only the
-/// file is known here, not whether portcullis made it, so both are said.
-fn renew_words(file: &Path) -> String {
-    let is_ca_crl = file.file_name().is_some_and(|n| n == "ca.crl");
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if is_ca_crl {
-        format!(
-            "`portcullis ca crl --ca {}` where the CA's key is (then copy ca.crl here if that is elsewhere), \
-             or, for a CRL portcullis did not make, re-sign it with your CA",
-            dir.display()
-        )
-    } else {
-        "re-sign it with your CA (`portcullis ca crl --ca DIR` for a portcullis CA directory), \
-         then replace this file"
-            .to_string()
-    }
-}
-
 fn load_identity(
     name: &str,
     src: &model::CertificateSource,
@@ -393,53 +299,6 @@ fn check_validity(origin: &str, s: &CertSummary, now: u64) -> Result<(), String>
         ));
     }
     Ok(())
-}
-
-/// Parses the CRLs in `bytes`, read from `what`; `renew` says how to renew
-/// them.
-fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, String> {
-    let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
-        CertificateRevocationListDer::pem_slice_iter(bytes)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{what}: not a PEM CRL file: {e}"))?
-    } else {
-        vec![CertificateRevocationListDer::from(bytes.to_vec())]
-    };
-    if ders.is_empty() {
-        return Err(format!("{what}: contains no CRL"));
-    }
-    let mut out = Vec::new();
-    for der in ders {
-        use x509_cert::der::Decode;
-        let parsed = webpki::OwnedCertRevocationList::from_der(&der)
-            .map_err(|e| format!("{what}: not a valid CRL: {e:?}"))?;
-        let info = x509_cert::crl::CertificateList::from_der(&der).ok();
-        let issuer = info
-            .as_ref()
-            .map(|c| crate::identity::dn::rfc2253(&c.tbs_cert_list.issuer))
-            .unwrap_or_default();
-        out.push(Crl {
-            parsed: webpki::CertRevocationList::from(parsed),
-            revoked: info
-                .as_ref()
-                .and_then(|c| c.tbs_cert_list.revoked_certificates.as_ref())
-                .map(|r| {
-                    r.iter()
-                        .map(|e| crate::identity::cert::hex_upper(e.serial_number.as_bytes()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            info: CrlInfo {
-                issuer,
-                next_update: info
-                    .and_then(|c| c.tbs_cert_list.next_update)
-                    .map(|t| t.to_unix_duration().as_secs()),
-                source: what.to_string(),
-                renew: renew.to_string(),
-            },
-        });
-    }
-    Ok(out)
 }
 
 fn load_bundle(

@@ -20,10 +20,13 @@ use rustls::{
 };
 use x509_cert::der::Decode;
 
+use self::alerts::{accepted_issuer, alert_label, stale_crl_words};
 use crate::identity::dn::rfc2253;
 use crate::identity::CertSummary;
 use crate::material::rfc3339;
 use crate::pki::inspect::validity_words;
+
+mod alerts;
 
 /// What to probe, and with what.
 #[derive(Debug, Clone)]
@@ -176,53 +179,6 @@ impl ResolvesClientCert for Asked {
     fn has_certs(&self) -> bool {
         true
     }
-}
-
-fn alert_label(a: AlertDescription) -> String {
-    match a {
-        AlertDescription::UnknownCA => "unknown_ca".into(),
-        AlertDescription::CertificateExpired => "expired (or not yet valid)".into(),
-        AlertDescription::CertificateRevoked => "revoked".into(),
-        AlertDescription::UnsupportedCertificate => "bad_usage (not a client certificate)".into(),
-        AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => {
-            "bad_certificate".into()
-        }
-        AlertDescription::DecryptError => "the key does not match the certificate".into(),
-        AlertDescription::AccessDenied => "access_denied".into(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// The issuer of our leaf, when our chain reaches a CA the server named in
-/// its CertificateRequest (a certificate of the chain was issued by one of
-/// them, or is one of them).
-fn accepted_issuer(chain: &[CertificateDer<'static>], hints: &[String]) -> Option<String> {
-    let summaries: Vec<CertSummary> = chain
-        .iter()
-        .filter_map(|c| CertSummary::from_der(c).ok())
-        .collect();
-    let reaches = summaries
-        .iter()
-        .any(|s| hints.contains(&s.issuer) || hints.contains(&s.subject));
-    if !reaches {
-        return None;
-    }
-    summaries.first().map(|l| l.issuer.clone())
-}
-
-/// `unknown_ca` for a certificate whose chain leads to a CA the server says
-/// it accepts. The alert alone cannot say why; rustls and OpenSSL send it
-/// too when the revocation status cannot be established, and a stale CRL is
-/// by far the commonest cause of that, so it is named as the likely one —
-/// as likely, not as fact.
-fn stale_crl_words(issuer: &str) -> String {
-    format!(
-        "your certificate was refused with unknown_ca, although it was issued under a CA the server \
-         accepts: most likely the server could not check its revocation because the server's CRL for \
-         {issuer} has expired (or it has none for that CA; the alert cannot tell which). That is for the \
-         server's operator: a portcullis server logs the first as crl_expired, its `portcullis check` \
-         names the CRL, and `portcullis ca crl` renews it"
-    )
 }
 
 fn load_client(
