@@ -37,8 +37,10 @@ pub struct CrlInfo {
     pub renew: String,
 }
 
-/// How a CRL stands against the clock.
+/// How a CRL stands against the clock, with what to say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Freshness {
+    /// More than [`CRL_WARNING_DAYS`] left (or no nextUpdate).
     Fresh,
     /// Expires within [`CRL_WARNING_DAYS`]: a warning.
     Expiring(String),
@@ -51,10 +53,13 @@ fn span_words(secs: u64) -> String {
     match secs {
         s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
         s if s >= 2 * 3_600 => format!("{} hours", s / 3_600),
-        s => format!("{} minutes", s.div_ceil(60)),
+        s if s >= 2 * 60 => format!("{} minutes", s / 60),
+        s if s >= 60 => "1 minute".to_string(),
+        _ => "less than a minute".to_string(),
     }
 }
 
+/// How `crl` stands at `now` (Unix seconds).
 pub fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
     let Some(next) = crl.next_update else {
         return Freshness::Fresh;
@@ -82,6 +87,35 @@ pub fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
     } else {
         Freshness::Fresh
     }
+}
+
+/// The first seconds at which `crl`'s standing changes: it starts to be
+/// warned about, and it expires (as [`crl_freshness`] judges).
+fn turns(crl: &CrlInfo) -> Option<[u64; 2]> {
+    let next = crl.next_update?;
+    Some([next.saturating_sub(CRL_WARNING_DAYS * 86_400) + 1, next])
+}
+
+/// The CRLs of `crls` (config path, CRL) whose standing changed in the
+/// seconds `(after, upto]`, with what to say about them now: what a
+/// running gateway logs when a CRL enters its last week or lapses, since
+/// start-up and reload only report how things stand when they run.
+pub fn turned(crls: &[(String, CrlInfo)], after: u64, upto: u64) -> Vec<(&str, Freshness)> {
+    crls.iter()
+        .filter(|(_, c)| turns(c).is_some_and(|ts| ts.iter().any(|t| after < *t && *t <= upto)))
+        .map(|(path, c)| (path.as_str(), crl_freshness(c, upto)))
+        .filter(|(_, f)| *f != Freshness::Fresh)
+        .collect()
+}
+
+/// The first second after `now` at which the standing of one of `crls`
+/// changes.
+pub fn next_turn(crls: &[(String, CrlInfo)], now: u64) -> Option<u64> {
+    crls.iter()
+        .filter_map(|(_, c)| turns(c))
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
 }
 
 /// How to renew the CRL in `file`: `portcullis ca crl` for a portcullis CA
@@ -151,4 +185,68 @@ pub fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, Str
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    fn crl(next: u64) -> (String, CrlInfo) {
+        (
+            "trustBundles.b".into(),
+            CrlInfo {
+                issuer: "CN=CA".into(),
+                next_update: Some(next),
+                source: "ca.crl".into(),
+                renew: "renew".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn spans_read_as_words() {
+        assert_eq!(span_words(3 * DAY + 5), "3 days");
+        assert_eq!(span_words(DAY + 3_600), "25 hours");
+        assert_eq!(span_words(90 * 60), "90 minutes");
+        assert_eq!(span_words(61), "1 minute");
+        assert_eq!(span_words(6), "less than a minute");
+    }
+
+    #[test]
+    fn standing_changes_a_week_ahead_and_at_next_update() {
+        let next = 100 * DAY;
+        let c = &crl(next).1;
+        assert_eq!(crl_freshness(c, next - 7 * DAY), Freshness::Fresh);
+        assert!(matches!(
+            crl_freshness(c, next - 7 * DAY + 1),
+            Freshness::Expiring(_)
+        ));
+        assert!(matches!(crl_freshness(c, next - 1), Freshness::Expiring(_)));
+        assert!(matches!(crl_freshness(c, next), Freshness::Expired(_)));
+    }
+
+    #[test]
+    fn each_change_is_reported_once_when_it_happens() {
+        let next = 100 * DAY;
+        let crls = [crl(next)];
+        let warn = next - 7 * DAY + 1;
+        assert_eq!(next_turn(&crls, 0), Some(warn));
+        assert_eq!(next_turn(&crls, warn), Some(next));
+        assert_eq!(next_turn(&crls, next), None);
+        assert!(turned(&crls, 0, warn - 1).is_empty());
+        let w = turned(&crls, warn - 1, warn);
+        assert!(matches!(
+            w.as_slice(),
+            [("trustBundles.b", Freshness::Expiring(_))]
+        ));
+        assert!(turned(&crls, warn, next - 1).is_empty(), "said once");
+        let e = turned(&crls, next - 1, next);
+        assert!(matches!(e.as_slice(), [(_, Freshness::Expired(m))] if m.contains("expired on")));
+        assert!(turned(&crls, next, next + DAY).is_empty(), "said once");
+        // Both passed during one long wait: only how it stands now.
+        let both = turned(&crls, 0, next + 5);
+        assert!(matches!(both.as_slice(), [(_, Freshness::Expired(_))]));
+    }
 }

@@ -80,6 +80,9 @@ pub struct Snapshot {
     /// Every (issuer, serial) the loaded CRLs revoke (SPEC §3: a reload
     /// closes the open connections they concern).
     pub revoked: Vec<(String, String)>,
+    /// Every loaded CRL with the config path of its trust bundle, for the
+    /// messages when one enters its last week or lapses while running.
+    pub crls: Vec<(String, crate::material::CrlInfo)>,
 }
 
 /// The config file and every material source of `config`.
@@ -273,6 +276,7 @@ impl Snapshot {
             expiry.push((name.clone(), id.leaf.subject.clone(), id.leaf.not_after));
         }
         let mut revoked = Vec::new();
+        let mut crls = Vec::new();
         for (name, b) in &material.trust_bundles {
             revoked.extend(b.revoked.iter().cloned());
             for ca in &b.cas {
@@ -283,6 +287,7 @@ impl Snapshot {
                 if let Some(n) = crl.next_update {
                     crl_updates.push((name.clone(), crl.issuer.clone(), n));
                 }
+                crls.push((format!("trustBundles.{name}"), crl.clone()));
             }
         }
         Ok(Snapshot {
@@ -305,6 +310,7 @@ impl Snapshot {
             expiry,
             crl_updates,
             revoked,
+            crls,
         })
     }
 
@@ -322,6 +328,7 @@ impl Snapshot {
             expiry: Vec::new(),
             crl_updates: Vec::new(),
             revoked: Vec::new(),
+            crls: Vec::new(),
         }
     }
 
@@ -360,10 +367,24 @@ impl Snapshot {
     /// reloads) with an expired CRL, but says so as loudly as `check`.
     pub fn log_findings(&self) {
         for w in &self.warnings {
-            tracing::warn!(warning = w.as_str(), "certificate warning");
+            log_warning(w);
         }
         for p in &self.problems {
-            tracing::error!(problem = p.as_str(), "certificate problem");
+            log_problem(p);
+        }
+    }
+
+    /// Logs the CRLs whose standing changed in the seconds `(after, upto]`
+    /// (entered their last week, lapsed), as [`Snapshot::log_findings`]
+    /// would have at `upto`.
+    pub fn log_crl_turns(&self, after: u64, upto: u64) {
+        use crate::material::crl::{turned, Freshness};
+        for (path, f) in turned(&self.crls, after, upto) {
+            match f {
+                Freshness::Fresh => {}
+                Freshness::Expiring(m) => log_warning(&format!("{path}: {m}")),
+                Freshness::Expired(m) => log_problem(&format!("{path}: {m}")),
+            }
         }
     }
 
@@ -390,6 +411,14 @@ impl Snapshot {
                 .set(i64::try_from(*t).unwrap_or(i64::MAX));
         }
     }
+}
+
+fn log_warning(w: &str) {
+    tracing::warn!(warning = w, "certificate warning");
+}
+
+fn log_problem(p: &str) {
+    tracing::error!(problem = p, "certificate problem");
 }
 
 fn https_listener(

@@ -233,8 +233,8 @@ fn run_warns_of_a_crl_that_expires_within_a_week() {
     let soon = OffsetDateTime::now_utc() + Duration::hours(30) + Duration::minutes(30);
     material(d, |ca| ca.crl_until(&[], soon));
     let gw = Gateway::start(d, CONFIG);
-    let line = gw.log.wait_for("the warning line", |v| {
-        v["message"] == "certificate warning"
+    let line = gw.log.wait_for("the CRL warning line", |v| {
+        v["message"] == "certificate warning" && v["warning"].as_str().unwrap().contains("CRL")
     });
     assert_eq!(line["level"], "WARN", "{line}");
     let w = line["warning"].as_str().unwrap();
@@ -303,7 +303,8 @@ fn wait_messages(gw: &Gateway, message: &str, n: usize) {
 }
 
 /// The acceptance test of issue 13: a CRL lapses while the gateway runs;
-/// clients are refused as crl_expired (metric, log); `check` fails and
+/// clients are refused as crl_expired (metric, log), and the log says when
+/// it lapsed; `check` fails and
 /// names the command that renews it; that command, run as `check` wrote
 /// it, renews the CRL and the file watch brings every client back — the
 /// revoked one excepted — without a restart.
@@ -345,6 +346,31 @@ fn a_crl_that_lapses_while_running_is_named_by_check_and_renewed_without_a_resta
         v["message"] == "tls handshake refused" && v["result"] == "crl_expired"
     });
     assert!(refused["client"].as_str().is_some(), "{refused}");
+    // The log said it was coming at start, and says when it happened.
+    let warned: Vec<String> = gw
+        .log
+        .messages("certificate warning")
+        .iter()
+        .map(|v| v["warning"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("CRL") && w.contains("expires in less than a minute")),
+        "{warned:?}"
+    );
+    let lapsed = gw.log.wait_for("the lapse logged while running", |v| {
+        v["message"] == "certificate problem"
+    });
+    assert_eq!(lapsed["level"], "ERROR", "{lapsed}");
+    assert!(
+        lapsed["problem"].as_str().unwrap().contains(&format!(
+            "CRL {} (issuer CN=Fresh CA) expired on {}",
+            d.join("ca.crl").display(),
+            rfc3339(lapse)
+        )),
+        "{lapsed}"
+    );
     assert!(
         sample(
             &gw,
