@@ -224,6 +224,13 @@ pub fn main() -> ExitCode {
                 for w in &snapshot.warnings {
                     eprintln!("portcullis: warning: {w}");
                 }
+                // SPEC §2: loadable, but not fit to serve (an expired CRL).
+                for p in &snapshot.problems {
+                    eprintln!("portcullis: {p}");
+                }
+                if !snapshot.problems.is_empty() {
+                    return ExitCode::FAILURE;
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }

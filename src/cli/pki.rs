@@ -40,6 +40,17 @@ pub enum CaCommand {
         #[arg(long, value_name = "DIR")]
         intermediate_of: Option<PathBuf>,
     },
+    /// Re-sign DIR/ca.crl with a fresh thisUpdate/nextUpdate and the next
+    /// CRL number, keeping every revoked entry. Run it well before the
+    /// CRL's nextUpdate (a daily timer): an expired CRL refuses every client.
+    Crl {
+        /// CA directory.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// Days until the new nextUpdate (1 to 36500).
+        #[arg(long, default_value_t = crl::DEFAULT_CRL_DAYS, value_parser = days())]
+        days: u32,
+    },
 }
 
 /// `portcullis cert …`
@@ -229,6 +240,17 @@ pub fn ca(cmd: CaCommand) -> Result<String, PkiError> {
                 made.summary.subject,
                 out.display(),
                 if parent.is_some() { ", chain.crt" } else { "" }
+            ))
+        }
+        CaCommand::Crl { ca, days } => {
+            let ca = ca::load(&ca)?;
+            let r = crl::renew(&ca, days)?;
+            Ok(format!(
+                "re-signed {} (CRL number {}, {} revoked, next update {})",
+                ca.dir.join("ca.crl").display(),
+                r.crl_number,
+                r.entries,
+                crate::material::rfc3339(r.next_update)
             ))
         }
     }

@@ -2,9 +2,12 @@
 //! checked at load and at every reload (SPEC §2): the key matches the
 //! certificate, it is inside its validity period (a warning under 30 days),
 //! a server certificate covers every hostname it serves, a chain leads to
-//! CAs, a trust bundle holds only CAs. The result is immutable; a reload
+//! CAs, a trust bundle holds only CAs. A CRL past its nextUpdate is a
+//! problem (`check` fails, `run` logs it as an error but starts), one that
+//! expires within 7 days a warning. The result is immutable; a reload
 //! builds a new one. No message ever contains key material.
 
+pub mod crl;
 pub mod sources;
 
 use std::collections::BTreeMap;
@@ -14,13 +17,15 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::model::{self, Config, HostPattern};
 use crate::identity::CertSummary;
 
+pub use crl::{CrlInfo, CRL_WARNING_DAYS};
 pub use sources::certs_from_pem;
+
+use crl::{crl_freshness, parse_crls, renew_words, Freshness};
 
 /// Certificates expiring sooner than this are warned about.
 pub const EXPIRY_WARNING_DAYS: u64 = 30;
@@ -36,19 +41,6 @@ pub struct Identity {
     pub leaf: CertSummary,
 }
 
-/// One CRL and what it says about itself.
-#[derive(Debug)]
-pub struct Crl {
-    /// Parsed for webpki.
-    pub parsed: webpki::CertRevocationList<'static>,
-    /// Issuer (RFC 2253).
-    pub issuer: String,
-    /// nextUpdate, Unix seconds.
-    pub next_update: Option<u64>,
-    /// Serials it revokes (upper-case hex).
-    pub revoked: Vec<String>,
-}
-
 /// A set of CAs (and their CRLs) that verifies peers.
 #[derive(Debug)]
 pub struct TrustBundle {
@@ -61,7 +53,7 @@ pub struct TrustBundle {
     /// Parsed CRLs.
     pub crls: Vec<webpki::CertRevocationList<'static>>,
     /// The same CRLs, described.
-    pub crl_info: Vec<(String, Option<u64>)>,
+    pub crl_info: Vec<CrlInfo>,
     /// Every certificate the CRLs revoke: (issuer as RFC 2253, serial as
     /// upper-case hex, as in [`CertSummary`]), so a reload can find the
     /// open connections they concern (SPEC §3).
@@ -77,6 +69,11 @@ pub struct Material {
     pub trust_bundles: BTreeMap<String, Arc<TrustBundle>>,
     /// Things worth knowing that do not stop loading (expiry soon).
     pub warnings: Vec<MaterialError>,
+    /// Things `check` fails on (exit 1) but that do not stop `run`, which
+    /// logs them as errors: a CRL past its nextUpdate (SPEC §2). Refusing
+    /// to start over it would take down every host, not only the clients
+    /// that CRL covers, and a renewed CRL arrives by reload.
+    pub problems: Vec<MaterialError>,
 }
 
 /// One problem with one piece of material.
@@ -195,6 +192,19 @@ pub fn load(
                         });
                     }
                 }
+                for crl in &b.crl_info {
+                    match crl_freshness(crl, now) {
+                        Freshness::Fresh => {}
+                        Freshness::Expiring(message) => m.warnings.push(MaterialError {
+                            path: path.clone(),
+                            message,
+                        }),
+                        Freshness::Expired(message) => m.problems.push(MaterialError {
+                            path: path.clone(),
+                            message,
+                        }),
+                    }
+                }
                 m.trust_bundles.insert(name.clone(), Arc::new(b));
             }
             Err(message) => errors.push(MaterialError { path, message }),
@@ -292,47 +302,6 @@ fn check_validity(origin: &str, s: &CertSummary, now: u64) -> Result<(), String>
     Ok(())
 }
 
-fn parse_crls(bytes: &[u8], what: &str) -> Result<Vec<Crl>, String> {
-    let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
-        CertificateRevocationListDer::pem_slice_iter(bytes)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{what}: not a PEM CRL file: {e}"))?
-    } else {
-        vec![CertificateRevocationListDer::from(bytes.to_vec())]
-    };
-    if ders.is_empty() {
-        return Err(format!("{what}: contains no CRL"));
-    }
-    let mut out = Vec::new();
-    for der in ders {
-        use x509_cert::der::Decode;
-        let parsed = webpki::OwnedCertRevocationList::from_der(&der)
-            .map_err(|e| format!("{what}: not a valid CRL: {e:?}"))?;
-        let info = x509_cert::crl::CertificateList::from_der(&der).ok();
-        let issuer = info
-            .as_ref()
-            .map(|c| crate::identity::dn::rfc2253(&c.tbs_cert_list.issuer))
-            .unwrap_or_default();
-        out.push(Crl {
-            parsed: webpki::CertRevocationList::from(parsed),
-            revoked: info
-                .as_ref()
-                .and_then(|c| c.tbs_cert_list.revoked_certificates.as_ref())
-                .map(|r| {
-                    r.iter()
-                        .map(|e| crate::identity::cert::hex_upper(e.serial_number.as_bytes()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            issuer,
-            next_update: info
-                .and_then(|c| c.tbs_cert_list.next_update)
-                .map(|t| t.to_unix_duration().as_secs()),
-        });
-    }
-    Ok(out)
-}
-
 fn load_bundle(
     name: &str,
     src: &model::TrustBundleSource,
@@ -368,21 +337,26 @@ fn load_bundle(
     }
     let mut crls = Vec::new();
     if let Some(bytes) = crl_in_secret {
-        crls.extend(parse_crls(&bytes, &format!("{origin} (ca.crl)"))?);
+        crls.extend(parse_crls(
+            &bytes,
+            &format!("{origin} (ca.crl)"),
+            &format!(
+                "re-sign it with your CA (`portcullis ca crl --ca DIR` for a portcullis CA directory) \
+                 and put the new ca.crl in {origin}"
+            ),
+        )?);
     }
     for file in &src.crl_files {
         crls.extend(parse_crls(
             &sources::read(file)?,
             &file.display().to_string(),
+            &renew_words(file),
         )?);
     }
-    let crl_info = crls
-        .iter()
-        .map(|c| (c.issuer.clone(), c.next_update))
-        .collect();
+    let crl_info = crls.iter().map(|c| c.info.clone()).collect();
     let revoked = crls
         .iter()
-        .flat_map(|c| c.revoked.iter().map(|s| (c.issuer.clone(), s.clone())))
+        .flat_map(|c| c.revoked.iter().map(|s| (c.info.issuer.clone(), s.clone())))
         .collect();
     Ok(TrustBundle {
         name: name.to_string(),

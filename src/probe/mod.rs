@@ -20,10 +20,13 @@ use rustls::{
 };
 use x509_cert::der::Decode;
 
+use self::alerts::{accepted_issuer, alert_label, stale_crl_words};
 use crate::identity::dn::rfc2253;
 use crate::identity::CertSummary;
 use crate::material::rfc3339;
 use crate::pki::inspect::validity_words;
+
+mod alerts;
 
 /// What to probe, and with what.
 #[derive(Debug, Clone)]
@@ -175,21 +178,6 @@ impl ResolvesClientCert for Asked {
 
     fn has_certs(&self) -> bool {
         true
-    }
-}
-
-fn alert_label(a: AlertDescription) -> String {
-    match a {
-        AlertDescription::UnknownCA => "unknown_ca".into(),
-        AlertDescription::CertificateExpired => "expired (or not yet valid)".into(),
-        AlertDescription::CertificateRevoked => "revoked".into(),
-        AlertDescription::UnsupportedCertificate => "bad_usage (not a client certificate)".into(),
-        AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => {
-            "bad_certificate".into()
-        }
-        AlertDescription::DecryptError => "the key does not match the certificate".into(),
-        AlertDescription::AccessDenied => "access_denied".into(),
-        other => format!("{other:?}"),
     }
 }
 
@@ -499,6 +487,15 @@ pub fn probe(opts: &Options) -> Report {
             }
             (rustls::Error::AlertReceived(AlertDescription::UnrecognisedName), _, _) => {
                 format!("the server does not serve the name {name_for_check} (unrecognized_name)")
+            }
+            (rustls::Error::AlertReceived(AlertDescription::UnknownCA), Some(h), Some(ck)) => {
+                match accepted_issuer(&ck.cert, h) {
+                    Some(issuer) => stale_crl_words(&issuer),
+                    None => format!(
+                        "your certificate was refused: {}",
+                        alert_label(AlertDescription::UnknownCA)
+                    ),
+                }
             }
             (rustls::Error::AlertReceived(a), Some(_), Some(_)) => {
                 format!("your certificate was refused: {}", alert_label(*a))

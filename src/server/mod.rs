@@ -145,6 +145,33 @@ impl State {
     }
 }
 
+/// SPEC §2 while running: a CRL that enters its last week or passes its
+/// nextUpdate is logged at that moment, as start-up and reload log how
+/// things stand when they run — a gateway that runs for a CRL's whole life
+/// would otherwise never say so in its log.
+async fn crl_clock(state: Arc<State>) {
+    // Wake at least this often, to see the CRLs of a reloaded snapshot.
+    const AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
+    let mut last = UnixTime::now().as_secs();
+    loop {
+        let next = material::crl::next_turn(&state.current.load().crls, last);
+        let wait = next.map_or(AT_MOST, |t| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            std::time::Duration::from_secs(t)
+                .saturating_sub(now)
+                .min(AT_MOST)
+        });
+        tokio::time::sleep(wait).await;
+        let now = UnixTime::now().as_secs();
+        if now > last {
+            state.current.load().log_crl_turns(last, now);
+            last = now;
+        }
+    }
+}
+
 /// Binds every listener, calls `on_ready` with each listener's name and
 /// bound address, serves (reloading on SIGHUP and on changes to the config
 /// or any material) until SIGTERM/SIGINT, then drains.
@@ -177,15 +204,14 @@ pub async fn run(
         tracing::info!(listener = "admin", address = %local, "admin listening");
         tokio::spawn(admin::serve(tcp, state.clone()));
     }
-    for w in &snapshot.warnings {
-        tracing::warn!(warning = w.as_str(), "certificate warning");
-    }
+    snapshot.log_findings();
     state.publish(snapshot);
     let addresses = bound.start(sockets, &state, &permits, &drain_rx);
     state.ready.store(true, Ordering::Release);
     tracing::info!("ready");
     on_ready(&addresses);
 
+    let clock = tokio::spawn(crl_clock(state.clone()));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
     let reloader = tokio::spawn(reload::watch(
         config_path,
@@ -209,6 +235,7 @@ pub async fn run(
         tokio::time::sleep(delay).await;
     }
     reloader.abort();
+    clock.abort();
     tracing::info!("draining");
     let _ = drain_tx.send(true);
     let drain_timeout = state.current.load().limits.drain_timeout;

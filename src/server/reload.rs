@@ -213,9 +213,7 @@ async fn reload(
     let sockets = bind_new(&snapshot, bound)
         .await
         .map_err(|e| crate::http::error_chain(&e))?;
-    for w in &snapshot.warnings {
-        tracing::warn!(warning = w.as_str(), "certificate warning");
-    }
+    snapshot.log_findings();
     bound.stop_removed(&snapshot);
     state.publish(snapshot);
     bound.start(sockets, state, permits, drain);

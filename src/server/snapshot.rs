@@ -68,6 +68,9 @@ pub struct Snapshot {
     pub digest: Vec<u8>,
     /// Expiry warnings, already formatted.
     pub warnings: Vec<String>,
+    /// What `check` fails on and `run` logs as errors (an expired CRL),
+    /// already formatted.
+    pub problems: Vec<String>,
     /// `/certificates`: every loaded certificate and trust-bundle CA.
     pub inventory: Vec<serde_json::Value>,
     /// Expiry gauges: (name, subject, notAfter).
@@ -77,6 +80,9 @@ pub struct Snapshot {
     /// Every (issuer, serial) the loaded CRLs revoke (SPEC §3: a reload
     /// closes the open connections they concern).
     pub revoked: Vec<(String, String)>,
+    /// Every loaded CRL with the config path of its trust bundle, for the
+    /// messages when one enters its last week or lapses while running.
+    pub crls: Vec<(String, crate::material::CrlInfo)>,
 }
 
 /// The config file and every material source of `config`.
@@ -270,16 +276,18 @@ impl Snapshot {
             expiry.push((name.clone(), id.leaf.subject.clone(), id.leaf.not_after));
         }
         let mut revoked = Vec::new();
+        let mut crls = Vec::new();
         for (name, b) in &material.trust_bundles {
             revoked.extend(b.revoked.iter().cloned());
             for ca in &b.cas {
                 inventory.push(inventory_entry("trustBundle", name, ca));
                 expiry.push((name.clone(), ca.subject.clone(), ca.not_after));
             }
-            for (issuer, next) in &b.crl_info {
-                if let Some(n) = next {
-                    crl_updates.push((name.clone(), issuer.clone(), *n));
+            for crl in &b.crl_info {
+                if let Some(n) = crl.next_update {
+                    crl_updates.push((name.clone(), crl.issuer.clone(), n));
                 }
+                crls.push((format!("trustBundles.{name}"), crl.clone()));
             }
         }
         Ok(Snapshot {
@@ -293,10 +301,16 @@ impl Snapshot {
                 .iter()
                 .map(|w| format!("{}: {}: {}", config.locate(&w.path), w.path, w.message))
                 .collect(),
+            problems: material
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}: {}", config.locate(&p.path), p.path, p.message))
+                .collect(),
             inventory,
             expiry,
             crl_updates,
             revoked,
+            crls,
         })
     }
 
@@ -309,10 +323,12 @@ impl Snapshot {
             watched: Vec::new(),
             digest: Vec::new(),
             warnings: Vec::new(),
+            problems: Vec::new(),
             inventory: Vec::new(),
             expiry: Vec::new(),
             crl_updates: Vec::new(),
             revoked: Vec::new(),
+            crls: Vec::new(),
         }
     }
 
@@ -347,6 +363,31 @@ impl Snapshot {
         }
     }
 
+    /// Logs the warnings, and the problems as errors: `run` starts (or
+    /// reloads) with an expired CRL, but says so as loudly as `check`.
+    pub fn log_findings(&self) {
+        for w in &self.warnings {
+            log_warning(w);
+        }
+        for p in &self.problems {
+            log_problem(p);
+        }
+    }
+
+    /// Logs the CRLs whose standing changed in the seconds `(after, upto]`
+    /// (entered their last week, lapsed), as [`Snapshot::log_findings`]
+    /// would have at `upto`.
+    pub fn log_crl_turns(&self, after: u64, upto: u64) {
+        use crate::material::crl::{turned, Freshness};
+        for (path, f) in turned(&self.crls, after, upto) {
+            match f {
+                Freshness::Fresh => {}
+                Freshness::Expiring(m) => log_warning(&format!("{path}: {m}")),
+                Freshness::Expired(m) => log_problem(&format!("{path}: {m}")),
+            }
+        }
+    }
+
     /// Sets the certificate and CRL gauges to this snapshot's material.
     pub fn record_metrics(&self) {
         use crate::telemetry::metrics::{metrics, CertLabels, CrlLabels};
@@ -364,12 +405,20 @@ impl Snapshot {
         for (bundle, issuer, t) in &self.crl_updates {
             m.crl_next_update
                 .get_or_create(&CrlLabels {
-                    bundle: bundle.clone(),
+                    trust_bundle: bundle.clone(),
                     issuer: issuer.clone(),
                 })
                 .set(i64::try_from(*t).unwrap_or(i64::MAX));
         }
     }
+}
+
+fn log_warning(w: &str) {
+    tracing::warn!(warning = w, "certificate warning");
+}
+
+fn log_problem(p: &str) {
+    tracing::error!(problem = p, "certificate problem");
 }
 
 fn https_listener(

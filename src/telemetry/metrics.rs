@@ -65,11 +65,11 @@ pub struct CertLabels {
     pub subject: String,
 }
 
-/// `{bundle, issuer}`
+/// `{trust_bundle, issuer}` (SPEC §5)
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CrlLabels {
     /// Trust bundle name.
-    pub bundle: String,
+    pub trust_bundle: String,
     /// CRL issuer.
     pub issuer: String,
 }

@@ -17,8 +17,12 @@ pub enum HandshakeResult {
     Expired,
     /// A certificate of the chain is not valid yet.
     NotYetValid,
-    /// Revoked, or revocation status could not be established from the CRLs.
+    /// Revoked, or revocation status could not be established from the CRLs
+    /// (no CRL of the certificate's issuer in the bundle).
     Revoked,
+    /// The CRL that covers the certificate is past its nextUpdate: the
+    /// certificate may be fine, the gateway's CRL is stale (SPEC §3).
+    CrlExpired,
     /// The certificate is not for client authentication (EKU).
     BadUsage,
     /// More intermediates than `verifyDepth` allows.
@@ -39,6 +43,7 @@ impl HandshakeResult {
             HandshakeResult::Expired => "expired",
             HandshakeResult::NotYetValid => "not_yet_valid",
             HandshakeResult::Revoked => "revoked",
+            HandshakeResult::CrlExpired => "crl_expired",
             HandshakeResult::BadUsage => "bad_usage",
             HandshakeResult::ChainTooLong => "chain_too_long",
             HandshakeResult::Denied => "denied",
@@ -65,10 +70,13 @@ impl HandshakeResult {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 HandshakeResult::NotYetValid
             }
-            CertificateError::Revoked
-            | CertificateError::UnknownRevocationStatus
-            | CertificateError::ExpiredRevocationList
-            | CertificateError::ExpiredRevocationListContext { .. } => HandshakeResult::Revoked,
+            CertificateError::Revoked | CertificateError::UnknownRevocationStatus => {
+                HandshakeResult::Revoked
+            }
+            // Not `revoked`: nothing is known against the client, and the fix
+            // (renew the CRL) is on the gateway's side.
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => HandshakeResult::CrlExpired,
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 HandshakeResult::BadUsage
             }
@@ -87,6 +95,34 @@ impl HandshakeResult {
         {
             Some(re) => Self::from_rustls(re),
             None => HandshakeResult::Error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_crl_is_its_own_result_not_revoked() {
+        use rustls::pki_types::UnixTime;
+        let at = |s| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s));
+        for ce in [
+            CertificateError::ExpiredRevocationList,
+            CertificateError::ExpiredRevocationListContext {
+                time: at(20),
+                next_update: at(10),
+            },
+        ] {
+            let e = rustls::Error::InvalidCertificate(ce);
+            assert_eq!(HandshakeResult::from_rustls(&e).as_str(), "crl_expired");
+        }
+        for ce in [
+            CertificateError::Revoked,
+            CertificateError::UnknownRevocationStatus,
+        ] {
+            let e = rustls::Error::InvalidCertificate(ce);
+            assert_eq!(HandshakeResult::from_rustls(&e).as_str(), "revoked");
         }
     }
 }

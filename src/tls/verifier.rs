@@ -67,7 +67,7 @@ impl ClientVerifier {
         let crl_until = bundle
             .crl_info
             .iter()
-            .map(|(_, next)| next.unwrap_or(0))
+            .map(|c| c.next_update.unwrap_or(0))
             .min();
         ClientVerifier {
             listener: listener.to_string(),
@@ -181,6 +181,24 @@ impl ClientVerifier {
     }
 }
 
+impl ClientVerifier {
+    /// The bundle's CRL whose lapse `e` reports (found by its nextUpdate,
+    /// the one thing webpki's error carries).
+    fn lapsed_crl(&self, e: &rustls::Error) -> Option<&crate::material::CrlInfo> {
+        let rustls::Error::InvalidCertificate(CertificateError::ExpiredRevocationListContext {
+            next_update,
+            ..
+        }) = e
+        else {
+            return None;
+        };
+        self.bundle
+            .crl_info
+            .iter()
+            .find(|c| c.next_update == Some(next_update.as_secs()))
+    }
+}
+
 /// notBefore and notAfter of a DER certificate (an intermediate), in Unix
 /// seconds.
 fn validity(der: &[u8]) -> Option<(u64, u64)> {
@@ -203,7 +221,12 @@ fn pki_error(e: webpki::Error) -> rustls::Error {
         E::CertRevoked => CertificateError::Revoked,
         E::UnknownIssuer => CertificateError::UnknownIssuer,
         E::UnknownRevocationStatus => CertificateError::UnknownRevocationStatus,
-        E::CrlExpired { .. } => CertificateError::ExpiredRevocationList,
+        // With its dates, so the refusal says when the CRL lapsed. The
+        // client gets `unknown_ca`, as from OpenSSL when revocation status
+        // cannot be established (rustls' mapping).
+        E::CrlExpired { time, next_update } => {
+            CertificateError::ExpiredRevocationListContext { time, next_update }
+        }
         E::InvalidSignatureForPublicKey => CertificateError::BadSignature,
         #[allow(deprecated)]
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
@@ -240,12 +263,17 @@ impl ClientCertVerifier for ClientVerifier {
                 // SPEC §3: refusals are logged with the presented subject and
                 // fingerprint (never more of the certificate).
                 let summary = crate::identity::CertSummary::from_der(end_entity).ok();
+                let crl = self.lapsed_crl(&e);
                 tracing::warn!(
                     listener = self.listener.as_str(),
                     result = HandshakeResult::from_rustls(&e).as_str(),
                     subject = summary.as_ref().map_or("", |s| s.subject.as_str()),
                     fingerprint = summary.as_ref().map_or("", |s| s.sha256.as_str()),
                     error = %e,
+                    // crl_expired: which CRL, and what renews it.
+                    crl = crl.map(|c| c.source.as_str()),
+                    crl_issuer = crl.map(|c| c.issuer.as_str()),
+                    renew = crl.map(|c| c.renew.as_str()),
                     "client certificate rejected"
                 );
                 return Err(e);
@@ -363,7 +391,12 @@ mod tests {
             let parsed = webpki::OwnedCertRevocationList::from_der(&p.crl).unwrap();
             (
                 vec![webpki::CertRevocationList::from(parsed)],
-                vec![("CN=inter".to_string(), Some(p.now + 3600))],
+                vec![crate::material::CrlInfo {
+                    issuer: "CN=inter".to_string(),
+                    next_update: Some(p.now + 3600),
+                    source: "inter.crl".to_string(),
+                    renew: String::new(),
+                }],
             )
         } else {
             (Vec::new(), Vec::new())
@@ -436,9 +469,10 @@ mod tests {
         let chain = [p.inter.clone()];
         v.verify_chain(&p.leaf, &chain, at(p.now)).unwrap();
         assert_eq!(v.verified.len(), 1);
-        assert_eq!(
+        assert!(matches!(
             cert_error(v.verify_chain(&p.leaf, &chain, at(p.now + 7200))),
-            CertificateError::ExpiredRevocationList
-        );
+            CertificateError::ExpiredRevocationListContext { next_update, .. }
+                if next_update.as_secs() == p.now + 3600
+        ));
     }
 }

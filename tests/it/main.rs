@@ -8,6 +8,7 @@ mod bench;
 mod bypass;
 mod check;
 mod client_auth;
+mod crl;
 mod dn;
 mod identity;
 mod import;

@@ -677,6 +677,155 @@ fn revoke_lists_the_serial_once_and_bumps_the_crl_number() {
     assert!(e.contains("not by this CA"), "{e}");
 }
 
+/// The lines of `openssl crl -text` that start with `label` (trimmed).
+fn crl_lines(t: &str, label: &str) -> Vec<String> {
+    t.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(label))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ca_crl_re_signs_with_a_new_next_update_and_keeps_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cas(d);
+    for (name, reason) in [("c1", "keyCompromise"), ("c2", "superseded")] {
+        ok(
+            d,
+            &[
+                "cert",
+                "issue",
+                "--ca",
+                "int",
+                "--profile",
+                "client",
+                "--out",
+                name,
+                "--cn",
+                name,
+            ],
+        );
+        ok(
+            d,
+            &[
+                "cert",
+                "revoke",
+                "--ca",
+                "int",
+                "--cert",
+                &format!("{name}.crt"),
+                "--reason",
+                reason,
+            ],
+        );
+    }
+    let before = crl_text(d);
+    let out = ok(d, &["ca", "crl", "--ca", "int", "--days", "60"]);
+    assert!(
+        out.starts_with("re-signed int/ca.crl") && out.contains("2 revoked"),
+        "{out}"
+    );
+    let after = crl_text(d);
+    // OpenSSL checks the signature against the CA.
+    let verified = openssl_ok(
+        d,
+        &[
+            "crl",
+            "-in",
+            "int/ca.crl",
+            "-CAfile",
+            "int/ca.crt",
+            "-noout",
+        ],
+    );
+    assert!(verified.contains("verify OK"), "{verified}");
+    // Every entry as it was: serial, revocation date, reason.
+    let revoked = |t: &str| {
+        let from = t.find("Revoked Certificates:").unwrap();
+        let len = t[from..].find("Signature Algorithm:").unwrap();
+        t[from..from + len].to_string()
+    };
+    assert_eq!(revoked(&after), revoked(&before));
+    assert_eq!(crl_lines(&after, "Serial Number:").len(), 2, "{after}");
+    assert!(
+        after.contains("Key Compromise") && after.contains("Superseded"),
+        "{after}"
+    );
+    // A fresh nextUpdate (60 days instead of the 30 revoke gave it), and
+    // the next CRL number.
+    let next = |t: &str| crl_lines(t, "Next Update:");
+    assert_ne!(next(&after), next(&before));
+    let n = |t: &str| {
+        let hex = t
+            .split("X509v3 CRL Number:")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        u64::from_str_radix(&hex, 16).unwrap()
+    };
+    assert_eq!(n(&after), n(&before) + 1);
+    // The default is 30 days: nextUpdate moves back from 60 to 30.
+    ok(d, &["ca", "crl", "--ca", "int"]);
+    let again = crl_text(d);
+    assert_ne!(next(&again), next(&after));
+    assert_eq!(revoked(&again), revoked(&before));
+}
+
+#[test]
+fn ca_crl_refuses_bad_input_in_one_line_and_leaves_the_crl_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cas(d);
+    // A second intermediate with the same name: its CRL has the right issuer
+    // name but another key's signature.
+    ok(
+        d,
+        &[
+            "ca",
+            "init",
+            "--out",
+            "twin",
+            "--cn",
+            "Issuing CA",
+            "--intermediate-of",
+            "root",
+        ],
+    );
+    let e = fails(d, &["ca", "crl", "--ca", "nowhere"]);
+    assert!(e.contains("nowhere is not a CA directory"), "{e}");
+    let original = std::fs::read(d.join("int/ca.crl")).unwrap();
+    let key = std::fs::read(d.join("int/ca.key")).unwrap();
+    std::fs::copy(d.join("root/ca.key"), d.join("int/ca.key")).unwrap();
+    let e = fails(d, &["ca", "crl", "--ca", "int"]);
+    assert!(e.contains("does not belong to"), "{e}");
+    std::fs::write(d.join("int/ca.key"), &key).unwrap();
+    assert_eq!(std::fs::read(d.join("int/ca.crl")).unwrap(), original);
+    for (from, why) in [
+        (
+            "root/ca.crl",
+            "was issued by CN=My Cert Authority, not by this CA",
+        ),
+        ("twin/ca.crl", "is not signed by the key of int/ca.crt"),
+    ] {
+        let foreign = std::fs::read(d.join(from)).unwrap();
+        std::fs::write(d.join("int/ca.crl"), &foreign).unwrap();
+        let e = fails(d, &["ca", "crl", "--ca", "int"]);
+        assert!(e.contains(why), "{e}");
+        assert_eq!(std::fs::read(d.join("int/ca.crl")).unwrap(), foreign);
+    }
+    let left: Vec<String> = std::fs::read_dir(d.join("int"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
 #[test]
 fn pkcs12_bundles_open_in_openssl_and_nss() {
     let dir = tempfile::tempdir().unwrap();

@@ -201,19 +201,34 @@ impl Ca {
         }
     }
 
-    /// A CRL signed by this CA revoking `serials`.
+    /// The CA's private key (PKCS#8 PEM), for a test that lays it out as a
+    /// CA directory (`ca.crt`, `ca.key`) for the `portcullis ca` commands.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// A CRL signed by this CA revoking `serials`, valid for 30 days (not
+    /// within the gateway's 7-day warning).
     pub fn crl(&self, serials: &[&SerialNumber]) -> String {
-        let now = OffsetDateTime::now_utc();
+        self.crl_until(serials, OffsetDateTime::now_utc() + Duration::days(30))
+    }
+
+    /// A CRL signed by this CA revoking `serials` whose nextUpdate is
+    /// `next_update` (which may be past, or a few seconds ahead); its
+    /// thisUpdate is an hour before now or before `next_update`, whichever
+    /// is earlier.
+    pub fn crl_until(&self, serials: &[&SerialNumber], next_update: OffsetDateTime) -> String {
+        let this_update = OffsetDateTime::now_utc().min(next_update) - Duration::hours(1);
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::hours(1),
-            next_update: now + Duration::days(7),
+            this_update,
+            next_update,
             crl_number: next_serial(),
             issuing_distribution_point: None,
             revoked_certs: serials
                 .iter()
                 .map(|s| RevokedCertParams {
                     serial_number: (*s).clone(),
-                    revocation_time: now - Duration::minutes(30),
+                    revocation_time: this_update + Duration::minutes(30),
                     reason_code: None,
                     invalidity_date: None,
                 })
