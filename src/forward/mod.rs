@@ -113,7 +113,7 @@ fn bounded_value(value: &str) -> Option<HeaderValue> {
 
 /// Whether `name`, lower-cased with `_` read as `-`, equals `wanted` (which
 /// is lower case with `-`).
-fn same_header(name: &str, wanted: &str) -> bool {
+pub fn same_header(name: &str, wanted: &str) -> bool {
     name.len() == wanted.len()
         && name
             .bytes()

@@ -73,6 +73,29 @@ fn is_websocket(v: &HeaderValue) -> bool {
 /// replaced, as an edge proxy does), `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`.
 pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &HeaderValue, host: &HeaderValue) {
+    // What a client sends of these is never passed on: RFC 7239
+    // `Forwarded`, and `_` spellings of the X-Forwarded-* names, which
+    // CGI/WSGI upstreams read as the real ones (`HTTP_X_FORWARDED_FOR`).
+    if headers
+        .keys()
+        .any(|k| k.as_str().contains('_') || k == "forwarded")
+    {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let n = k.as_str();
+                n == "forwarded"
+                    || (n.contains('_')
+                        && FORWARDED_NAMES
+                            .iter()
+                            .any(|w| crate::forward::same_header(n, w)))
+            })
+            .cloned()
+            .collect();
+        for name in doomed {
+            headers.remove(name);
+        }
+    }
     headers.insert(
         HeaderName::from_static("x-forwarded-for"),
         forwarded_for.clone(),
@@ -83,6 +106,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &HeaderValue, host:
     );
     headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
 }
+
+/// The names the gateway sets, whatever spelling a client uses.
+const FORWARDED_NAMES: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
 /// The `X-Forwarded-For` value for a client address.
 pub fn forwarded_for(client: std::net::IpAddr) -> HeaderValue {
@@ -177,6 +203,32 @@ mod tests {
             ("upgrade", "h2c"),
         ]);
         assert_eq!(strip_hop_by_hop(&mut h), None, "two Upgrade lines");
+    }
+
+    #[test]
+    fn client_forwarding_headers_in_any_spelling_are_dropped() {
+        let mut h = map(&[
+            ("forwarded", "for=6.6.6.6;host=evil"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("X_Forwarded_Host", "evil"),
+            ("x_forwarded_proto", "http"),
+            ("x_other", "kept"),
+        ]);
+        set_forwarded(
+            &mut h,
+            &forwarded_for(std::net::IpAddr::from([127, 0, 0, 1])),
+            &HeaderValue::from_static("a.test"),
+        );
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "x_other",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host"
+            ]
+        );
     }
 
     #[test]

@@ -466,6 +466,10 @@ async fn https(
             }
         }
     }
+    // The tunnel may have seen the closer (and ended) first.
+    if let (false, Some(why)) = (logged, closer.reason()) {
+        guard::log_closed(&listener.label, client, identity.as_deref(), why);
+    }
 }
 
 async fn tls_stream(

@@ -627,3 +627,235 @@ upstreams:
         closes >= 3
     });
 }
+
+/// `main` requires certificates from `ca` checked against `ca.crl`, with
+/// `/ws` going to a WebSocket echo and `/` to the recording upstream.
+fn rig_ws(extra_limits: &str) -> (Rig, tokio::runtime::Runtime) {
+    use futures_util::{SinkExt, StreamExt};
+    let (ws, rt) = tcp_server(|sock| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() && ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Lifecycle CA");
+    write(d, "ca.crt", &ca.cert_pem);
+    write(d, "ca.crl", &ca.crl(&[]));
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    let upstream = Upstream::start();
+    let text = config_text(
+        "{ mode: require, trustBundle: clients }",
+        "",
+        "          - { pathPrefix: /ws, upstream: ws }\n          - { pathPrefix: /, upstream: rec }",
+        upstream.addr,
+    )
+    .replace("upstreams:\n", &format!("{extra_limits}upstreams:\n  ws: {{ url: \"http://{ws}\" }}\n"));
+    let gw = Gateway::start(d, &text);
+    (
+        Rig {
+            gw,
+            ca,
+            upstream,
+            dir,
+        },
+        rt,
+    )
+}
+
+#[test]
+fn a_websocket_tunnel_is_closed_when_its_certificate_is_revoked() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (r, rt) = rig_ws("");
+    let alice = r.ca.leaf(&Spec::client("alice"));
+    let cfg = config(&r.ca, Some(&alice), &["http/1.1"]);
+    let addr = r.gw.addr("main");
+    let mut ws = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(ServerName::try_from("app.test").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async("wss://app.test/ws", tls)
+            .await
+            .unwrap();
+        ws.send(Message::text("before")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before"));
+        ws
+    });
+    replace(r.dir.path(), "ca.crl", &r.ca.crl(&[&alice.serial]));
+    r.gw.log.wait_for("tunnel closed", |v| {
+        v["message"] == "closing connection" && v["reason"] == "revoked"
+    });
+    // The tunnel ends (the client reads its end) without the client
+    // closing anything.
+    rt.block_on(async {
+        tokio::time::timeout(crate::support::gateway::WAIT, async {
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the tunnel is still open")
+    });
+}
+
+#[test]
+fn a_handshake_that_a_crl_reload_overtakes_is_judged_by_the_new_crl() {
+    let r = rig("{ mode: require, trustBundle: clients }");
+    let carol = r.ca.leaf(&Spec::client("carol"));
+    // Accepted under the old configuration, handshake not begun.
+    let tcp = std::net::TcpStream::connect(r.gw.addr("main")).unwrap();
+    let before = r.gw.log.messages("reloaded").len();
+    replace(r.dir.path(), "ca.crl", &r.ca.crl(&[&carol.serial]));
+    wait_messages(&r.gw, "reloaded", before + 1);
+    let refused = r.gw.log.messages("tls handshake refused").len();
+    match crate::support::client::connect_on(tcp, "app.test", &config(&r.ca, Some(&carol), &[])) {
+        Ok(mut s) => assert_eq!(keepalive_get(&mut s, "/late", ""), None),
+        Err(o) => assert!(!matches!(o, crate::support::Outcome::Http(..)), "{o:?}"),
+    }
+    wait_messages(&r.gw, "tls handshake refused", refused + 1);
+    let last = r.gw.log.messages("tls handshake refused").pop().unwrap();
+    assert_eq!(last["result"], "revoked", "{last}");
+    assert!(r.upstream.seen().iter().all(|s| s.uri != "/late"));
+}
+
+#[test]
+fn revoking_an_intermediate_closes_the_connections_below_it_with_crl_check_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = Ca::root("Root CA");
+    let ica = root.intermediate("Issuing CA");
+    write(d, "ca.crt", &root.cert_pem);
+    write(d, "root.crl", &root.crl(&[]));
+    write(d, "ica.crl", &ica.crl(&[]));
+    write_leaf(d, "server", &root.leaf(&Spec::server(&["app.test"])));
+    let upstream = Upstream::start();
+    let text = config_text(
+        "{ mode: require, trustBundle: clients, crlCheck: chain }",
+        "",
+        ROUTES,
+        upstream.addr,
+    )
+    .replace("crlFiles: [ca.crl]", "crlFiles: [root.crl, ica.crl]");
+    let gw = Gateway::start(d, &text);
+    let gina = ica.leaf(&Spec::client("gina"));
+    let mut s = connect(
+        gw.addr("main"),
+        "app.test",
+        &config(&root, Some(&gina), &[]),
+    )
+    .unwrap();
+    assert_eq!(keepalive_get(&mut s, "/x", "").map(|x| x.0), Some(200));
+    replace(d, "root.crl", &root.crl(&[&ica.serial]));
+    gw.log.wait_for("closed", |v| {
+        v["message"] == "closing connection" && v["reason"] == "revoked"
+    });
+    assert!(
+        closed_by_peer(&mut s),
+        "the connection below a revoked CA stayed open"
+    );
+}
+
+#[test]
+fn another_entry_with_other_crls_does_not_serve_a_certificate_they_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Two bundles CA");
+    let bob = ca.leaf(&Spec::client("bob"));
+    write(d, "ca.crt", &ca.cert_pem);
+    write(d, "ca.crl", &ca.crl(&[&bob.serial]));
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["e.test", "f.test"])));
+    let upstream = Upstream::start();
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates: {{ server: {{ certFile: server.crt, keyFile: server.key }} }}
+trustBundles:
+  clients: {{ caFile: ca.crt, crlFiles: [ca.crl] }}
+  nocrl: {{ caFile: ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [e.test]
+        certificate: server
+        clientAuth: {{ mode: require, trustBundle: clients }}
+        routes: [{{ pathPrefix: /, upstream: rec }}]
+      - hostnames: [f.test]
+        certificate: server
+        clientAuth: {{ mode: require, trustBundle: nocrl }}
+        strictSni: false
+        routes: [{{ pathPrefix: /, upstream: rec }}]
+upstreams: {{ rec: {{ url: \"http://{}\" }} }}
+",
+            upstream.addr
+        ),
+    );
+    let cfg = config(&ca, Some(&bob), &[]);
+    let mut s = connect(gw.addr("main"), "f.test", &cfg).unwrap();
+    let out = crate::support::client::exchange(
+        &mut s,
+        "GET /x HTTP/1.1\r\nHost: e.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(out.status(), 421, "{out:?}");
+    assert!(upstream.seen().is_empty());
+}
+
+#[test]
+fn a_revoked_connection_with_a_request_that_never_ends_is_dropped_after_drain_timeout() {
+    // An upstream that reads the request body for ever and never answers;
+    // it says when the request has reached it.
+    let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
+    let reached_tx = std::sync::Mutex::new(reached_tx);
+    let (sink, _rt) = tcp_server(move |mut s| {
+        let tx = reached_tx.lock().unwrap().clone();
+        async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let _ = tx.send(());
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Lifecycle CA");
+    write(d, "ca.crt", &ca.cert_pem);
+    write(d, "ca.crl", &ca.crl(&[]));
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    let text = config_text("{ mode: require, trustBundle: clients }", "", ROUTES, sink)
+        .replace("upstreams:\n", "limits: { drainTimeout: 1s }\nupstreams:\n");
+    let gw = Gateway::start(d, &text);
+    let erin = ca.leaf(&Spec::client("erin"));
+    let mut s = connect(gw.addr("main"), "app.test", &config(&ca, Some(&erin), &[])).unwrap();
+    // A chunked upload that sends one chunk and then nothing.
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .unwrap();
+    s.flush().unwrap();
+    reached
+        .recv_timeout(crate::support::gateway::WAIT)
+        .expect("the request reached the upstream");
+    replace(d, "ca.crl", &ca.crl(&[&erin.serial]));
+    gw.log.wait_for("revoked", |v| {
+        v["message"] == "closing connection" && v["reason"] == "revoked"
+    });
+    assert!(
+        closed_by_peer(&mut s),
+        "the unfinished request kept the connection open"
+    );
+}

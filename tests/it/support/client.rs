@@ -99,7 +99,11 @@ pub type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 /// Opens a connection and completes the client side of the handshake.
 pub fn connect(addr: SocketAddr, sni: &str, cfg: &Arc<ClientConfig>) -> Result<Tls, Outcome> {
-    let tcp = TcpStream::connect(addr).unwrap();
+    connect_on(TcpStream::connect(addr).unwrap(), sni, cfg)
+}
+
+/// Completes the client side of a handshake on an open TCP connection.
+pub fn connect_on(tcp: TcpStream, sni: &str, cfg: &Arc<ClientConfig>) -> Result<Tls, Outcome> {
     tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let name = ServerName::try_from(sni.to_string()).unwrap();
     let conn = ClientConnection::new(cfg.clone(), name).unwrap();
