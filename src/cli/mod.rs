@@ -97,6 +97,10 @@ enum Command {
         target: String,
         #[command(flatten)]
         tls: ClientTlsArgs,
+        /// NAME:PORT:ADDRESS: connect to ADDRESS for NAME:PORT, still sending
+        /// NAME as server name and Host (as curl's --resolve). Repeatable.
+        #[arg(long)]
+        resolve: Vec<String>,
     },
 }
 
@@ -376,6 +380,7 @@ pub fn main() -> ExitCode {
         Command::Probe {
             target,
             tls: ClientTlsArgs { cert, key, ca, sni },
+            resolve,
         } => {
             let report = crate::probe::probe(&crate::probe::Options {
                 target,
@@ -383,6 +388,7 @@ pub fn main() -> ExitCode {
                 key,
                 ca,
                 sni,
+                resolve,
             });
             print!("{}", report.text);
             if report.ok {

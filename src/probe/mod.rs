@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +41,30 @@ pub struct Options {
     pub ca: Option<PathBuf>,
     /// SNI to send (default: the host, unless it is an IP address).
     pub sni: Option<String>,
+    /// `NAME:PORT:ADDR` entries, as curl's `--resolve`: connect to ADDR
+    /// when the target is NAME:PORT, still sending NAME.
+    pub resolve: Vec<String>,
+}
+
+/// The address `--resolve` gives `host:port`, if any entry names it.
+fn resolved(entries: &[String], host: &str, port: u16) -> Result<Option<SocketAddr>, String> {
+    for e in entries {
+        let bad = || {
+            format!("--resolve {e:?}: expected NAME:PORT:ADDRESS (for example api.example.com:8443:127.0.0.1)")
+        };
+        let (name, rest) = e.split_once(':').ok_or_else(bad)?;
+        let (p, addr) = rest.split_once(':').ok_or_else(bad)?;
+        let p: u16 = p.parse().map_err(|_| bad())?;
+        let ip: std::net::IpAddr = addr
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| bad())?;
+        if name.eq_ignore_ascii_case(host) && p == port {
+            return Ok(Some(SocketAddr::new(ip, port)));
+        }
+    }
+    Ok(None)
 }
 
 /// The outcome: the report text, and whether everything succeeded.
@@ -269,14 +293,27 @@ pub fn probe(opts: &Options) -> Report {
         Ok(n) => n,
         Err(_) => return fail(out, format!("{sni:?} is not a valid server name")),
     };
-    let addr = match (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map(|mut a| a.next())
-    {
+    let addr = match resolved(&opts.resolve, &target.host, target.port) {
+        Err(e) => return fail(out, e),
         Ok(Some(a)) => a,
-        _ => return fail(out, format!("cannot resolve {}", target.host)),
+        Ok(None) => match (target.host.as_str(), target.port)
+            .to_socket_addrs()
+            .map(|mut a| a.next())
+        {
+            Ok(Some(a)) => a,
+            _ => return fail(out, format!("cannot resolve {}", target.host)),
+        },
     };
-    let _ = writeln!(out, "connecting to {addr} (server name {sni})");
+    // An IP address is never sent as SNI (RFC 6066): say so rather than
+    // claim a name the server never saw.
+    let sent = match &server_name {
+        ServerName::IpAddress(_) => {
+            "no server name: the target is an IP address; give --sni NAME or --resolve NAME:PORT:ADDRESS to send one".to_string()
+        }
+        _ => format!("server name {sni}"),
+    };
+    let _ = writeln!(out, "connecting to {addr} ({sent})");
+    let server_name_sent = !matches!(server_name, ServerName::IpAddress(_));
     let tcp = match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
         Ok(t) => t,
         Err(e) => return fail(out, format!("cannot connect to {addr}: {e}")),
@@ -459,7 +496,14 @@ pub fn probe(opts: &Options) -> Report {
             format!("it accepts certificates issued by {}", h.join(" or "))
         }
     };
+    let saw_server = recorder.seen.lock().map(|s| s.is_some()).unwrap_or(false);
     match &hints {
+        None if error.is_some() && !saw_server => {
+            let _ = writeln!(
+                out,
+                "client certificate: the handshake ended before the server could ask for one"
+            );
+        }
         None => {
             let _ = writeln!(out, "client certificate: the server did not ask for one");
         }
@@ -486,7 +530,12 @@ pub fn probe(opts: &Options) -> Report {
                 )
             }
             (rustls::Error::AlertReceived(AlertDescription::UnrecognisedName), _, _) => {
-                format!("the server does not serve the name {name_for_check} (unrecognized_name)")
+                match &server_name_sent {
+                    true => format!(
+                        "the server does not serve the name {name_for_check} (unrecognized_name); give --sni with a name it serves"
+                    ),
+                    false => "the server needs a server name (SNI) and an IP address sends none (unrecognized_name); give --sni NAME or --resolve NAME:PORT:ADDRESS".to_string(),
+                }
             }
             (rustls::Error::AlertReceived(AlertDescription::UnknownCA), Some(h), Some(ck)) => {
                 match accepted_issuer(&ck.cert, h) {

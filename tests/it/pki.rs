@@ -1537,3 +1537,80 @@ fn probe_tells_a_foreign_key_from_an_unusable_one() {
         "{out}"
     );
 }
+
+#[test]
+fn probe_resolves_like_curl_and_says_what_server_name_it_sent() {
+    let (_dir, d) = prepared();
+    // Only api.test: no catch-all to answer a missing or unknown name.
+    let gw = Gateway::start(
+        &d,
+        "certificates: { srv: { certFile: srv.crt, keyFile: srv.key } }
+trustBundles: { clients: { caFile: both.crt } }
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [api.test]
+        certificate: srv
+        clientAuth: { mode: require, trustBundle: clients }
+        routes: [{ pathPrefix: /, upstream: echo }]
+upstreams: { echo: { builtin: echo } }
+",
+    );
+    let port = port_of(&gw);
+    let creds = [
+        "--ca",
+        "root/ca.crt",
+        "--cert",
+        "alice.crt",
+        "--key",
+        "alice.key",
+    ];
+    // The URL as users write it, pointed at 127.0.0.1 by --resolve.
+    let url = format!("https://api.test:{port}/");
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let (good, out) = probe(
+        &d,
+        &[&[url.as_str(), "--resolve", &resolve], &creds[..]].concat(),
+    );
+    assert!(good, "{out}");
+    assert!(
+        out.contains(&format!(
+            "connecting to 127.0.0.1:{port} (server name api.test)"
+        )) && out.contains("HTTP: GET / -> 200"),
+        "{out}"
+    );
+    // By IP address no server name is sent, and the probe says so.
+    let by_ip = format!("https://127.0.0.1:{port}/");
+    let (good, out) = probe(&d, &[&[by_ip.as_str()], &creds[..]].concat());
+    assert!(!good);
+    assert!(
+        out.contains("(no server name: the target is an IP address")
+            && out.contains("FAILED: the server needs a server name (SNI)")
+            && !out.contains("server name 127.0.0.1"),
+        "{out}"
+    );
+    // A name the server does not serve: it never got to ask for a
+    // certificate, and the probe does not claim it did not want one.
+    let other = format!("https://other.test:{port}/");
+    let other_resolve = format!("other.test:{port}:127.0.0.1");
+    let (good, out) = probe(
+        &d,
+        &[&[other.as_str(), "--resolve", &other_resolve], &creds[..]].concat(),
+    );
+    assert!(!good);
+    assert!(
+        out.contains("the handshake ended before the server could ask for one")
+            && !out.contains("did not ask for one")
+            && out.contains("FAILED: the server does not serve the name other.test"),
+        "{out}"
+    );
+    // A malformed --resolve is one line.
+    let (good, out) = probe(&d, &[url.as_str(), "--resolve", "api.test:x:127.0.0.1"]);
+    assert!(!good);
+    assert!(
+        out.contains("FAILED: --resolve \"api.test:x:127.0.0.1\": expected NAME:PORT:ADDRESS"),
+        "{out}"
+    );
+}
