@@ -9,6 +9,7 @@ mod bypass;
 mod check;
 mod client_auth;
 mod dn;
+mod docs;
 mod identity;
 mod import;
 mod lifecycle;
