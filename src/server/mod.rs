@@ -180,6 +180,10 @@ pub async fn run(
     snapshot: Snapshot,
     on_ready: impl FnOnce(&[(String, SocketAddr)]),
 ) -> Result<(), StartError> {
+    // Installed before anything is bound: a SIGTERM sent as soon as the
+    // `ready` line appears must drain, not meet the default disposition
+    // (which kills the process).
+    let stop = StopSignals::install();
     let (drain_tx, drain_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(snapshot.limits.max_connections));
     let max_connections = snapshot.limits.max_connections;
@@ -222,7 +226,7 @@ pub async fn run(
         reload_tx.clone(),
         reload_rx,
     ));
-    wait_for_stop(&reload_tx).await;
+    stop.wait(&reload_tx).await;
     // SPEC §2 shutdownDelay: /readyz fails at once while the listeners keep
     // accepting, so load balancers take the endpoint out before it closes.
     state.draining.store(true, Ordering::Release);
@@ -249,29 +253,58 @@ pub async fn run(
     Ok(())
 }
 
+/// SIGTERM, SIGINT and SIGHUP, listened to from start-up on.
 #[cfg(unix)]
-async fn wait_for_stop(reload: &tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                let _ = reload.send(reload::Trigger::Signal);
+struct StopSignals(
+    Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
+
+#[cfg(unix)]
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => StopSignals(Some((term, int, hup))),
+            _ => StopSignals(None),
+        }
+    }
+
+    /// Returns on SIGTERM or SIGINT; SIGHUP asks for a reload.
+    async fn wait(self, reload: &tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
+        let Some((mut term, mut int, mut hup)) = self.0 else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => {
+                    let _ = reload.send(reload::Trigger::Signal);
+                }
             }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop(_: &tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
-    let _ = tokio::signal::ctrl_c().await;
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn install() -> StopSignals {
+        StopSignals
+    }
+
+    async fn wait(self, _: &tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -10,6 +10,7 @@ mod check;
 mod client_auth;
 mod crl;
 mod dn;
+mod docs;
 mod identity;
 mod import;
 mod lifecycle;

@@ -915,3 +915,41 @@ fn shutdown_delay_keeps_accepting_while_not_ready() {
     let status = r.gw.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn sigterm_as_soon_as_ready_drains_and_exits_0() {
+    // The attacker here is a supervisor in a hurry: it stops the gateway the
+    // moment the `ready` line appears. The signal handlers must already be
+    // in place, or SIGTERM kills the process instead of draining it. The
+    // window was short (a round hit it about one time in twenty), hence
+    // the rounds.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("Ops CA");
+    write(dir.path(), "ca.crt", &ca.cert_pem);
+    write_leaf(dir.path(), "server", &ca.leaf(&Spec::server(&["app.test"])));
+    write(dir.path(), "portcullis.yaml", BASE);
+    for round in 0..20 {
+        let mut child = Command::new(bin())
+            .args(["run", "--log-format", "json", "-c", "portcullis.yaml"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = std::io::BufRead::lines(out);
+        loop {
+            let line = lines.next().expect("exited before ready").unwrap();
+            if line.contains("\"message\":\"ready\"") {
+                break;
+            }
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        // Keep reading so the gateway never blocks on a full pipe.
+        lines.for_each(drop);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: {status}");
+    }
+}
