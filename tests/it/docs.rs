@@ -141,7 +141,9 @@ fn check_data_blocks(page: &str, text: &str, report: &mut Report) {
 
 fn check_yaml(page: &str, block: &Block, report: &mut Report) {
     let text = block.text();
-    let value: serde_json::Value = match serde_saphyr::from_str(&text) {
+    // Manifests (a CronJob with its RBAC) come as several documents; a
+    // config is one.
+    let docs: Vec<serde_json::Value> = match serde_saphyr::from_str_multiple(&text) {
         Ok(v) => v,
         Err(e) => {
             return report.fail(
@@ -150,6 +152,10 @@ fn check_yaml(page: &str, block: &Block, report: &mut Report) {
                 format!("not YAML: {}", e.without_snippet()),
             )
         }
+    };
+    let value = match docs.as_slice() {
+        [one] => one.clone(),
+        _ => return report.count("yaml fragments parsed"),
     };
     if value.get("listeners").is_none() {
         if block.not_built_yet() {
