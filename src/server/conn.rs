@@ -21,6 +21,7 @@ use crate::http::{self, Conn, TlsInfo};
 use crate::stream;
 use crate::telemetry;
 use crate::telemetry::metrics::{self, ActiveConnection};
+use crate::tls::rejection::{self, Rejection};
 use crate::tls::HandshakeResult;
 
 /// What a connection holds while it (or a tunnel made from it) is open:
@@ -113,6 +114,8 @@ struct Refused {
     result: HandshakeResult,
     sni: Option<String>,
     detail: String,
+    /// The refused client certificate and the reason in words.
+    rejection: Option<Rejection>,
 }
 
 fn refused(result: HandshakeResult, sni: Option<String>, detail: impl Into<String>) -> Refused {
@@ -120,6 +123,7 @@ fn refused(result: HandshakeResult, sni: Option<String>, detail: impl Into<Strin
         result,
         sni,
         detail: detail.into(),
+        rejection: None,
     }
 }
 
@@ -133,10 +137,13 @@ async fn read_hello(
     let mut buf = [0u8; 4096];
     let mut kept = Vec::new();
     loop {
-        let n = sock
-            .read(&mut buf)
-            .await
-            .map_err(|e| refused(HandshakeResult::Error, None, e.to_string()))?;
+        let n = sock.read(&mut buf).await.map_err(|_| {
+            refused(
+                HandshakeResult::Error,
+                None,
+                "the connection failed before the ClientHello arrived",
+            )
+        })?;
         if n == 0 {
             return Err(refused(
                 HandshakeResult::Error,
@@ -156,9 +163,13 @@ async fn read_hello(
         }
         let mut rd = &buf[..n];
         while !rd.is_empty() {
-            acceptor
-                .read_tls(&mut rd)
-                .map_err(|e| refused(HandshakeResult::Error, None, e.to_string()))?;
+            acceptor.read_tls(&mut rd).map_err(|_| {
+                refused(
+                    HandshakeResult::Error,
+                    None,
+                    "the client's first bytes are not a TLS record",
+                )
+            })?;
         }
         match acceptor.accept() {
             Ok(None) => continue,
@@ -167,7 +178,12 @@ async fn read_hello(
                 let mut out = Vec::new();
                 let _ = alert.write_all(&mut out);
                 let _ = sock.write_all(&out).await;
-                return Err(refused(HandshakeResult::Error, None, e.to_string()));
+                let _ = e;
+                return Err(refused(
+                    HandshakeResult::Error,
+                    None,
+                    "the client's first message is not a valid TLS ClientHello",
+                ));
             }
         }
     }
@@ -205,6 +221,9 @@ async fn finish(
     config: Arc<rustls::ServerConfig>,
     sni: Option<String>,
 ) -> Result<TlsStream<TcpStream>, Refused> {
+    // A note left by a handshake that failed elsewhere on this thread is
+    // not this one's.
+    let _ = rejection::take();
     match tokio_rustls::StartHandshake::from_parts(accepted, sock)
         .into_stream(config)
         .into_fallible()
@@ -212,15 +231,32 @@ async fn finish(
     {
         Ok(stream) => Ok(stream),
         Err((e, sock)) => {
+            // Taken before the next await: see `tls::rejection`.
+            let rejection = rejection::take();
             lingering_close(sock).await;
-            Err(refused(HandshakeResult::from_io(&e), sni, e.to_string()))
+            let result = HandshakeResult::from_io(&e);
+            Err(Refused {
+                result,
+                sni,
+                detail: rejection
+                    .as_ref()
+                    .map_or_else(|| result.words(&e).to_string(), |r| r.reason.clone()),
+                rejection,
+            })
         }
     }
 }
 
 fn log_refused(listener: &Arc<str>, client: SocketAddr, r: &Refused) {
     metrics::handshake(listener, r.result);
-    telemetry::handshake_refused(listener, client, r.result, r.sni.as_deref(), &r.detail);
+    telemetry::handshake_refused(
+        listener,
+        client,
+        r.result,
+        r.sni.as_deref(),
+        &r.detail,
+        r.rejection.as_ref(),
+    );
 }
 
 fn log_timeout(listener: &Arc<str>, client: SocketAddr) {

@@ -43,22 +43,31 @@ pub fn init(format: Option<LogFormat>) {
     };
 }
 
-/// Records the outcome of a handshake that did not complete. (A rejected
-/// certificate's subject and fingerprint are on the verifier's own
-/// "client certificate rejected" line.)
+/// Records a handshake that did not complete, on one line (SPEC §3): the
+/// client's address, the SNI, the result label, the reason in words and,
+/// for a refused certificate, its subject, issuer and fingerprint.
 pub fn handshake_refused(
     listener: &str,
     client: std::net::SocketAddr,
     result: HandshakeResult,
     sni: Option<&str>,
     detail: &str,
+    cert: Option<&crate::tls::rejection::Rejection>,
 ) {
+    let crl = cert.and_then(|c| c.crl.as_ref());
     tracing::warn!(
         listener,
         client = %client,
         result = result.as_str(),
         sni = sni.unwrap_or(""),
-        detail,
+        subject = cert.map_or("", |c| c.subject.as_str()),
+        issuer = cert.map_or("", |c| c.issuer.as_str()),
+        fingerprint = cert.map_or("", |c| c.fingerprint.as_str()),
+        reason = detail,
+        // crl_expired: which CRL lapsed, and what renews it.
+        crl = crl.map(|c| c.0.as_str()),
+        crl_issuer = crl.map(|c| c.1.as_str()),
+        renew = crl.map(|c| c.2.as_str()),
         "tls handshake refused"
     );
 }

@@ -87,6 +87,40 @@ impl HandshakeResult {
         }
     }
 
+    /// What went wrong with a handshake that failed for another reason
+    /// than a refused certificate (whose reason the verifier words; see
+    /// `rejection`), in words — never a library's internal names.
+    pub fn words(self, e: &std::io::Error) -> &'static str {
+        use rustls::Error as E;
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+        match (self, inner) {
+            (HandshakeResult::NoCertificate, _) => {
+                "the client sent no certificate, and this host requires one"
+            }
+            (_, Some(E::AlertReceived(_))) => "the client ended the handshake with an alert (it did not accept this server, or gave up)",
+            (_, Some(E::PeerIncompatible(_))) => {
+                "the client and this listener have no TLS version, cipher suite or signature scheme in common"
+            }
+            (_, Some(E::NoApplicationProtocol)) => {
+                "the client and this listener have no ALPN protocol in common"
+            }
+            (_, Some(E::InvalidMessage(_) | E::PeerMisbehaved(_) | E::InappropriateHandshakeMessage { .. } | E::InappropriateMessage { .. })) => {
+                "the client did not follow the TLS protocol"
+            }
+            (_, Some(E::DecryptError)) => {
+                "the client's handshake signature or data did not verify (a key that does not match its certificate?)"
+            }
+            (_, Some(E::InvalidCertificate(_))) => "the client certificate could not be verified",
+            (_, Some(_)) => "the TLS handshake failed",
+            (_, None) => match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => "the client closed the connection during the handshake",
+                std::io::ErrorKind::ConnectionReset => "the client reset the connection during the handshake",
+                std::io::ErrorKind::TimedOut => "the handshake timed out",
+                _ => "the connection failed during the handshake",
+            },
+        }
+    }
+
     /// Classifies the error a TLS accept future failed with.
     pub fn from_io(e: &std::io::Error) -> Self {
         match e

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod classify;
+pub mod rejection;
 pub mod sessions;
 pub mod upstream;
 pub mod verifier;
@@ -152,7 +153,6 @@ impl HostTls {
         let make = |p: &model::VerifyPolicy, unverified: bool| {
             material.trust_bundles.get(&p.trust_bundle).map(|b| {
                 Arc::new(ClientVerifier::new(
-                    &listener.name,
                     b.clone(),
                     p.required,
                     unverified,

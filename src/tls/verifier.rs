@@ -20,7 +20,6 @@ use crate::config::model::CrlCheck;
 use crate::material::TrustBundle;
 
 use super::cache::{VerifiedChains, Window};
-use super::classify::HandshakeResult;
 
 /// The verified path had more intermediates than `verifyDepth` allows.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +29,6 @@ pub struct ChainTooLong;
 /// Verifies client certificates for one host entry.
 #[derive(Debug)]
 pub struct ClientVerifier {
-    /// Listener name, for refusal logs.
-    listener: String,
     bundle: Arc<TrustBundle>,
     required: bool,
     /// `optionalNoCa`: the handshake accepts any chain; the identity is
@@ -53,7 +50,6 @@ pub struct ClientVerifier {
 impl ClientVerifier {
     /// A verifier for `bundle`.
     pub fn new(
-        listener: &str,
         bundle: Arc<TrustBundle>,
         required: bool,
         accept_unverified: bool,
@@ -70,7 +66,6 @@ impl ClientVerifier {
             .map(|c| c.next_update.unwrap_or(0))
             .min();
         ClientVerifier {
-            listener: listener.to_string(),
             bundle,
             required,
             accept_unverified,
@@ -260,22 +255,25 @@ impl ClientCertVerifier for ClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         if !self.accept_unverified {
             if let Err(e) = self.verify_chain(end_entity, intermediates, now) {
-                // SPEC §3: refusals are logged with the presented subject and
-                // fingerprint (never more of the certificate).
-                let summary = crate::identity::CertSummary::from_der(end_entity).ok();
+                // SPEC §3: the refusal is logged on one line by the
+                // connection, which knows the client's address; it gets the
+                // presented subject, issuer and fingerprint (never more of
+                // the certificate) and the reason in words from this note.
+                let summary = crate::identity::memo::summary(end_entity);
                 let crl = self.lapsed_crl(&e);
-                tracing::warn!(
-                    listener = self.listener.as_str(),
-                    result = HandshakeResult::from_rustls(&e).as_str(),
-                    subject = summary.as_ref().map_or("", |s| s.subject.as_str()),
-                    fingerprint = summary.as_ref().map_or("", |s| s.sha256.as_str()),
-                    error = %e,
-                    // crl_expired: which CRL, and what renews it.
-                    crl = crl.map(|c| c.source.as_str()),
-                    crl_issuer = crl.map(|c| c.issuer.as_str()),
-                    renew = crl.map(|c| c.renew.as_str()),
-                    "client certificate rejected"
-                );
+                super::rejection::leave(super::rejection::Rejection {
+                    subject: summary
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.subject.clone()),
+                    issuer: summary
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.issuer.clone()),
+                    fingerprint: summary
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.sha256.clone()),
+                    reason: super::rejection::words(&e, summary.as_deref(), &self.bundle.name, crl),
+                    crl: crl.map(|c| (c.source.clone(), c.issuer.clone(), c.renew.clone())),
+                });
                 return Err(e);
             }
         }
@@ -410,15 +408,7 @@ mod tests {
             revoked: Vec::new(),
         };
         let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-        ClientVerifier::new(
-            "l",
-            Arc::new(bundle),
-            true,
-            false,
-            None,
-            CrlCheck::Leaf,
-            algs,
-        )
+        ClientVerifier::new(Arc::new(bundle), true, false, None, CrlCheck::Leaf, algs)
     }
 
     fn at(secs: u64) -> UnixTime {

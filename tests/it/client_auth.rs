@@ -182,10 +182,19 @@ fn require_with_unknown_ca_is_refused_with_unknown_ca() {
         Outcome::Alert(AlertDescription::UnknownCA)
     );
     let line = m.gw.log.wait_for("rejected certificate", |v| {
-        v["message"] == "client certificate rejected"
+        v["message"] == "tls handshake refused" && v["subject"] == "CN=intruder"
     });
-    assert_eq!(line["subject"], "CN=intruder");
+    assert_eq!(line["issuer"], "CN=Stranger CA");
+    assert_eq!(line["sni"], "require.test");
+    assert!(line["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert_eq!(line["fingerprint"].as_str().unwrap().len(), 64);
+    assert!(
+        line["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("issued by CN=Stranger CA, which trust bundle"),
+        "{line}"
+    );
     m.assert_refused_as("unknown_ca");
 }
 

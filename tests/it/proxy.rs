@@ -284,7 +284,7 @@ fn silent_client_is_closed_after_handshake_timeout() {
     );
     p.gw.log.wait_for("handshake timeout", |v| {
         v["message"] == "tls handshake refused"
-            && v["detail"]
+            && v["reason"]
                 .as_str()
                 .unwrap_or("")
                 .contains("handshakeTimeout")
