@@ -4,6 +4,7 @@
 pub mod admin;
 mod conn;
 mod guard;
+mod handshake;
 pub mod idle;
 mod reload;
 pub mod snapshot;
