@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod headers;
+pub mod host;
 mod pipeline;
 mod proxy;
 pub mod route;
@@ -253,17 +254,6 @@ pub struct ConnStats {
     first_status: std::sync::OnceLock<(u16, prometheus_client::metrics::counter::Counter)>,
 }
 
-/// `host` without its port (`a.test:443` → `a.test`, `[::1]:443` → `::1`).
-pub fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
-}
-
 impl Conn {
     /// Handles one request; never fails (errors become responses).
     pub async fn handle(
@@ -322,18 +312,5 @@ impl Conn {
                 })
             })
             .observe(took.as_secs_f64());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_stripped() {
-        assert_eq!(strip_port("a.test:443"), "a.test");
-        assert_eq!(strip_port("a.test"), "a.test");
-        assert_eq!(strip_port("[::1]:443"), "::1");
-        assert_eq!(strip_port("a.test:"), "a.test");
     }
 }

@@ -29,7 +29,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use super::{echo, headers, strip_port, Body, Conn, Listener, Target, Upstream};
+use super::{echo, headers, host, Body, Conn, Listener, Target, Upstream};
 use crate::closer::{self, CloseReason};
 use crate::config::model::StrictSni;
 use crate::forward::Prepared;
@@ -276,8 +276,11 @@ impl Conn {
         // to the same entry.
         let mut asked: Option<(Option<usize>, &'h HeaderValue)> = None;
         for h in hosts {
-            let name = strip_port(h.to_str().unwrap_or_default());
-            let found = listener.sni.lookup(Some(name));
+            // (Checked by request_hosts.)
+            let name = h.to_str().ok().and_then(|h| host::name(h).ok());
+            let found = listener
+                .sni
+                .lookup(Some(name.ok_or(Refusal::BadHost("invalid Host"))?));
             match asked {
                 Some((prev, _)) if prev != found => {
                     return Err(self.misdirected(h));
@@ -322,7 +325,13 @@ impl Conn {
 
     fn misdirected(&self, host: &HeaderValue) -> Refusal {
         Refusal::Misdirected {
-            host: normalize_host(strip_port(host.to_str().unwrap_or_default())).into_owned(),
+            host: normalize_host(
+                host.to_str()
+                    .ok()
+                    .and_then(|h| host::name(h).ok())
+                    .unwrap_or_default(),
+            )
+            .into_owned(),
             sni: self.tls.sni.clone(),
         }
     }
@@ -399,15 +408,24 @@ fn request_hosts(
     // (Held as header values: cloning one shares its bytes, no copy.)
     let uri_host = match req.uri().authority() {
         None => None,
-        Some(a) => Some(
-            HeaderValue::from_str(a.as_str()).map_err(|_| Refusal::BadHost("invalid authority"))?,
-        ),
+        Some(a) => {
+            host::name(a.as_str()).map_err(Refusal::BadHost)?;
+            Some(
+                HeaderValue::from_str(a.as_str())
+                    .map_err(|_| Refusal::BadHost("invalid authority"))?,
+            )
+        }
     };
     let mut all = req.headers().get_all(HOST).iter();
     let header_host = match (all.next(), all.next()) {
         (None, _) => None,
-        (Some(h), None) if h.to_str().is_ok() => Some(h.clone()),
-        (Some(_), None) => return Err(Refusal::BadHost("invalid Host header")),
+        (Some(h), None) => {
+            let text = h
+                .to_str()
+                .map_err(|_| Refusal::BadHost("invalid Host header"))?;
+            host::name(text).map_err(Refusal::BadHost)?;
+            Some(h.clone())
+        }
         (Some(_), Some(_)) => return Err(Refusal::BadHost("more than one Host header")),
     };
     Ok((uri_host, header_host))

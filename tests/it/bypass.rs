@@ -96,9 +96,16 @@ impl Rig {
             tokio::spawn(conn);
             let mut out = Vec::new();
             for (authority, path) in requests {
-                let req = http::Request::get(format!("https://{authority}{path}"))
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
+                // "AUTHORITY|HOST" sends a Host header beside :authority.
+                let (authority, host) = match authority.split_once('|') {
+                    Some((a, h)) => (a, Some(h)),
+                    None => (authority.as_str(), None),
+                };
+                let mut req = http::Request::get(format!("https://{authority}{path}"));
+                if let Some(h) = host {
+                    req = req.header("host", h);
+                }
+                let req = req.body(Empty::<Bytes>::new()).unwrap();
                 let resp = send.send_request(req).await.unwrap();
                 out.push(resp.status().as_u16());
                 let _ = resp.into_body().collect().await;
@@ -391,6 +398,89 @@ fn authority_and_host_must_name_the_same_entry() {
     );
     assert_eq!(out.status(), 421);
     assert!(r.upstream.seen().is_empty());
+}
+
+/// Spellings of b.test's host that a lenient reader (a backend, a log
+/// pipeline) may take for b.test but that name no entry exactly.
+const AMBIGUOUS_B: &[&str] = &[
+    "u@b.test",
+    "u:p@b.test",
+    "@b.test",
+    "c.test@b.test",
+    "b.test:443.",
+    "b.test.:443.",
+    "b.test:",
+    "b.test:443:443",
+    "b.test:44x",
+    "b.test:99999",
+    "b.test:0443443",
+    "b.test: 443",
+    "b.test%2e",
+    "b%2etest",
+    "b.test..",
+    ".b.test",
+    "b..test",
+    "b.test/",
+    "b.test\\x",
+    "b.test;x",
+    "b.test,c.test",
+    "[b.test]",
+    "*.test",
+];
+
+#[test]
+fn an_ambiguous_host_spelling_is_refused_before_any_upstream() {
+    let r = rig(SIBLING_HOSTS);
+    // c.test has no client auth and strictSni: false, where a name that no
+    // entry serves is its own: a spelling of b.test that misses b.test's
+    // entry would be served without b.test's client auth and allow.
+    for host in AMBIGUOUS_B {
+        for sni in ["c.test", "a.test"] {
+            let out = r.h1(
+                sni,
+                None,
+                &format!("GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            );
+            assert_eq!(out.status(), 400, "Host {host:?} on {sni}: {out:?}");
+        }
+        let out = r.h1(
+            "c.test",
+            None,
+            &format!("GET https://{host}/x HTTP/1.1\r\nHost: c.test\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(
+            [400, 421].contains(&out.status()),
+            "absolute-form {host:?}: {out:?}"
+        );
+    }
+    let statuses = r.h2(
+        "c.test",
+        None,
+        &AMBIGUOUS_B
+            .iter()
+            .map(|h| (format!("c.test|{h}"), "/x".to_string()))
+            .collect::<Vec<_>>(),
+    );
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+    let statuses = r.h2(
+        "c.test",
+        None,
+        &["u@b.test", "u:p@b.test:443"]
+            .iter()
+            .map(|h| (h.to_string(), "/x".to_string()))
+            .collect::<Vec<_>>(),
+    );
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+    assert!(r.upstream.seen().is_empty(), "{:?}", r.upstream.seen());
+    // The plain spellings still work.
+    for host in ["c.test", "C.TEST.", "c.test:443", "c.test:1"] {
+        let out = r.h1(
+            "c.test",
+            None,
+            &format!("GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(out.status(), 200, "Host {host:?}");
+    }
 }
 
 const UPGRADES: &[(&str, &str)] = &[
