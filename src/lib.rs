@@ -12,6 +12,8 @@ pub mod cli;
 pub mod closer;
 pub mod config;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 pub mod identity;
 pub mod import;

@@ -105,8 +105,10 @@ pub fn read(
     let mut leave = |a: &str, why: &str| left.push(format!("{object}: {prefix}/{a}: {why}"));
     let qualify = |v: &str| -> Result<String, ImportError> {
         match v.split_once('/') {
-            Some((n, s)) if !n.is_empty() && !s.is_empty() && !s.contains('/') => Ok(v.to_string()),
-            None if !v.is_empty() => Ok(format!("{ns}/{v}")),
+            Some((n, s)) if super::k8s_name(n, "").is_ok() && super::k8s_name(s, "").is_ok() => {
+                Ok(v.to_string())
+            }
+            None if super::k8s_name(v, "").is_ok() => Ok(format!("{ns}/{v}")),
             _ => Err(err(format!("{object}: {prefix}/auth-tls-secret or proxy-ssl-secret {v:?} is not namespace/name"))),
         }
     };

@@ -79,6 +79,27 @@ struct State<'a> {
     out: Imported,
 }
 
+/// A Kubernetes object name as the API server admits it (an RFC 1123
+/// subdomain: lower-case letters, digits, `-` and `.`, starting and ending
+/// with a letter or digit, at most 253 bytes). Names become host names,
+/// URLs, file names and config keys, so anything else is refused.
+pub(crate) fn k8s_name<'v>(value: &'v str, what: &str) -> Result<&'v str, ImportError> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(value)
+    } else {
+        Err(err(format!(
+            "{what} {value:?} is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')"
+        )))
+    }
+}
+
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
     let mut cur = v;
     for p in path {
@@ -152,12 +173,14 @@ impl State<'_> {
         })?;
         let name = str_at(svc, &["name"])
             .ok_or_else(|| err(format!("{object}: a backend service without a name")))?;
+        let name = k8s_name(name, &format!("{object}: backend service"))?;
         let port = match (
             svc.pointer("/port/number").and_then(Value::as_u64),
             str_at(svc, &["port", "name"]),
         ) {
             (Some(n), _) => n.to_string(),
             (None, Some(p)) => {
+                let p = k8s_name(p, &format!("{object}: service {name}: port name"))?;
                 self.out.warnings.push(format!(
                     "{object}: service {name} uses the named port \"{p}\"; the upstream uses the scheme's default port — set the number"
                 ));
@@ -215,6 +238,7 @@ impl State<'_> {
             .ok_or_else(|| err(format!("{object}: a passthrough backend without a service")))?;
         let name = str_at(svc, &["name"])
             .ok_or_else(|| err(format!("{object}: a backend service without a name")))?;
+        let name = k8s_name(name, &format!("{object}: backend service"))?;
         let port = svc
             .pointer("/port/number")
             .and_then(Value::as_u64)
@@ -227,12 +251,14 @@ impl State<'_> {
     }
 
     fn ingress(&mut self, obj: &Value) -> Result<(), ImportError> {
-        let ns = str_at(obj, &["metadata", "namespace"])
-            .unwrap_or("default")
-            .to_string();
+        let ns = k8s_name(
+            str_at(obj, &["metadata", "namespace"]).unwrap_or("default"),
+            "Ingress namespace",
+        )?
+        .to_string();
         let name = str_at(obj, &["metadata", "name"])
-            .ok_or_else(|| err("an Ingress without metadata.name"))?
-            .to_string();
+            .ok_or_else(|| err("an Ingress without metadata.name"))?;
+        let name = k8s_name(name, &format!("Ingress {ns}/{name}: name"))?.to_string();
         let object = format!("{ns}/{name}");
         let spec = obj
             .get("spec")
@@ -261,6 +287,7 @@ impl State<'_> {
             let Some(secret) = str_at(t, &["secretName"]) else {
                 continue;
             };
+            let secret = k8s_name(secret, &format!("{object}: spec.tls secretName"))?;
             let cert = self.certificate(&ns, secret);
             let hosts = t
                 .get("hosts")
@@ -271,6 +298,7 @@ impl State<'_> {
                 tls_default = Some(cert.clone());
             }
             for h in hosts.iter().filter_map(Value::as_str) {
+                ingress_host(h, &object)?;
                 tls_by_host.insert(h.to_string(), cert.clone());
             }
         }
@@ -283,6 +311,9 @@ impl State<'_> {
             .flatten()
         {
             let host = str_at(rule, &["host"]).unwrap_or("*").to_string();
+            if host != "*" {
+                ingress_host(&host, &object)?;
+            }
             let mut routes = Vec::new();
             let mut pt = None;
             for p in rule
@@ -332,6 +363,12 @@ impl State<'_> {
             }
         }
         for (host, routes, pt) in rules {
+            if routes.is_empty() && pt.is_none() {
+                self.out.warnings.push(format!(
+                    "{object}: host {host} has no paths and the Ingress no defaultBackend: not carried over"
+                ));
+                continue;
+            }
             let cert = tls_by_host
                 .get(&host)
                 .cloned()
@@ -530,13 +567,30 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
     }
 }
 
+/// An Ingress rule's host as the API server admits it: a DNS name, or
+/// `*.` and one.
+fn ingress_host(host: &str, object: &str) -> Result<(), ImportError> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    k8s_name(name, &format!("{object}: host"))
+        .map(|_| ())
+        .map_err(|_| err(format!("{object}: host {host:?} is not a DNS name")))
+}
+
 /// Runs the import.
 pub fn run(opts: &Options) -> Result<Imported, ImportError> {
-    let mut objects = Vec::new();
+    let mut inputs = Vec::new();
     for f in &opts.files {
-        let text = read_input(f)?;
-        let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text)
-            .map_err(|e| err(yaml_error(&f.display().to_string(), &e)))?;
+        inputs.push((f.display().to_string(), read_input(f)?));
+    }
+    from_texts(opts, &inputs)
+}
+
+/// Imports manifests already read: (file name, text) pairs.
+pub fn from_texts(opts: &Options, inputs: &[(String, String)]) -> Result<Imported, ImportError> {
+    let mut objects = Vec::new();
+    for (f, text) in inputs {
+        let docs: Vec<Value> =
+            serde_saphyr::from_str_multiple(text).map_err(|e| err(yaml_error(f, &e)))?;
         for d in docs {
             if d.is_null() {
                 continue;
@@ -549,7 +603,7 @@ pub fn run(opts: &Options) -> Result<Imported, ImportError> {
                         .unwrap_or_default(),
                 ),
                 Some(_) => objects.push(d),
-                None => return Err(err(format!("{}: a document without kind", f.display()))),
+                None => return Err(err(format!("{f}: a document without kind"))),
             }
         }
     }
@@ -571,9 +625,21 @@ pub fn run(opts: &Options) -> Result<Imported, ImportError> {
     };
     for o in &objects {
         if str_at(o, &["kind"]) == Some("Secret") {
-            let ns = str_at(o, &["metadata", "namespace"]).unwrap_or("default");
+            let ns = k8s_name(
+                str_at(o, &["metadata", "namespace"]).unwrap_or("default"),
+                "Secret namespace",
+            )?;
             let name = str_at(o, &["metadata", "name"])
                 .ok_or_else(|| err("a Secret without metadata.name"))?;
+            let name = k8s_name(name, &format!("Secret {ns}/{name}: name"))?;
+            // The manifest is copied as it is: what the gateway cannot read
+            // is refused here, not at its first start.
+            let as_yaml = serde_saphyr::to_string(o).unwrap_or_default();
+            crate::material::sources::secret_manifest_entries(
+                std::path::Path::new(&format!("Secret {ns}/{name}")),
+                &as_yaml,
+            )
+            .map_err(err)?;
             st.secrets.insert(format!("{ns}/{name}"), o.clone());
         }
     }

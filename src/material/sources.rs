@@ -42,7 +42,15 @@ struct SecretManifest {
 fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let text = String::from_utf8(read(path)?)
         .map_err(|_| format!("{}: not a YAML file", path.display()))?;
-    let m: SecretManifest = serde_saphyr::from_str(&text).map_err(|e| {
+    secret_manifest_entries(path, &text)
+}
+
+/// The entries of the Secret manifest `text`, read from `path`.
+pub fn secret_manifest_entries(
+    path: &Path,
+    text: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let m: SecretManifest = serde_saphyr::from_str(text).map_err(|e| {
         format!(
             "{}: not a Kubernetes Secret manifest: {}",
             path.display(),

@@ -87,6 +87,23 @@ pub fn init(out: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<Ca, PkiE
         out.join("chain.crt"),
     );
     refuse_existing(&[&crt, &key_path])?;
+    let (ca, key_pem) = create(out, spec, parent)?;
+    let (cert_pem, chain_pem) = (ca.cert_pem.clone(), ca.chain_pem.clone());
+    let empty_crl = super::crl::sign(&ca, &[], 1, super::crl::DEFAULT_CRL_DAYS)?;
+    let mut outputs = vec![
+        Output::public(&crt, cert_pem),
+        Output::secret(&key_path, key_pem),
+        Output::public(&crl, empty_crl),
+    ];
+    if parent.is_some() {
+        outputs.push(Output::public(&chain, chain_pem));
+    }
+    write_files(&outputs)?;
+    Ok(ca)
+}
+
+/// A new CA in memory, kept in `dir` once written; also its key as PEM.
+pub fn create(dir: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<(Ca, String), PkiError> {
     let key = spec.key_type.generate()?;
     let mut params = ca_params(spec)?;
     let (cert, chain_pem) = match parent {
@@ -99,26 +116,15 @@ pub fn init(out: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<Ca, PkiE
         }
     };
     let summary = CertSummary::from_der(cert.der()).map_err(|e| invalid(e.to_string()))?;
-    let cert_pem = cert.pem();
     let key_pem = key.serialize_pem();
     let ca = Ca {
-        dir: out.to_path_buf(),
-        cert_pem: cert_pem.clone(),
-        chain_pem: chain_pem.clone(),
+        dir: dir.to_path_buf(),
+        cert_pem: cert.pem(),
+        chain_pem,
         summary,
         issuer: Issuer::new(params, key),
     };
-    let empty_crl = super::crl::sign(&ca, &[], 1, super::crl::DEFAULT_CRL_DAYS)?;
-    let mut outputs = vec![
-        Output::public(&crt, cert_pem),
-        Output::secret(&key_path, key_pem),
-        Output::public(&crl, empty_crl),
-    ];
-    if parent.is_some() {
-        outputs.push(Output::public(&chain, chain_pem));
-    }
-    write_files(&outputs)?;
-    Ok(ca)
+    Ok((ca, key_pem))
 }
 
 /// Loads the CA in `dir`, checking that the key belongs to the certificate

@@ -161,6 +161,36 @@ pub fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issued, PkiE
     })
 }
 
+/// Whether the DER writer under rcgen (yasna) writes `s` as a
+/// PrintableString: it accepts a narrower set than X.680 (no `?`), and
+/// panics on the rest.
+pub(crate) fn printable_for_writer(s: &str) -> bool {
+    s.bytes().all(|b| {
+        b == b' '
+            || (b'\''..=b':').contains(&b) && b != b'*'
+            || b == b'='
+            || b.is_ascii_alphabetic()
+    })
+}
+
+/// The CSR's subject, with a PrintableString value that the writer cannot
+/// write (`a?b`, valid X.680) carried as a UTF8String of the same text:
+/// the subject reads the same (RFC 5280 §7.1 compares names after
+/// normalization, whatever the string type).
+fn writable_dn(dn: &rcgen::DistinguishedName) -> rcgen::DistinguishedName {
+    let mut out = rcgen::DistinguishedName::new();
+    for (kind, value) in dn.iter() {
+        let value = match value {
+            rcgen::DnValue::PrintableString(p) if !printable_for_writer(p.as_str()) => {
+                rcgen::DnValue::Utf8String(p.as_str().to_string())
+            }
+            other => other.clone(),
+        };
+        out.push(kind.clone(), value);
+    }
+    out
+}
+
 /// Signs a CSR (PEM or DER). The CSR's signature is verified; its subject and
 /// SANs are kept; basic constraints and key usages come from the profile
 /// only, so a CSR asking for CA:TRUE still gets a leaf.
@@ -202,7 +232,7 @@ pub fn sign(ca: &Ca, profile: Profile, csr: &[u8], days: u32) -> Result<Issued, 
         invalid("the CSR's key type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)")
     })?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = req.params.distinguished_name.clone();
+    params.distinguished_name = writable_dn(&req.params.distinguished_name);
     params.subject_alt_names = req.params.subject_alt_names.clone();
     if profile == Profile::Server && params.subject_alt_names.is_empty() {
         return Err(invalid(
