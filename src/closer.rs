@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::watch;
 
 /// Why a connection was closed (`portcullis_connections_closed_total`'s
 /// `reason`).
@@ -38,16 +37,31 @@ impl CloseReason {
     }
 }
 
-/// The handle that asks one connection to close.
-#[derive(Debug)]
+/// The handle that asks one connection to close: the reason, and a
+/// `Notify` for the connection's task (a few words per connection; every
+/// open connection has one).
+#[derive(Debug, Default)]
 pub struct Closer {
-    tx: watch::Sender<Option<CloseReason>>,
+    /// 0 while open, else [`CloseReason::code`].
+    reason: std::sync::atomic::AtomicU8,
+    notify: tokio::sync::Notify,
 }
 
-impl Default for Closer {
-    fn default() -> Self {
-        Closer {
-            tx: watch::Sender::new(None),
+impl CloseReason {
+    fn code(self) -> u8 {
+        match self {
+            CloseReason::Revoked => 1,
+            CloseReason::Expired => 2,
+            CloseReason::PolicyChanged => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        match c {
+            1 => Some(CloseReason::Revoked),
+            2 => Some(CloseReason::Expired),
+            3 => Some(CloseReason::PolicyChanged),
+            _ => None,
         }
     }
 }
@@ -56,32 +70,34 @@ impl Closer {
     /// Asks the connection to close; the first reason given sticks.
     /// Returns whether this call was the first.
     pub fn close(&self, reason: CloseReason) -> bool {
-        self.tx.send_if_modified(|r| {
-            if r.is_some() {
-                return false;
-            }
-            *r = Some(reason);
-            true
-        })
+        use std::sync::atomic::Ordering;
+        let first = self
+            .reason
+            .compare_exchange(0, reason.code(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            self.notify.notify_waiters();
+        }
+        first
     }
 
     /// Why the connection was asked to close, if it was.
     pub fn reason(&self) -> Option<CloseReason> {
-        *self.tx.borrow()
+        CloseReason::from_code(self.reason.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Resolves when the connection is asked to close.
     pub async fn closed(&self) -> CloseReason {
-        let mut rx = self.tx.subscribe();
         loop {
-            if let Some(r) = *rx.borrow_and_update() {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close between the two is
+            // not missed.
+            notified.as_mut().enable();
+            if let Some(r) = self.reason() {
                 return r;
             }
-            if rx.changed().await.is_err() {
-                // The sender lives in `self`: unreachable, but never close
-                // for no reason.
-                std::future::pending::<()>().await;
-            }
+            notified.await;
         }
     }
 }
@@ -102,14 +118,14 @@ pub enum Next<T> {
 #[derive(Debug)]
 pub struct Succession<T> {
     next: ArcSwapOption<Next<T>>,
-    retired: watch::Sender<bool>,
+    retired: tokio::sync::Notify,
 }
 
 impl<T> Default for Succession<T> {
     fn default() -> Self {
         Succession {
             next: ArcSwapOption::empty(),
-            retired: watch::Sender::new(false),
+            retired: tokio::sync::Notify::new(),
         }
     }
 }
@@ -129,14 +145,22 @@ impl<T: Successive> Succession<T> {
     /// Publishes what replaced this listener and wakes its connections.
     pub fn retire(&self, next: Next<T>) {
         self.next.store(Some(Arc::new(next)));
-        self.retired.send_replace(true);
+        self.retired.notify_waiters();
     }
 
     /// Resolves once this listener has been retired.
     pub async fn retired(&self) {
-        let mut rx = self.retired.subscribe();
-        // The sender lives in `self`, so this cannot fail while awaited.
-        let _ = rx.wait_for(|r| *r).await;
+        loop {
+            let notified = self.retired.notified();
+            tokio::pin!(notified);
+            // Registered before the check: a retirement between the two
+            // is not missed (`next` is stored before the waiters are woken).
+            notified.as_mut().enable();
+            if !self.is_current() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -180,13 +204,10 @@ pub fn newest<T: Successive>(origin: &Arc<T>) -> Option<Arc<T>> {
 
 /// The upgraded tunnels (WebSocket) a connection has open: the connection's
 /// task keeps judging them after the HTTP connection has handed them off.
-#[derive(Debug)]
-pub struct Tunnels(watch::Sender<usize>);
-
-impl Default for Tunnels {
-    fn default() -> Self {
-        Tunnels(watch::Sender::new(0))
-    }
+#[derive(Debug, Default)]
+pub struct Tunnels {
+    open: std::sync::atomic::AtomicUsize,
+    notify: tokio::sync::Notify,
 }
 
 /// One open tunnel; dropping it closes the count.
@@ -195,26 +216,36 @@ pub struct Tunnel(Arc<Tunnels>);
 
 impl Drop for Tunnel {
     fn drop(&mut self) {
-        self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+        use std::sync::atomic::Ordering;
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.notify.notify_waiters();
+        }
     }
 }
 
 impl Tunnels {
     /// Counts one more open tunnel until the returned value drops.
     pub fn open(self: &Arc<Self>) -> Tunnel {
-        self.0.send_modify(|n| *n += 1);
+        self.open.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Tunnel(self.clone())
     }
 
     /// How many are open.
     pub fn count(&self) -> usize {
-        *self.0.borrow()
+        self.open.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Resolves when none is open.
     pub async fn all_closed(&self) {
-        let mut rx = self.0.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

@@ -272,34 +272,52 @@ async fn https(
     // SPEC §2: a reload that changes this connection's policy drains it.
     let mut watched = overtaken.map_or_else(|| listener.clone(), |(l, _)| l);
     let mut logged = false;
+    // One timer for the idle check, the drain deadline and the client
+    // certificate's notAfter, whichever comes first (every open connection
+    // carries this loop's state, so it holds one timer, not three).
+    let expiry_at = guard.not_after.map(|t| {
+        let now = rustls_pki_types::UnixTime::now().as_secs();
+        // notAfter is the last valid second.
+        tokio::time::Instant::now() + Duration::from_secs(t.saturating_add(1).saturating_sub(now))
+    });
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
     loop {
         if closing && deadline.is_none() {
             deadline = Some(tokio::time::Instant::now() + grace);
         }
+        let idle_at = (!closing).then(|| {
+            tokio::time::Instant::now() + idle_timeout.saturating_sub(activity.idle_for())
+        });
+        let wake = [idle_at, deadline, expiry_at.filter(|_| !logged)]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(w) = wake {
+            timer.as_mut().reset(w);
+        }
+        let mut close_now = None;
         tokio::select! {
             _ = served.as_mut() => break,
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
+            _ = timer.as_mut(), if wake.is_some() => {
+                let now = tokio::time::Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                if !logged && expiry_at.is_some_and(|e| now >= e) {
+                    close_now = Some(CloseReason::Expired);
+                } else if !closing && activity.idle_for() >= idle_timeout {
+                    closing = true;
+                    served.as_mut().graceful_shutdown();
+                }
+            }
             r = drain.changed(), if !closing => {
                 if r.is_ok() {
                     closing = true;
                     served.as_mut().graceful_shutdown();
                 }
             }
-            _ = tokio::time::sleep(idle_timeout.saturating_sub(activity.idle_for())), if !closing => {
-                if activity.idle_for() >= idle_timeout {
-                    closing = true;
-                    served.as_mut().graceful_shutdown();
-                }
-            }
-            why = guard::must_close(&closer, guard.not_after), if !logged => {
-                closing = true;
-                logged = true;
-                closer.close(why);
-                guard::log_closed(&listener.label, client, identity.as_deref(), why);
-                // HTTP/1.1: after the in-flight response, which then says
-                // `Connection: close`; HTTP/2: GOAWAY.
-                served.as_mut().graceful_shutdown();
-            }
+            why = closer.closed(), if !logged => close_now = Some(why),
             _ = crate::closer::retirement(watched.clone()), if !closing => {
                 match guard::still_serves(&listener, sni.as_deref(), &policy_key) {
                     Some((newest, _)) => watched = newest,
@@ -309,6 +327,16 @@ async fn https(
                 }
             }
         }
+        if let Some(why) = close_now {
+            closing = true;
+            logged = true;
+            closer.close(why);
+            let why = closer.reason().unwrap_or(why);
+            guard::log_closed(&listener.label, client, identity.as_deref(), why);
+            // HTTP/1.1: after the in-flight response, which then says
+            // `Connection: close`; HTTP/2: GOAWAY.
+            served.as_mut().graceful_shutdown();
+        }
     }
     // A request that found the policy changed closed the connection itself
     // (421 + `Connection: close`) before the branch above ran.
@@ -317,24 +345,31 @@ async fn https(
         guard::log_closed(&listener.label, client, identity.as_deref(), why);
     }
     // WebSocket tunnels outlive the HTTP connection: they stay registered
-    // and judged (revocation, expiry, reload) until they end.
-    while tunnels.count() > 0 {
-        tokio::select! {
-            _ = tunnels.all_closed() => break,
-            why = guard::must_close(&closer, guard.not_after), if !logged => {
-                logged = true;
-                closer.close(why);
-                guard::log_closed(&listener.label, client, identity.as_deref(), why);
-            }
-            _ = crate::closer::retirement(watched.clone()), if !logged => {
-                match guard::still_serves(&listener, sni.as_deref(), &policy_key) {
-                    Some((newest, _)) => watched = newest,
-                    None => {
-                        closer.close(CloseReason::PolicyChanged);
+    // and judged (revocation, expiry, reload) until they end. (Boxed: few
+    // connections get here, and every connection's task would otherwise be
+    // sized for this state too.)
+    if tunnels.count() > 0 {
+        Box::pin(async {
+            while tunnels.count() > 0 {
+                tokio::select! {
+                    _ = tunnels.all_closed() => break,
+                    why = guard::must_close(&closer, guard.not_after), if !logged => {
+                        logged = true;
+                        closer.close(why);
+                        guard::log_closed(&listener.label, client, identity.as_deref(), why);
+                    }
+                    _ = crate::closer::retirement(watched.clone()), if !logged => {
+                        match guard::still_serves(&listener, sni.as_deref(), &policy_key) {
+                            Some((newest, _)) => watched = newest,
+                            None => {
+                                closer.close(CloseReason::PolicyChanged);
+                            }
+                        }
                     }
                 }
             }
-        }
+        })
+        .await;
     }
     // The tunnel may have seen the closer (and ended) first.
     if let (false, Some(why)) = (logged, closer.reason()) {
