@@ -18,9 +18,12 @@ mod files;
 mod http;
 mod identity;
 
+/// A fuzz target: panics when a property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the directory of its corpus and the cargo-fuzz
 /// binary) and its function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("path", http::path),
     ("host", http::host),
     ("dn", identity::dn),

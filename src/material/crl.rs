@@ -140,6 +140,23 @@ pub fn renew_words(file: &Path) -> String {
     }
 }
 
+/// Why webpki refused a CRL, in words (never its variant name).
+fn crl_error_words(e: &webpki::Error) -> &'static str {
+    use webpki::Error as E;
+    match e {
+        E::BadDer | E::BadDerTime | E::TrailingData(_) => "malformed DER",
+        E::UnsupportedCrlVersion => "only version 2 CRLs are supported",
+        E::UnsupportedCriticalExtension => "it has a critical extension that is not supported",
+        E::UnsupportedIndirectCrl => "indirect CRLs are not supported",
+        E::UnsupportedDeltaCrl => "delta CRLs are not supported",
+        E::UnsupportedRevocationReason => "an entry has an unsupported revocation reason",
+        E::InvalidCrlNumber => "its CRL number is invalid",
+        E::InvalidSerialNumber => "an entry's serial number is invalid",
+        E::ExtensionValueInvalid => "an extension's value is invalid",
+        _ => "it cannot be read as an X.509 CRL",
+    }
+}
+
 /// Parses the CRLs in `bytes`, read from `what`; `renew` says how to renew
 /// them.
 pub fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, String> {
@@ -157,7 +174,7 @@ pub fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, Str
     for der in ders {
         use x509_cert::der::Decode;
         let parsed = webpki::OwnedCertRevocationList::from_der(&der)
-            .map_err(|e| format!("{what}: not a valid CRL: {e:?}"))?;
+            .map_err(|e| format!("{what}: not a valid CRL: {}", crl_error_words(&e)))?;
         let info = x509_cert::crl::CertificateList::from_der(&der).ok();
         let issuer = info
             .as_ref()

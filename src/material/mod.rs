@@ -111,9 +111,9 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 pub fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for (i, der) in read_certs(path)?.into_iter().enumerate() {
-        roots.add(der).map_err(|e| {
+        roots.add(der).map_err(|_| {
             format!(
-                "{}: certificate {} is not a usable trust anchor: {e}",
+                "{}: certificate {} is not a usable trust anchor: webpki cannot read it as an X.509 certificate",
                 path.display(),
                 i + 1
             )
@@ -327,9 +327,9 @@ fn load_bundle(
                 rfc3339(s.not_after)
             ));
         }
-        roots.add(der).map_err(|e| {
+        roots.add(der).map_err(|_| {
             format!(
-                "{origin}: certificate {} is not a usable trust anchor: {e}",
+                "{origin}: certificate {} is not a usable trust anchor: webpki cannot read it as an X.509 certificate",
                 i + 1
             )
         })?;

@@ -192,17 +192,32 @@ impl TlsListener {
         if let Some(rule) = &self.allow {
             let d = authz::decide(rule, identity.as_ref());
             if d != Decision::Allow {
+                // SPEC §3: one refusal line, like a refused handshake.
                 crate::telemetry::metrics::handshake(
                     &self.label,
                     crate::tls::HandshakeResult::Denied,
                 );
-                tracing::warn!(
-                    listener = self.name.as_str(),
-                    client = %client,
-                    result = "denied",
-                    subject = identity.as_ref().map_or("", |i| i.cert.subject.as_str()),
-                    fingerprint = identity.as_ref().map_or("", |i| i.cert.sha256.as_str()),
-                    "connection denied by clientAuth.allow"
+                let rejection = identity.as_ref().map(|i| crate::tls::rejection::Rejection {
+                    subject: i.cert.subject.clone(),
+                    issuer: i.cert.issuer.clone(),
+                    fingerprint: i.cert.sha256.clone(),
+                    reason: String::new(),
+                    crl: None,
+                });
+                let reason = match &identity {
+                    Some(i) => format!(
+                        "the client certificate {} is not admitted by this listener's clientAuth.allow",
+                        i.cert.subject
+                    ),
+                    None => "clientAuth.allow admits only clients with a certificate, and none was presented".to_string(),
+                };
+                crate::telemetry::handshake_refused(
+                    &self.name,
+                    client,
+                    crate::tls::HandshakeResult::Denied,
+                    conn.server_name(),
+                    &reason,
+                    rejection.as_ref(),
                 );
                 let _ = tls.shutdown().await;
                 return;

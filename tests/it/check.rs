@@ -10,11 +10,13 @@ use crate::support::{write, write_leaf, Ca, Spec};
 fn check(dir: &Path, config: &str) -> Output {
     let path = dir.join("portcullis.yaml");
     std::fs::write(&path, config).unwrap();
-    Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap()
+    crate::support::words_only(
+        Command::new(bin())
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn stderr(o: &Output) -> String {

@@ -131,12 +131,10 @@ impl Matrix {
         get(self.addr(), sni, &config(&self.root, cert, &[]), path)
     }
 
+    /// One refusal line of `result` with every field (SPEC §3), and the
+    /// upstream untouched.
     fn assert_refused_as(&self, result: &str) {
-        self.gw
-            .log
-            .wait_for(&format!("a refusal logged as {result}"), |v| {
-                v["message"] == "tls handshake refused" && v["result"] == result
-            });
+        self.gw.log.refusal(result);
         assert!(
             self.upstream.seen().is_empty(),
             "the upstream must not be reached: {:?}",

@@ -10,12 +10,14 @@ use crate::support::gateway::bin;
 use crate::support::{client, write, Ca, Gateway, Outcome, Spec, Upstream};
 
 fn import(dir: &Path, files: &[&str]) -> Output {
-    Command::new(bin())
-        .args(["import", "ingress-nginx"])
-        .args(files)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    crate::support::words_only(
+        Command::new(bin())
+            .args(["import", "ingress-nginx"])
+            .args(files)
+            .current_dir(dir)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn yaml(o: &Output) -> serde_json::Value {

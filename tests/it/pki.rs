@@ -11,11 +11,13 @@ use crate::support::gateway::bin;
 use crate::support::{write, Gateway};
 
 fn pc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    crate::support::words_only(
+        Command::new(bin())
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {

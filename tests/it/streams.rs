@@ -207,9 +207,20 @@ upstreams:
     let denied = etcdctl(d, &endpoint, &as_other, &["get", "k"]);
     assert!(!denied.status.success(), "{}", out(&denied));
     let line = gw.log.wait_for("denial", |v| {
-        v["message"] == "connection denied by clientAuth.allow"
+        v["message"] == "tls handshake refused" && v["result"] == "denied"
     });
     assert_eq!(line["subject"], "CN=other");
+    assert!(
+        line["issuer"].as_str().unwrap().starts_with("CN="),
+        "{line}"
+    );
+    assert!(
+        line["reason"]
+            .as_str()
+            .unwrap()
+            .contains("clientAuth.allow"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -190,7 +190,7 @@ pub fn portcullis(dir: &Path, env: &[(String, String)], args: &[String]) -> Resu
             ));
         }
     };
-    let out = out.map_err(|e| e.to_string())?;
+    let out = crate::support::words_only(out.map_err(|e| e.to_string())?);
     Ok(Ran {
         status: out.status,
         stdout: out.stdout,

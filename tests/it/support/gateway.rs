@@ -104,6 +104,58 @@ impl Log {
         log
     }
 
+    /// The lines that hold a Rust `Debug` rendering of a library value
+    /// (SPEC §3: reasons in words, never a library's internal names).
+    pub fn debug_renderings(&self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| debug_rendering(l).is_some())
+            .collect()
+    }
+
+    /// The one `tls handshake refused` line of `result` (waiting for it),
+    /// checked for SPEC §3's fields: client address, SNI, subject, issuer,
+    /// fingerprint, the result and the reason in words. No other line
+    /// names the same client connection.
+    pub fn refusal(&self, result: &str) -> serde_json::Value {
+        let line = self.wait_for(&format!("a refusal logged as {result}"), |v| {
+            v["message"] == "tls handshake refused" && v["result"] == result
+        });
+        let client = line["client"].as_str().unwrap_or_default().to_string();
+        assert!(client.starts_with("127.0.0.1:"), "{line}");
+        for field in [
+            "listener",
+            "sni",
+            "subject",
+            "issuer",
+            "fingerprint",
+            "reason",
+        ] {
+            assert!(line[field].is_string(), "no {field} in {line}");
+        }
+        let reason = line["reason"].as_str().unwrap_or_default();
+        assert!(reason.len() > 10, "{line}");
+        assert_eq!(debug_rendering(&line.to_string()), None, "{line}");
+        if !line["subject"].as_str().unwrap_or_default().is_empty() {
+            assert_eq!(
+                line["fingerprint"].as_str().unwrap_or_default().len(),
+                64,
+                "{line}"
+            );
+            assert!(
+                line["issuer"].as_str().unwrap_or_default().contains('='),
+                "{line}"
+            );
+        }
+        let about: Vec<String> = self
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains(&format!("\"{client}\"")))
+            .collect();
+        assert_eq!(about.len(), 1, "one line per refusal: {about:#?}");
+        line
+    }
+
     /// Lines whose `message` field equals `msg`.
     pub fn messages(&self, msg: &str) -> Vec<serde_json::Value> {
         self.lines()
@@ -112,6 +164,63 @@ impl Log {
             .filter(|v| v["message"] == msg)
             .collect()
     }
+}
+
+/// What in `line` looks like a Rust `Debug` rendering of a library value
+/// (`Other(OtherError(ChainTooLong))`, `Custom { kind: … }`, a bare
+/// webpki/rustls variant name), if anything.
+pub fn debug_rendering(line: &str) -> Option<String> {
+    const NAMES: &[&str] = &[
+        "Some(",
+        "Ok(",
+        "Err(",
+        "Other(",
+        "Io(",
+        "Os { code",
+        "Custom { kind",
+        "{ kind: ",
+        "UnknownIssuer",
+        "BadSignature",
+        "CertExpired",
+        "CertNotValidYet",
+        "InvalidPurpose",
+        "ChainTooLong",
+        "UnknownRevocationStatus",
+        "CertRevoked",
+        "NoCertificatesPresented",
+        "AlertReceived",
+        "InvalidMessage",
+        "PeerMisbehaved",
+        "PeerIncompatible",
+        "InvalidCertificate",
+        "BadEncoding",
+        "UnsupportedSignatureAlgorithm",
+    ];
+    if let Some(n) = NAMES.iter().find(|n| line.contains(**n)) {
+        return Some((*n).to_string());
+    }
+    // A CamelCase word of two humps or more followed by `(` or ` {`.
+    let mut word_start = None;
+    for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word_start.get_or_insert(i);
+            continue;
+        }
+        let Some(start) = word_start.take() else {
+            continue;
+        };
+        let word = &line[start..i];
+        let humps = word.bytes().filter(u8::is_ascii_uppercase).count();
+        let camel = word.starts_with(|c: char| c.is_ascii_uppercase())
+            && humps >= 2
+            && word.bytes().any(|c| c.is_ascii_lowercase())
+            && !word.contains('_');
+        let rest = &line[i..];
+        if camel && (rest.starts_with('(') || rest.starts_with(" {")) {
+            return Some(word.to_string());
+        }
+    }
+    None
 }
 
 /// A running gateway.
@@ -236,5 +345,40 @@ impl Drop for Gateway {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every test that runs a gateway checks its whole output: no log
+        // line holds a Debug rendering of a library error (SPEC §3).
+        if !std::thread::panicking() {
+            let bad: Vec<String> = [&self.log, &self.err]
+                .iter()
+                .flat_map(|l| l.debug_renderings())
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "log lines with a Debug rendering:\n{}",
+                bad.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn debug_renderings_are_recognized_and_words_are_not() {
+    for bad in [
+        r#"{"reason":"invalid peer certificate: Other(OtherError(ChainTooLong))"}"#,
+        r#"{"error":"Custom { kind: InvalidData, error: \"x\" }"}"#,
+        r#"{"reason":"UnknownIssuer"}"#,
+        r#"{"error":"hyper::Error(Io, Os { code: 104 })"}"#,
+        r#"{"error":"InvalidCertificate(BadEncoding)"}"#,
+        r#"{"error":"Error { kind: Io }"}"#,
+        "not a valid CRL: TrailingData(Crl)",
+    ] {
+        assert!(debug_rendering(bad).is_some(), "{bad}");
+    }
+    for good in [
+        r#"{"message":"tls handshake refused","reason":"issued by CN=Other CA, which trust bundle `clients` does not contain (add its CA to caFile)"}"#,
+        r#"{"message":"config reloaded","hosts":["a.test"],"subject":"CN=a\\, b,O=Acme (Europe) Ltd"}"#,
+        r#"{"message":"closing connection","reason":"policy_changed"}"#,
+    ] {
+        assert_eq!(debug_rendering(good), None, "{good}");
     }
 }

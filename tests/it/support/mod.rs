@@ -26,3 +26,16 @@ pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) {
     write(dir, &format!("{name}.crt"), &leaf.chain_pem);
     write(dir, &format!("{name}.key"), &leaf.key_pem);
 }
+
+/// Asserts that a CLI run's output holds no Rust `Debug` rendering of a
+/// library error (SPEC §3, issue 13); returns the output.
+pub fn words_only(out: std::process::Output) -> std::process::Output {
+    for stream in [&out.stdout, &out.stderr] {
+        for line in String::from_utf8_lossy(stream).lines() {
+            if let Some(what) = gateway::debug_rendering(line) {
+                panic!("CLI output with a Debug rendering ({what}): {line}");
+            }
+        }
+    }
+    out
+}
