@@ -1,0 +1,228 @@
+//! Host entries: hostnames, routes and their paths.
+
+use super::*;
+
+/// Parses one `hostnames` entry.
+pub fn host_pattern(name: &str) -> Result<model::HostPattern, String> {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    if n == "*" {
+        return Ok(model::HostPattern::CatchAll);
+    }
+    let (wild, rest) = match n.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, n.as_str()),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if rest.is_empty() || !rest.split('.').all(label_ok) {
+        return Err(format!(
+            "\"{name}\" is not a hostname (a DNS name, \"*.\" followed by one, or \"*\" for any)"
+        ));
+    }
+    Ok(if wild {
+        model::HostPattern::Wildcard(format!(".{rest}"))
+    } else {
+        model::HostPattern::Exact(rest.to_string())
+    })
+}
+
+pub(super) fn host(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    h: raw::Host,
+    refs: &Refs<'_>,
+) -> Option<model::Host> {
+    let forward = forward_settings(e, p, &h);
+    let mut ok = true;
+    let mut hostnames = Vec::new();
+    if h.hostnames.is_empty() {
+        e.push(&p.key("hostnames"), "needs at least one name");
+        ok = false;
+    }
+    for (k, name) in h.hostnames.iter().enumerate() {
+        match host_pattern(name) {
+            Ok(pat) => hostnames.push(pat),
+            Err(msg) => {
+                e.push(&p.key("hostnames").index(k), msg);
+                ok = false;
+            }
+        }
+    }
+    if let Some(pt) = &h.passthrough {
+        // Not terminated: nothing of TLS or HTTP applies.
+        for (k, present) in [
+            ("certificate", h.certificate.is_some()),
+            ("clientAuth", h.client_auth.is_some()),
+            ("routes", !h.routes.is_empty()),
+            ("strictSni", h.strict_sni.is_some()),
+            ("escapedSlashes", h.escaped_slashes.is_some()),
+            ("forwardClientCert", h.forward_client_cert.is_some()),
+            ("xfccDetails", h.xfcc_details.is_some()),
+            (
+                "passCertificateToUpstream",
+                h.pass_certificate_to_upstream.is_some(),
+            ),
+            ("requestHeaders", h.request_headers.is_some()),
+        ] {
+            if present {
+                e.push(
+                    &p.key(k),
+                    "does not apply to a passthrough host (its TLS is not terminated)",
+                );
+                ok = false;
+            }
+        }
+        let upstream = stream_upstream(e, &p.key("passthrough"), Some(pt), refs);
+        if !ok {
+            return None;
+        }
+        return Some(model::Host {
+            hostnames,
+            certificate: String::new(),
+            client_auth: model::ClientAuth::None,
+            strict_sni: model::StrictSni::On,
+            escaped_slashes: model::EscapedSlashes::Reject,
+            routes: Vec::new(),
+            forward: forward.unwrap_or_default(),
+            passthrough: Some(upstream?),
+        });
+    }
+    let certificate = match h.certificate {
+        None => {
+            e.push(p, "missing key \"certificate\"");
+            None
+        }
+        Some(c) if !refs.certificates.contains_key(&c) => {
+            e.dangling(&p.key("certificate"), "certificates", "certificate", &c);
+            None
+        }
+        Some(c) => Some(c),
+    };
+    let client_auth = match h.client_auth {
+        None => Some(model::ClientAuth::None),
+        Some(v) => {
+            let cp = p.key("clientAuth");
+            e.parse::<raw::ClientAuth>(&cp, &v)
+                .and_then(|ca| client_auth(e, &cp, ca, refs))
+        }
+    };
+    let strict_sni = match &h.strict_sni {
+        None | Some(serde_json::Value::Bool(true)) => model::StrictSni::On,
+        Some(serde_json::Value::Bool(false)) => model::StrictSni::Off,
+        Some(serde_json::Value::String(s)) if s == "samePolicy" => model::StrictSni::SamePolicy,
+        Some(other) => {
+            e.push(
+                &p.key("strictSni"),
+                format!("{other} is not one of true, false, samePolicy"),
+            );
+            model::StrictSni::On
+        }
+    };
+    let mut routes = Vec::new();
+    if h.routes.is_empty() {
+        e.push(p, "missing key \"routes\" (at least one route)");
+        ok = false;
+    }
+    for (k, r) in h.routes.iter().enumerate() {
+        let rp = p.key("routes").index(k);
+        let Some(r) = e.parse::<raw::Route>(&rp, r) else {
+            ok = false;
+            continue;
+        };
+        let allow = r.allow.as_ref().and_then(|a| allow(e, &rp.key("allow"), a));
+        if r.allow.is_some() && matches!(client_auth, Some(model::ClientAuth::None)) {
+            e.push(
+                &rp.key("allow"),
+                "needs client certificates: set clientAuth.mode (require, optional or optionalNoCa) on this host",
+            );
+            ok = false;
+        }
+        let matcher = match (r.path, r.path_prefix) {
+            (Some(path), None) if path.starts_with('/') => {
+                canonical_route(e, &rp.key("path"), &path).then_some(model::PathMatch::Exact(path))
+            }
+            (None, Some(prefix)) if prefix.starts_with('/') => {
+                canonical_route(e, &rp.key("pathPrefix"), &prefix)
+                    .then_some(model::PathMatch::Prefix(prefix))
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                e.push(&rp, "a route has exactly one of \"path\" or \"pathPrefix\"");
+                None
+            }
+            (Some(s), None) => {
+                e.push(&rp.key("path"), format!("\"{s}\" must start with /"));
+                None
+            }
+            (None, Some(s)) => {
+                e.push(&rp.key("pathPrefix"), format!("\"{s}\" must start with /"));
+                None
+            }
+        };
+        match refs.upstreams.get(&r.upstream) {
+            None => {
+                e.dangling(&rp.key("upstream"), "upstreams", "upstream", &r.upstream);
+                ok = false;
+            }
+            Some(model::Upstream::Stream { .. }) => {
+                e.push(
+                    &rp.key("upstream"),
+                    format!("upstream \"{}\" is a TCP upstream (address); an HTTP route needs builtin or url", r.upstream),
+                );
+                ok = false;
+            }
+            Some(_) => {}
+        }
+        match matcher {
+            Some(matcher) => routes.push(model::Route {
+                matcher,
+                upstream: r.upstream,
+                allow,
+            }),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(model::Host {
+        hostnames,
+        certificate: certificate?,
+        client_auth: client_auth?,
+        strict_sni,
+        escaped_slashes: match h.escaped_slashes {
+            None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
+            Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
+        },
+        routes,
+        forward: forward?,
+        passthrough: None,
+    })
+}
+
+/// SPEC §2: routes match the canonical path, so a route written in another
+/// form could never match; say which form to write.
+pub(super) fn canonical_route(e: &mut Errors<'_>, p: &KeyPath, path: &str) -> bool {
+    use crate::path::{canonicalize, route_key};
+    let canonical =
+        canonicalize(path, model::EscapedSlashes::Keep).map(|c| route_key(&c).into_owned());
+    match canonical {
+        Ok(c) if c == path => true,
+        Ok(c) => {
+            e.push(
+                p,
+                format!("\"{path}\" is not a canonical path and would never match; write \"{c}\""),
+            );
+            false
+        }
+        Err(why) => {
+            e.push(p, format!("\"{path}\": {why}"));
+            false
+        }
+    }
+}
