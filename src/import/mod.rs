@@ -4,6 +4,9 @@
 //! `namespace/name: annotation: why`; nothing is dropped silently.
 
 mod annotations;
+mod comments;
+mod render;
+use comments::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -403,139 +406,6 @@ impl State<'_> {
         }
         Ok(())
     }
-
-    fn render(mut self) -> Result<Imported, ImportError> {
-        let mut hosts = Vec::new();
-        // Why each rule that admits no one is there, in output order.
-        let mut nobody = Vec::new();
-        let hosts_in = std::mem::take(&mut self.hosts);
-        for (name, h) in hosts_in {
-            let names = json!([name]);
-            if let Some(pt) = h.passthrough {
-                hosts.push(json!({ "hostnames": names, "passthrough": pt }));
-                continue;
-            }
-            let cert = match h.certificate {
-                Some(c) => c,
-                None => {
-                    self.out.placeholders = true;
-                    self.out.warnings.push(format!(
-                        "host {name} (Ingress {}) has no TLS secret: it uses certificate \"default\"; provide default.crt and default.key",
-                        h.origin
-                    ));
-                    self.certificates
-                        .entry("default".to_string())
-                        .or_insert_with(
-                            || json!({ "certFile": "default.crt", "keyFile": "default.key" }),
-                        );
-                    "default".to_string()
-                }
-            };
-            let mut entry = json!({ "hostnames": names, "certificate": cert, "routes": h.routes });
-            if let Some((auth, origin)) = h.auth {
-                let bundle = self.trust_bundle(&auth.secret);
-                let mut ca =
-                    json!({ "mode": auth.mode, "trustBundle": bundle, "verifyDepth": auth.depth });
-                match &auth.match_cn {
-                    MatchCn::Any => {}
-                    MatchCn::Names(names) => ca["allow"] = json!({ "commonNames": names }),
-                    MatchCn::Nobody(why) => {
-                        ca["allow"] = json!({ "sha256Fingerprints": [ADMITS_NO_ONE] });
-                        nobody.push(format!(
-                            "host {name} (Ingress {origin}): {why}. This rule admits no one (no certificate has an all-zero SHA-256); replace it with the identities you mean."
-                        ));
-                    }
-                }
-                entry["clientAuth"] = ca;
-                if auth.pass_certificate {
-                    entry["passCertificateToUpstream"] = json!(true);
-                }
-            }
-            hosts.push(entry);
-        }
-        let mut config = Map::new();
-        if let Some(admin) = self.opts.admin {
-            config.insert("admin".into(), json!({ "address": admin.to_string() }));
-        }
-        config.insert(
-            "certificates".into(),
-            Value::Object(std::mem::take(&mut self.certificates)),
-        );
-        if !self.trust_bundles.is_empty() {
-            config.insert(
-                "trustBundles".into(),
-                Value::Object(std::mem::take(&mut self.trust_bundles)),
-            );
-        }
-        config.insert(
-            "listeners".into(),
-            json!([{ "name": "https", "address": self.opts.listen.to_string(), "protocol": "https", "hosts": hosts }]),
-        );
-        config.insert(
-            "upstreams".into(),
-            Value::Object(std::mem::take(&mut self.upstreams)),
-        );
-        let mut opts = serde_saphyr::SerializerOptions::default();
-        opts.prefer_block_scalars = false;
-        let yaml = serde_saphyr::to_string_with_options(&Value::Object(config), opts)
-            .map_err(|e| err(e.to_string()))?;
-        self.out.config = format!(
-            "# Imported from ingress-nginx by `portcullis import ingress-nginx`.\n{}",
-            comment_nobody(&yaml, &nobody)
-        );
-        Ok(self.out)
-    }
-}
-
-/// Puts each reason of `why` as a comment above the line that holds the
-/// n-th [`ADMITS_NO_ONE`] rule. Should the lines not match the reasons one
-/// for one, the reasons go to the top of the file instead: the comment may
-/// move, it is never lost.
-fn comment_nobody(yaml: &str, why: &[String]) -> String {
-    let lines: Vec<&str> = yaml.lines().collect();
-    let at: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.contains(ADMITS_NO_ONE))
-        .map(|(i, _)| i)
-        .collect();
-    let mut out =
-        String::with_capacity(yaml.len() + why.iter().map(|w| w.len() + 8).sum::<usize>());
-    if at.len() != why.len() {
-        for w in why {
-            push_comment(&mut out, w);
-        }
-        out.push_str(yaml);
-        return out;
-    }
-    let mut reasons = why.iter();
-    for (i, line) in lines.iter().enumerate() {
-        if at.contains(&i) {
-            if let Some(w) = reasons.next() {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                out.push_str(indent);
-                push_comment(&mut out, w);
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// `# text` and a line break. The text names hosts and Ingresses from the
-/// input: a line break in it would end the comment and let the input write
-/// configuration, so every control or line-separating character is escaped.
-fn push_comment(out: &mut String, text: &str) {
-    out.push_str("# ");
-    for c in text.chars() {
-        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\n');
 }
 
 fn read_input(p: &Path) -> Result<String, ImportError> {

@@ -1,0 +1,280 @@
+//! The load loops of each mode: connect, request, stream, hold.
+
+use super::*;
+
+#[allow(clippy::expect_used)]
+pub(super) fn new_hist() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    h.auto(true);
+    h
+}
+
+pub(super) async fn tls_connect(
+    t: &Target,
+    sni: &ServerName<'static>,
+    cfg: &Arc<ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(t.addr).await?;
+    tcp.set_nodelay(true)?;
+    tokio_rustls::TlsConnector::from(cfg.clone())
+        .connect(sni.clone(), tcp)
+        .await
+}
+
+/// One request with `Connection: close`, reading to EOF.
+pub(super) async fn one_request(
+    t: &Target,
+    sni: &ServerName<'static>,
+    cfg: &Arc<ClientConfig>,
+    req: &[u8],
+    sh: &Shared,
+) -> std::io::Result<()> {
+    let mut s = tls_connect(t, sni, cfg).await?;
+    if s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        sh.resumed.fetch_add(1, Ordering::Relaxed);
+    } else {
+        sh.full.fetch_add(1, Ordering::Relaxed);
+    }
+    s.write_all(req).await?;
+    let mut buf = [0u8; 16384];
+    let mut head = Vec::new();
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        if head.len() < 12 {
+            head.extend_from_slice(&buf[..n.min(12)]);
+        }
+    }
+    if head.starts_with(b"HTTP/1.1 2") || head.starts_with(b"HTTP/1.0 2") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "status {}",
+            String::from_utf8_lossy(&head[..head.len().min(12)])
+        )))
+    }
+}
+
+pub(super) async fn worker(
+    mode: Mode,
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+    idle_hold: Arc<tokio::sync::Notify>,
+) {
+    let mut local = new_hist();
+    let host = sni_host(&sni, &t);
+    match mode {
+        Mode::Handshake | Mode::Resume => {
+            // Each `resume` worker keeps its own sessions. A shared store
+            // (rustls keeps at most 8 TLS 1.3 tickets per server, each used
+            // once) runs dry when more workers than that connect at once,
+            // and the mode would measure a mix with full handshakes.
+            let cfg = if mode == Mode::Resume {
+                let mut own = (*cfg).clone();
+                own.resumption = rustls::client::Resumption::in_memory_sessions(4);
+                Arc::new(own)
+            } else {
+                cfg
+            };
+            let req = format!(
+                "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+                t.path
+            )
+            .into_bytes();
+            while sh.next() {
+                let start = Instant::now();
+                match one_request(&t, &sni, &cfg, &req, &sh).await {
+                    Ok(()) => sh.done(start, &mut local),
+                    Err(e) => sh.failed(kind(&e)),
+                }
+            }
+        }
+        Mode::Keepalive => {
+            'conn: while sh.next() {
+                let s = match tls_connect(&t, &sni, &cfg).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        sh.failed(kind(&e));
+                        continue;
+                    }
+                };
+                let Ok((mut send, conn)) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await
+                else {
+                    sh.failed("http".into());
+                    continue;
+                };
+                tokio::spawn(conn);
+                loop {
+                    let start = Instant::now();
+                    let req = http::Request::get(t.path.as_str())
+                        .header(http::header::HOST, host.as_str())
+                        .body(Empty::<Bytes>::new());
+                    let Ok(req) = req else { break 'conn };
+                    match send.send_request(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status().is_success();
+                            let _ = resp.into_body().collect().await;
+                            if ok {
+                                sh.done(start, &mut local);
+                            } else {
+                                sh.failed("status".into());
+                            }
+                        }
+                        Err(_) => {
+                            sh.failed("http".into());
+                            continue 'conn;
+                        }
+                    }
+                    if !sh.next() {
+                        break 'conn;
+                    }
+                }
+            }
+        }
+        Mode::H2 | Mode::Stream | Mode::Idle => {}
+    }
+    sh.merge(&local);
+    let _ = idle_hold;
+}
+
+pub(super) fn sni_host(sni: &ServerName<'static>, t: &Target) -> String {
+    match sni {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        _ => t.host.clone(),
+    }
+}
+
+pub(super) async fn h2_workers(
+    o: &Options,
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+) {
+    let host = sni_host(&sni, &t);
+    // One connection per 32 concurrent streams.
+    let conns = o.concurrency.div_ceil(32).max(1);
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let s = match tls_connect(&t, &sni, &cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                sh.failed(kind(&e));
+                continue;
+            }
+        };
+        let Ok((send, conn)) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(s),
+        )
+        .await
+        else {
+            sh.failed("http2".into());
+            continue;
+        };
+        tokio::spawn(conn);
+        let streams = (o.concurrency / conns) + usize::from(c < o.concurrency % conns);
+        for _ in 0..streams {
+            let (mut send, sh, t, host) = (send.clone(), sh.clone(), t.clone(), host.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut local = new_hist();
+                while sh.next() {
+                    let start = Instant::now();
+                    let uri = format!("https://{host}{}", t.path);
+                    let Ok(req) = http::Request::get(uri).body(Empty::<Bytes>::new()) else {
+                        break;
+                    };
+                    match send.send_request(req).await {
+                        Ok(resp) if resp.status().is_success() => {
+                            let _ = resp.into_body().collect().await;
+                            sh.done(start, &mut local);
+                        }
+                        Ok(_) => sh.failed("status".into()),
+                        Err(_) => {
+                            sh.failed("http2".into());
+                            break;
+                        }
+                    }
+                }
+                sh.merge(&local);
+            }));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+pub(super) const CHUNK: usize = 64 * 1024;
+
+pub(super) async fn stream_worker(
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+) {
+    let mut local = new_hist();
+    let out = vec![0x5au8; CHUNK];
+    let mut back = vec![0u8; CHUNK];
+    'conn: while sh.next() {
+        let mut s = match tls_connect(&t, &sni, &cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                sh.failed(kind(&e));
+                continue;
+            }
+        };
+        loop {
+            let start = Instant::now();
+            if let Err(e) = s.write_all(&out).await {
+                sh.failed(kind(&e));
+                continue 'conn;
+            }
+            if let Err(e) = s.read_exact(&mut back).await {
+                sh.failed(kind(&e));
+                continue 'conn;
+            }
+            sh.done(start, &mut local);
+            if !sh.next() {
+                break 'conn;
+            }
+        }
+    }
+    sh.merge(&local);
+}
+
+pub(super) async fn idle_worker(
+    t: Arc<Target>,
+    sni: ServerName<'static>,
+    cfg: Arc<ClientConfig>,
+    sh: Arc<Shared>,
+    hold: Arc<tokio::sync::Notify>,
+) {
+    match tls_connect(&t, &sni, &cfg).await {
+        Ok(mut s) => {
+            // Make the server finish its side (and judge our certificate).
+            let mut one = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(200), s.read(&mut one)).await {
+                Ok(Err(e)) => {
+                    sh.failed(kind(&e));
+                    return;
+                }
+                Ok(Ok(0)) => {
+                    sh.failed("eof".into());
+                    return;
+                }
+                _ => {}
+            }
+            sh.ok.fetch_add(1, Ordering::Relaxed);
+            sh.open.fetch_add(1, Ordering::Relaxed);
+            hold.notified().await;
+            drop(s);
+        }
+        Err(e) => sh.failed(kind(&e)),
+    }
+}
