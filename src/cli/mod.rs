@@ -101,6 +101,11 @@ enum Command {
         /// NAME as server name and Host (as curl's --resolve). Repeatable.
         #[arg(long)]
         resolve: Vec<String>,
+        /// Print the diagnosis as one JSON object (ok, reason, tls,
+        /// server_chain, server_verified, client_certificate_requested,
+        /// accepted_issuers, client_certificate_sent/_accepted, http_status).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -381,6 +386,7 @@ pub fn main() -> ExitCode {
             target,
             tls: ClientTlsArgs { cert, key, ca, sni },
             resolve,
+            json,
         } => {
             let report = crate::probe::probe(&crate::probe::Options {
                 target,
@@ -389,6 +395,7 @@ pub fn main() -> ExitCode {
                 ca,
                 sni,
                 resolve,
+                json,
             });
             print!("{}", report.text);
             if report.ok {

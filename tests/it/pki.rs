@@ -1616,3 +1616,52 @@ upstreams: { echo: { builtin: echo } }
         "{out}"
     );
 }
+
+#[test]
+fn probe_json_is_one_object_with_the_diagnosis() {
+    let (_dir, d) = prepared();
+    let gw = gateway(&d, false);
+    let url = format!("https://127.0.0.1:{}/", port_of(&gw));
+    let base = [
+        url.as_str(),
+        "--sni",
+        "api.test",
+        "--ca",
+        "root/ca.crt",
+        "--json",
+    ];
+    let (good, out) = probe(
+        &d,
+        &[&base[..], &["--cert", "alice.crt", "--key", "alice.key"]].concat(),
+    );
+    assert!(good, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["server_verified"], true, "{v}");
+    assert_eq!(v["client_certificate_requested"], true, "{v}");
+    assert_eq!(v["client_certificate_accepted"], true, "{v}");
+    assert_eq!(v["client_certificate_sent"], "CN=alice", "{v}");
+    assert_eq!(v["server_name"], "api.test", "{v}");
+    assert!(
+        v["tls"]["version"].as_str().unwrap().starts_with("TLSv1."),
+        "{v}"
+    );
+
+    // Without a certificate: the same object says why, and exit 1.
+    let (good, out) = probe(&d, &base);
+    assert!(!good, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the server requires a client certificate"),
+        "{v}"
+    );
+    // Before any connection: still one JSON object.
+    let (good, out) = probe(&d, &["http://a.test/", "--json"]);
+    assert!(!good);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+}
