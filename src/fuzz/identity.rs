@@ -42,13 +42,14 @@ pub fn dn(data: &[u8]) {
         text.bytes().all(|b| (0x20..0x7f).contains(&b)),
         "not printable ASCII: {text:?}"
     );
-    if name.0.is_empty() {
+    let present: Vec<_> = name.0.iter().rev().filter(|r| !r.0.is_empty()).collect();
+    if present.is_empty() {
         assert_eq!(text, "");
         return;
     }
     let rdns = split_unescaped(&text, b',');
-    assert_eq!(rdns.len(), name.0.len(), "{text:?}");
-    for (rdn, atvs) in rdns.iter().zip(name.0.iter().rev()) {
+    assert_eq!(rdns.len(), present.len(), "{text:?}");
+    for (rdn, atvs) in rdns.iter().zip(present) {
         let parts = split_unescaped(rdn, b'+');
         assert_eq!(parts.len(), atvs.0.len(), "{text:?}");
         for p in parts {

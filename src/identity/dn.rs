@@ -175,7 +175,9 @@ fn push_hex_dump(out: &mut String, der: &[u8]) {
 /// `name` as `openssl x509 -nameopt RFC2253` prints it.
 pub fn rfc2253(name: &Name) -> String {
     let mut out = String::new();
-    for (i, rdn) in name.0.iter().rev().enumerate() {
+    // An RDN with no attribute (invalid DER that parsers accept) has no
+    // text: it adds no separator, so `CN=a,,O=b` cannot be spelled.
+    for (i, rdn) in name.0.iter().rev().filter(|r| !r.0.is_empty()).enumerate() {
         if i > 0 {
             out.push(',');
         }
