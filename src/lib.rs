@@ -6,6 +6,16 @@
 //!                     server::Snapshot::build(Model, Material) ─► Arc<Snapshot> ─► server
 //! per connection: one Arc clone ─► tls ─► identity ─► http
 //! ```
+//!
+//! Dependencies run one way (tests/it/layout.rs checks that no top-level
+//! module depends on itself through others):
+//!
+//! ```text
+//! cli ─► bench, probe, import, pki, server
+//! server ─► http ─► stream ─► tls ─► material ─► pki ─► identity
+//!                  └► telemetry, closer, forward, path, config
+//! words, identity, path, closer: leaves
+//! ```
 
 pub mod bench;
 pub mod cli;
@@ -25,3 +35,4 @@ pub mod server;
 pub mod stream;
 pub mod telemetry;
 pub mod tls;
+pub mod words;

@@ -169,7 +169,7 @@ fn finish(result: Result<String, crate::pki::PkiError>) -> ExitCode {
 
 /// Prints each line of an error (its sources joined on the same line).
 fn report(e: &dyn std::error::Error) {
-    let text = crate::http::error_chain(e);
+    let text = crate::words::error_chain(e);
     for line in text.lines() {
         eprintln!("portcullis: {line}");
     }

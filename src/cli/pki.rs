@@ -250,7 +250,7 @@ pub fn ca(cmd: CaCommand) -> Result<String, PkiError> {
                 ca.dir.join("ca.crl").display(),
                 r.crl_number,
                 r.entries,
-                crate::material::rfc3339(r.next_update)
+                crate::words::rfc3339(r.next_update)
             ))
         }
     }

@@ -31,8 +31,6 @@ use crate::identity::PeerIdentity;
 use crate::telemetry;
 use crate::tls::{HostTls, SniTable};
 
-pub use proxy::error_chain;
-
 use route::RouteTable;
 
 /// Response bodies: streamed from an upstream, or made here.
@@ -269,14 +267,21 @@ impl Conn {
         let took = started.elapsed();
         self.count(resp.status().as_u16(), took);
         if let Some((method, uri)) = logged {
-            telemetry::access(
-                &self,
-                &method,
-                uri.path(),
-                host.as_ref().and_then(|h| h.to_str().ok()),
-                &resp,
+            telemetry::access(&telemetry::Access {
+                listener: self.listener.name.as_str(),
+                host: host.as_ref().and_then(|h| h.to_str().ok()),
+                method: method.as_str(),
+                path: uri.path(),
+                status: resp.status().as_u16(),
                 took,
-            );
+                // Known up front for bodies made here and for upstream
+                // answers with a Content-Length; 0 for streamed bodies.
+                bytes: hyper::body::Body::size_hint(resp.body())
+                    .exact()
+                    .unwrap_or(0),
+                client: self.client,
+                identity: self.identity.as_deref(),
+            });
         }
         Ok(resp)
     }

@@ -84,7 +84,7 @@ impl Conn {
             Err(e) => {
                 let kind = upstream_error_kind(&e);
                 crate::telemetry::metrics::upstream_error(name, kind);
-                tracing::warn!(upstream = name, kind, error = %error_chain(&e), "upstream request failed");
+                tracing::warn!(upstream = name, kind, error = %crate::words::error_chain(&e), "upstream request failed");
                 plain(
                     StatusCode::BAD_GATEWAY,
                     format!("upstream \"{name}\" is unavailable"),
@@ -141,16 +141,4 @@ fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
         cur = c.source();
     }
     "io"
-}
-
-/// An error and its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateRevocationListDer;
 
-use super::rfc3339;
+use crate::words::rfc3339;
 
 /// CRLs whose nextUpdate is sooner than this are warned about (SPEC §2).
 pub const CRL_WARNING_DAYS: u64 = 7;

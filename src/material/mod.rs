@@ -12,6 +12,8 @@ pub mod sources;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use crate::words::rfc3339;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -89,18 +91,6 @@ pub struct MaterialError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", .0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("\n"))]
 pub struct MaterialErrors(pub Vec<MaterialError>);
-
-/// Formats Unix seconds as RFC 3339.
-pub fn rfc3339(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
-}
 
 /// Reads every certificate in a PEM file.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -13,7 +13,7 @@ use super::keys::{classify, describe_spki};
 use super::{invalid, read, PkiError};
 use crate::identity::dn::rfc2253;
 use crate::identity::CertSummary;
-use crate::material::rfc3339;
+use crate::words::rfc3339;
 
 /// A certificate as inspected.
 #[derive(Debug, Serialize)]

@@ -8,7 +8,7 @@ use rustls::{AlertDescription, CertificateError};
 
 use super::diagnosis::{names_of, Observation};
 use crate::identity::CertSummary;
-use crate::material::rfc3339;
+use crate::words::rfc3339;
 
 /// The result label (or the words) an alert stands for.
 pub(super) fn alert_label(a: AlertDescription) -> String {

@@ -10,8 +10,8 @@ use rustls::{AlertDescription, CertificateError};
 
 use super::alerts::{accepted_cas, handshake_problem, server_problem};
 use crate::identity::CertSummary;
-use crate::material::rfc3339;
 use crate::pki::inspect::validity_words;
+use crate::words::rfc3339;
 
 /// What was negotiated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

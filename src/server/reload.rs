@@ -207,12 +207,12 @@ async fn reload(
     let p = path.to_path_buf();
     let snapshot = match tokio::task::spawn_blocking(move || prepare(&p)).await {
         Ok(Ok((_, s))) => s,
-        Ok(Err(e)) => return Err(crate::http::error_chain(&e)),
+        Ok(Err(e)) => return Err(crate::words::error_chain(&e)),
         Err(e) => return Err(e.to_string()),
     };
     let sockets = bind_new(&snapshot, bound)
         .await
-        .map_err(|e| crate::http::error_chain(&e))?;
+        .map_err(|e| crate::words::error_chain(&e))?;
     snapshot.log_findings();
     bound.stop_removed(&snapshot);
     state.publish(snapshot);

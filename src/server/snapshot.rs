@@ -109,8 +109,8 @@ fn inventory_entry(kind: &str, name: &str, s: &crate::identity::CertSummary) -> 
         "sans": sans,
         "issuer": s.issuer,
         "serial": s.serial,
-        "notBefore": crate::material::rfc3339(s.not_before),
-        "notAfter": crate::material::rfc3339(s.not_after),
+        "notBefore": crate::words::rfc3339(s.not_before),
+        "notAfter": crate::words::rfc3339(s.not_after),
         "sha256": s.sha256,
     })
 }

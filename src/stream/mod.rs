@@ -97,7 +97,7 @@ impl Upstream {
                 .await
                 {
                     Err(_) => Err(UpstreamError::Timeout),
-                    Ok(Err(e)) => Err(UpstreamError::Tls(crate::http::error_chain(&e))),
+                    Ok(Err(e)) => Err(UpstreamError::Tls(crate::words::error_chain(&e))),
                     Ok(Ok(s)) => Ok(Box::new(s)),
                 }
             }
@@ -245,7 +245,7 @@ impl TlsListener {
                         listener = self.name.as_str(),
                         client = %client,
                         subject = identity.as_ref().map_or("", |i| i.cert.subject.as_str()),
-                        error = %crate::http::error_chain(&e),
+                        error = %crate::words::error_chain(&e),
                         "connection closed: no PROXY v2 header could be made for it"
                     );
                     let _ = tls.shutdown().await;

@@ -6,9 +6,6 @@ pub mod metrics;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use http::{Method, Response};
-
-use crate::http::{Body, Conn};
 use crate::tls::HandshakeResult;
 
 /// `--log-format`
@@ -72,31 +69,42 @@ pub fn handshake_refused(
     );
 }
 
+/// One answered request, as its access line says it.
+#[derive(Debug)]
+pub struct Access<'a> {
+    /// Listener name.
+    pub listener: &'a str,
+    /// The request's host, as sent.
+    pub host: Option<&'a str>,
+    /// Method.
+    pub method: &'a str,
+    /// Path, as received.
+    pub path: &'a str,
+    /// Status answered.
+    pub status: u16,
+    /// Time to the response head.
+    pub took: Duration,
+    /// Body bytes, when known up front (0 for streamed bodies).
+    pub bytes: u64,
+    /// The client's address.
+    pub client: std::net::SocketAddr,
+    /// The client's identity, if it presented a certificate.
+    pub identity: Option<&'a crate::identity::PeerIdentity>,
+}
+
 /// Writes one access line.
-pub fn access(
-    conn: &Conn,
-    method: &Method,
-    path: &str,
-    host: Option<&str>,
-    resp: &Response<Body>,
-    took: Duration,
-) {
-    // Known up front for bodies made here and for upstream answers with a
-    // Content-Length; 0 for streamed bodies of unknown length.
-    let bytes = hyper::body::Body::size_hint(resp.body())
-        .exact()
-        .unwrap_or(0);
-    let id = conn.identity.as_deref();
+pub fn access(a: &Access<'_>) {
+    let id = a.identity;
     tracing::info!(
         target: "access",
-        listener = conn.listener.name.as_str(),
-        host = host.unwrap_or(""),
-        method = method.as_str(),
-        path,
-        status = resp.status().as_u16(),
-        duration_ms = took.as_secs_f64() * 1000.0,
-        bytes,
-        client = %conn.client,
+        listener = a.listener,
+        host = a.host.unwrap_or(""),
+        method = a.method,
+        path = a.path,
+        status = a.status,
+        duration_ms = a.took.as_secs_f64() * 1000.0,
+        bytes = a.bytes,
+        client = %a.client,
         subject = id.map_or("", |i| i.cert.subject.as_str()),
         uri_sans = id.map_or(String::new(), |i| i.cert.uri_sans.join(",")).as_str(),
         fingerprint = id.map_or("", |i| i.cert.sha256.as_str()),

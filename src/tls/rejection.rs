@@ -13,7 +13,8 @@ use std::cell::RefCell;
 use rustls::{CertificateError, OtherError};
 
 use crate::identity::CertSummary;
-use crate::material::{rfc3339, CrlInfo};
+use crate::material::CrlInfo;
+use crate::words::rfc3339;
 
 use super::verifier::ChainTooLong;
 

@@ -13,6 +13,7 @@ mod dn;
 mod docs;
 mod identity;
 mod import;
+mod layout;
 mod lifecycle;
 mod ops;
 mod pki;
