@@ -163,16 +163,11 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
 fn kind(e: &std::io::Error) -> String {
     if let Some(re) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return match re {
-            rustls::Error::AlertReceived(a) => {
-                format!("{a:?}").chars().fold(String::new(), |mut s, c| {
-                    if c.is_uppercase() && !s.is_empty() {
-                        s.push('_');
-                    }
-                    s.push(c.to_ascii_lowercase());
-                    s
-                })
-            }
-            other => format!("tls: {other}"),
+            rustls::Error::AlertReceived(a) => crate::tls::classify::alert_name(*a),
+            other => format!(
+                "tls: {}",
+                crate::tls::HandshakeResult::from_rustls(other).as_str()
+            ),
         };
     }
     match e.kind() {

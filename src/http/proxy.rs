@@ -82,9 +82,9 @@ impl Conn {
                 resp.map(Either::Left)
             }
             Err(e) => {
-                let kind = upstream_error_kind(&e);
+                let kind = crate::tls::UpstreamFailure::of(&e);
                 crate::telemetry::metrics::upstream_error(name, kind);
-                tracing::warn!(upstream = name, kind, error = %crate::words::error_chain(&e), "upstream request failed");
+                tracing::warn!(upstream = name, kind = kind.as_str(), error = %crate::words::error_chain(&e), "upstream request failed");
                 plain(
                     StatusCode::BAD_GATEWAY,
                     format!("upstream \"{name}\" is unavailable"),
@@ -121,24 +121,4 @@ impl Conn {
             }
         });
     }
-}
-
-/// Classifies an upstream failure for `portcullis_upstream_errors_total`.
-fn upstream_error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cur {
-        if c.downcast_ref::<rustls::Error>().is_some() {
-            return "tls";
-        }
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "refused",
-                std::io::ErrorKind::TimedOut => "timeout",
-                _ if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => "tls",
-                _ => "io",
-            };
-        }
-        cur = c.source();
-    }
-    "io"
 }

@@ -22,16 +22,7 @@ pub(super) fn alert_label(a: AlertDescription) -> String {
         }
         AlertDescription::DecryptError => "the key does not match the certificate".into(),
         AlertDescription::AccessDenied => "access_denied".into(),
-        // The RFC 8446 name (`handshake_failure`), not rustls's variant.
-        other => format!("{other:?}")
-            .chars()
-            .fold(String::new(), |mut s, c| {
-                if c.is_ascii_uppercase() && !s.is_empty() {
-                    s.push('_');
-                }
-                s.push(c.to_ascii_lowercase());
-                s
-            }),
+        other => crate::tls::classify::alert_name(other),
     }
 }
 

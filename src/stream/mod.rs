@@ -44,12 +44,13 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// The metric label.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> crate::tls::UpstreamFailure {
+        use crate::tls::UpstreamFailure as F;
         match self {
-            UpstreamError::Refused => "refused",
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::Tls(_) => "tls",
-            UpstreamError::Io(_) => "io",
+            UpstreamError::Refused => F::Refused,
+            UpstreamError::Timeout => F::Timeout,
+            UpstreamError::Tls(_) => F::Tls,
+            UpstreamError::Io(_) => F::Io,
         }
     }
 }
@@ -111,7 +112,7 @@ impl Upstream {
             listener,
             upstream = self.name.as_str(),
             client = %client,
-            kind = e.kind(),
+            kind = e.kind().as_str(),
             error = %e,
             "upstream connection failed"
         );

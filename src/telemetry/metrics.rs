@@ -202,12 +202,12 @@ pub fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
 
 /// Counts one failure to reach `upstream` (`kind`: refused, timeout, tls,
 /// io). The failure path only, so the label's copy of the name is fine.
-pub fn upstream_error(upstream: &str, kind: &'static str) {
+pub fn upstream_error(upstream: &str, kind: crate::tls::UpstreamFailure) {
     metrics()
         .upstream_errors
         .get_or_create(&UpstreamLabels {
             upstream: Arc::from(upstream),
-            kind,
+            kind: kind.as_str(),
         })
         .inc();
 }

@@ -133,9 +133,87 @@ impl HandshakeResult {
     }
 }
 
+/// A TLS alert by its RFC 8446 name (`certificate_required`,
+/// `unknown_ca`), never rustls's variant spelling; the one place that
+/// names alerts, for probe and bench.
+pub fn alert_name(a: rustls::AlertDescription) -> String {
+    if a == rustls::AlertDescription::UnrecognisedName {
+        return "unrecognized_name".into();
+    }
+    let mut out = String::new();
+    let mut prev_upper = true;
+    for c in format!("{a:?}").chars() {
+        if c.is_ascii_uppercase() && !prev_upper {
+            out.push('_');
+        }
+        prev_upper = c.is_ascii_uppercase();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// `kind` label of `portcullis_upstream_errors_total`: why a request or a
+/// stream could not reach its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpstreamFailure {
+    /// Nothing listens there.
+    Refused,
+    /// No answer within `limits.connectTimeout`.
+    Timeout,
+    /// The TLS handshake with the upstream failed.
+    Tls,
+    /// Any other I/O or protocol failure.
+    Io,
+}
+
+impl UpstreamFailure {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Refused => "refused",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Io => "io",
+        }
+    }
+
+    /// Classifies an error and its sources (hyper's client errors wrap the
+    /// io or rustls error that caused them).
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(c) = cur {
+            if c.downcast_ref::<rustls::Error>().is_some() {
+                return UpstreamFailure::Tls;
+            }
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                return match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => UpstreamFailure::Refused,
+                    std::io::ErrorKind::TimedOut => UpstreamFailure::Timeout,
+                    _ if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+                        UpstreamFailure::Tls
+                    }
+                    _ => UpstreamFailure::Io,
+                };
+            }
+            cur = c.source();
+        }
+        UpstreamFailure::Io
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alerts_have_their_rfc_names() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(A::UnknownCA), "unknown_ca");
+        assert_eq!(alert_name(A::CertificateRequired), "certificate_required");
+        assert_eq!(alert_name(A::HandshakeFailure), "handshake_failure");
+        assert_eq!(alert_name(A::UnrecognisedName), "unrecognized_name");
+        assert_eq!(alert_name(A::BadRecordMac), "bad_record_mac");
+    }
 
     #[test]
     fn an_expired_crl_is_its_own_result_not_revoked() {

@@ -27,7 +27,7 @@ use crate::config::model::{self, ClientAuth, HostPattern};
 use crate::identity::PeerIdentity;
 use crate::material::Material;
 
-pub use classify::HandshakeResult;
+pub use classify::{HandshakeResult, UpstreamFailure};
 pub use verifier::ClientVerifier;
 
 /// A certificate resolver that always presents one certificate: the host
