@@ -194,6 +194,27 @@ fn watcher(files: &[PathBuf], tx: &UnboundedSender<Trigger>) -> Option<Debouncer
 /// that is not a failure (SPEC §2).
 const SETTLE: Duration = Duration::from_secs(2);
 
+/// What started a reload (the `trigger` of its log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// SIGHUP: the operator asked, and a failure is reported at once.
+    Signal,
+    /// A watched file changed (inotify).
+    FileChange,
+    /// The periodic check found other content.
+    ContentChange,
+}
+
+impl Cause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Signal => "SIGHUP",
+            Cause::FileChange => "file change",
+            Cause::ContentChange => "content change",
+        }
+    }
+}
+
 /// Builds a new snapshot and swaps it in; on any error the old one keeps
 /// serving and the error is returned (the caller reports it).
 async fn reload(
@@ -202,7 +223,7 @@ async fn reload(
     bound: &mut Bound,
     permits: &Arc<Semaphore>,
     drain: &wch::Receiver<bool>,
-    why: &str,
+    why: Cause,
 ) -> Result<(), String> {
     let p = path.to_path_buf();
     let snapshot = match tokio::task::spawn_blocking(move || prepare(&p)).await {
@@ -218,14 +239,14 @@ async fn reload(
     state.publish(snapshot);
     bound.start(sockets, state, permits, drain);
     metrics().reloads.inc();
-    tracing::info!(trigger = why, "reloaded");
+    tracing::info!(trigger = why.as_str(), "reloaded");
     Ok(())
 }
 
-fn report_failure(why: &str, error: &str) {
+fn report_failure(why: Cause, error: &str) {
     metrics().reload_failures.inc();
     tracing::error!(
-        trigger = why,
+        trigger = why.as_str(),
         error,
         "reload failed; the previous configuration keeps serving"
     );
@@ -249,13 +270,13 @@ pub async fn watch(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A failure that files triggered, held back for SETTLE in case the
     // files are still being replaced: (trigger, error, report at).
-    let mut pending: Option<(&'static str, String, tokio::time::Instant)> = None;
+    let mut pending: Option<(Cause, String, tokio::time::Instant)> = None;
     loop {
         let report_at = pending.as_ref().map(|p| p.2);
         let why = tokio::select! {
             t = rx.recv() => match t {
-                Some(Trigger::Signal) => "SIGHUP",
-                Some(Trigger::Files) => "file change",
+                Some(Trigger::Signal) => Cause::Signal,
+                Some(Trigger::Files) => Cause::FileChange,
                 None => return,
             },
             _ = tick.tick() => {
@@ -263,7 +284,7 @@ pub async fn watch(
                 if now == last {
                     continue;
                 }
-                "content change"
+                Cause::ContentChange
             }
             _ = tokio::time::sleep_until(report_at.unwrap_or_else(tokio::time::Instant::now)), if report_at.is_some() => {
                 if let Some((why, error, _)) = pending.take() {
@@ -275,7 +296,7 @@ pub async fn watch(
         // Coalesce a burst of triggers into this one reload.
         while rx.try_recv().is_ok() {}
         let now = digest(&files);
-        if matches!(why, "file change") && now == last {
+        if why == Cause::FileChange && now == last {
             continue;
         }
         last = now;
@@ -291,7 +312,7 @@ pub async fn watch(
                 }
             }
             // The operator asked: answer at once.
-            Err(error) if why == "SIGHUP" => report_failure(why, &error),
+            Err(error) if why == Cause::Signal => report_failure(why, &error),
             Err(error) => {
                 let at = pending
                     .take()
