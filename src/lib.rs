@@ -17,22 +17,22 @@
 //! words, identity, path, closer: leaves
 //! ```
 
-pub mod bench;
+pub(crate) mod bench;
 pub mod cli;
-pub mod closer;
-pub mod config;
-pub mod forward;
+pub(crate) mod closer;
+pub(crate) mod config;
+pub(crate) mod forward;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod http;
+pub(crate) mod http;
 pub mod identity;
-pub mod import;
-pub mod material;
-pub mod path;
-pub mod pki;
-pub mod probe;
+pub(crate) mod import;
+pub(crate) mod material;
+pub(crate) mod path;
+pub(crate) mod pki;
+pub(crate) mod probe;
 pub mod server;
-pub mod stream;
-pub mod telemetry;
-pub mod tls;
-pub mod words;
+pub(crate) mod stream;
+pub(crate) mod telemetry;
+pub(crate) mod tls;
+pub(crate) mod words;

@@ -141,14 +141,6 @@ impl Node {
         }
     }
 
-    /// The value under mapping key `k`, if this is a mapping that has it.
-    pub fn get(&self, k: &str) -> Option<&Node> {
-        match &self.kind {
-            Kind::Map(entries) => entries.iter().find(|(key, _, _)| key == k).map(|e| &e.2),
-            _ => None,
-        }
-    }
-
     /// The node as JSON, so serde can deserialize one part of the tree at a time.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;

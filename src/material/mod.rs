@@ -24,7 +24,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::config::model::{self, Config, HostPattern};
 use crate::identity::CertSummary;
 
-pub use crl::{CrlInfo, CRL_WARNING_DAYS};
+pub use crl::CrlInfo;
 pub use sources::certs_from_pem;
 
 use crl::{crl_freshness, parse_crls, renew_words, Freshness};

@@ -17,7 +17,6 @@ pub mod secret;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use ca::Ca;
 pub use issue::{IssueSpec, Profile};
 pub use keys::KeyType;
 

@@ -141,6 +141,7 @@ impl SessionStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    #[cfg(test)]
     /// Bytes held (keys and values).
     pub fn bytes(&self) -> usize {
         self.lock().bytes
