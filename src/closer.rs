@@ -166,7 +166,7 @@ impl<T: Successive> Succession<T> {
 
 /// Resolves once `l` has been retired (owning it, so the caller may replace
 /// its own handle meanwhile).
-pub async fn retirement<T: Successive>(l: Arc<T>) {
+pub(crate) async fn retirement<T: Successive>(l: Arc<T>) {
     l.succession().retired().await;
 }
 
@@ -176,7 +176,7 @@ pub async fn retirement<T: Successive>(l: Arc<T>) {
 /// The link from `origin` is then pointed straight at the newest version,
 /// so a connection that outlives many reloads keeps two versions of its
 /// listener alive, not every one in between.
-pub fn newest<T: Successive>(origin: &Arc<T>) -> Option<Arc<T>> {
+pub(crate) fn newest<T: Successive>(origin: &Arc<T>) -> Option<Arc<T>> {
     let first = origin.succession().next.load_full();
     let mut l = match first.as_deref() {
         None => return Some(origin.clone()),
@@ -205,14 +205,14 @@ pub fn newest<T: Successive>(origin: &Arc<T>) -> Option<Arc<T>> {
 /// The upgraded tunnels (WebSocket) a connection has open: the connection's
 /// task keeps judging them after the HTTP connection has handed them off.
 #[derive(Debug, Default)]
-pub struct Tunnels {
+pub(crate) struct Tunnels {
     open: std::sync::atomic::AtomicUsize,
     notify: tokio::sync::Notify,
 }
 
 /// One open tunnel; dropping it closes the count.
 #[derive(Debug)]
-pub struct Tunnel(Arc<Tunnels>);
+pub(crate) struct Tunnel(Arc<Tunnels>);
 
 impl Drop for Tunnel {
     fn drop(&mut self) {
@@ -225,18 +225,18 @@ impl Drop for Tunnel {
 
 impl Tunnels {
     /// Counts one more open tunnel until the returned value drops.
-    pub fn open(self: &Arc<Self>) -> Tunnel {
+    pub(crate) fn open(self: &Arc<Self>) -> Tunnel {
         self.open.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Tunnel(self.clone())
     }
 
     /// How many are open.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.open.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Resolves when none is open.
-    pub async fn all_closed(&self) {
+    pub(crate) async fn all_closed(&self) {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);

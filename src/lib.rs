@@ -17,6 +17,8 @@
 //! words, identity, path, closer: leaves
 //! ```
 
+#![warn(unreachable_pub)]
+
 pub(crate) mod bench;
 pub mod cli;
 pub(crate) mod closer;

@@ -37,7 +37,7 @@ pub enum EscapedSlashes {
 
 /// Why a path has no canonical form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// The request target is not an absolute path (`*`, empty).
     #[error("the request path does not start with /")]
     NotAbsolute,
@@ -85,7 +85,7 @@ fn maybe_canonical(raw: &str) -> bool {
 
 /// The canonical form of `raw` (a request's path, without the query).
 /// Borrowed when `raw` is already canonical, which is the common case.
-pub fn canonicalize(raw: &str, slashes: EscapedSlashes) -> Result<Cow<'_, str>, PathError> {
+pub(crate) fn canonicalize(raw: &str, slashes: EscapedSlashes) -> Result<Cow<'_, str>, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -181,7 +181,7 @@ fn remove_dots(path: &str) -> Result<String, PathError> {
 
 /// The path routes are matched on: `canonical` with each segment's
 /// `;parameters` removed (and the empty segments that leaves merged).
-pub fn route_key(canonical: &str) -> Cow<'_, str> {
+pub(crate) fn route_key(canonical: &str) -> Cow<'_, str> {
     if !canonical.contains(';') {
         return Cow::Borrowed(canonical);
     }

@@ -3,7 +3,7 @@
 //! the crate, so every module can say things the same way.
 
 /// Formats Unix seconds as RFC 3339.
-pub fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
@@ -15,7 +15,7 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 /// An error and its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -28,7 +28,7 @@ use workers::*;
 /// `MODE`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// New connection + full handshake + one GET.
     Handshake,
     /// New connection + resumed handshake + one GET.
@@ -45,7 +45,7 @@ pub enum Mode {
 
 /// What to load, and how hard.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Mode.
     pub mode: Mode,
     /// `https://host:port/path` or `host:port`.
@@ -68,7 +68,7 @@ pub struct Options {
 
 /// The final report.
 #[derive(Debug, serde::Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Mode.
     pub mode: Mode,
     /// Successful operations.
@@ -96,7 +96,7 @@ pub struct Report {
 /// Why bench could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BenchError(String);
+pub(crate) struct BenchError(String);
 
 struct Target {
     addr: SocketAddr,
@@ -230,7 +230,7 @@ impl Shared {
 // cannot fail.
 
 /// Runs a benchmark on the current runtime.
-pub async fn run(o: Options) -> Result<Report, BenchError> {
+pub(crate) async fn run(o: Options) -> Result<Report, BenchError> {
     let t = Arc::new(parse_target(&o.target, o.mode)?);
     let cfg = client_config(&o)?;
     let name = o.sni.clone().unwrap_or_else(|| t.host.clone());
@@ -380,7 +380,7 @@ pub async fn run(o: Options) -> Result<Report, BenchError> {
 }
 
 /// The human report.
-pub fn text(r: &Report) -> String {
+pub(crate) fn text(r: &Report) -> String {
     let mut s = format!(
         "mode {:?}: {} ops in {:.2} s = {:.1} ops/s, {} errors\n",
         r.mode, r.ops, r.seconds, r.ops_per_second, r.errors

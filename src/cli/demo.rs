@@ -126,7 +126,7 @@ fn private_temp_dir() -> io::Result<PathBuf> {
 }
 
 /// Runs the demo until interrupted.
-pub fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
+pub(super) fn run(dir: Option<PathBuf>, port: u16) -> ExitCode {
     // Before anything is written: a busy port would otherwise fail only
     // after the certificates were made.
     if port != 0 {

@@ -20,7 +20,7 @@ fn days() -> clap::builder::RangedI64ValueParser<u32> {
 
 /// `portcullis ca …`
 #[derive(Debug, Subcommand)]
-pub enum CaCommand {
+pub(super) enum CaCommand {
     /// Create a CA in a directory: ca.crt, ca.key (0600), ca.crl; with
     /// --intermediate-of also chain.crt.
     Init {
@@ -55,7 +55,7 @@ pub enum CaCommand {
 
 /// `portcullis cert …`
 #[derive(Debug, Subcommand)]
-pub enum CertCommand {
+pub(super) enum CertCommand {
     /// Issue a certificate and a new key: PREFIX.crt (leaf then chain) and PREFIX.key (0600).
     Issue(IssueArgs),
     /// Sign a CSR (subject and SANs from the CSR; usage from the profile only).
@@ -137,7 +137,7 @@ pub enum CertCommand {
 
 /// `cert issue` arguments.
 #[derive(Debug, Args)]
-pub struct IssueArgs {
+pub(super) struct IssueArgs {
     /// CA directory.
     #[arg(long)]
     ca: PathBuf,
@@ -178,7 +178,7 @@ pub struct IssueArgs {
 
 /// `portcullis secret …`
 #[derive(Debug, Subcommand)]
-pub enum SecretCommand {
+pub(super) enum SecretCommand {
     /// kubernetes.io/tls: tls.crt, tls.key, optional ca.crt.
     Tls(SecretArgs),
     /// Opaque for Istio credentialName: cert, key, cacert.
@@ -189,7 +189,7 @@ pub enum SecretCommand {
 
 /// Secret arguments.
 #[derive(Debug, Args)]
-pub struct SecretArgs {
+pub(super) struct SecretArgs {
     /// Secret name.
     #[arg(long)]
     name: String,
@@ -218,7 +218,7 @@ fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
 }
 
 /// Runs `ca …`.
-pub fn ca(cmd: CaCommand) -> Result<String, PkiError> {
+pub(super) fn ca(cmd: CaCommand) -> Result<String, PkiError> {
     match cmd {
         CaCommand::Init {
             out,
@@ -257,7 +257,7 @@ pub fn ca(cmd: CaCommand) -> Result<String, PkiError> {
 }
 
 /// Runs `cert …`.
-pub fn cert(cmd: CertCommand) -> Result<String, PkiError> {
+pub(super) fn cert(cmd: CertCommand) -> Result<String, PkiError> {
     match cmd {
         CertCommand::Issue(a) => {
             let ca = ca::load(&a.ca)?;
@@ -361,7 +361,7 @@ pub fn cert(cmd: CertCommand) -> Result<String, PkiError> {
 }
 
 /// Runs `secret …`; returns the manifest.
-pub fn secret(cmd: SecretCommand) -> Result<String, PkiError> {
+pub(super) fn secret(cmd: SecretCommand) -> Result<String, PkiError> {
     let (layout, a) = match cmd {
         SecretCommand::Tls(a) => (Layout::Tls, a),
         SecretCommand::Istio(a) => (Layout::Istio, a),

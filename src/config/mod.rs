@@ -5,15 +5,15 @@
 //! config.yaml ─► node::Node (YAML with lines) ─► raw::* per element ─► validate ─► model::Config
 //! ```
 
-pub mod model;
-pub mod node;
-pub mod raw;
-pub mod validate;
+pub(crate) mod model;
+pub(crate) mod node;
+pub(crate) mod raw;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use model::Config;
+pub(crate) use model::Config;
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub enum LoadError {
 }
 
 /// Reads and validates the configuration file at `path`.
-pub fn load(path: &Path) -> Result<Config, LoadError> {
+pub(crate) fn load(path: &Path) -> Result<Config, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -85,7 +85,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 }
 
 /// Validates configuration text as if read from `path`.
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     let root: node::Node = match serde_saphyr::from_str_with_options(text, options) {

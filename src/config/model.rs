@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::identity::authz::Allow;
+pub(crate) use crate::identity::authz::Allow;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -214,7 +214,7 @@ pub struct Host {
     pub passthrough: Option<String>,
 }
 
-pub use crate::path::EscapedSlashes;
+pub(crate) use crate::path::EscapedSlashes;
 
 /// `strictSni`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

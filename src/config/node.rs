@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 
 /// One YAML node with the (1-based) line where it was defined.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     /// 1-based line of the node in the file.
     pub line: u64,
     /// The node's value.
@@ -22,7 +22,7 @@ pub struct Node {
 
 /// The value of a [`Node`].
 #[derive(Debug, Clone)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `~`, `null` or an empty value.
     Null,
     /// `true` / `false`.
@@ -43,7 +43,7 @@ pub enum Kind {
 
 /// One step of a key path: a mapping key or a sequence index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// A mapping key.
     Key(String),
     /// A sequence index.
@@ -52,18 +52,18 @@ pub enum Segment {
 
 /// A key path such as `listeners[0].hosts[1].clientAuth.mode`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyPath(pub Vec<Segment>);
+pub(crate) struct KeyPath(pub Vec<Segment>);
 
 impl KeyPath {
     /// A path with `seg` appended.
-    pub fn key(&self, k: &str) -> KeyPath {
+    pub(crate) fn key(&self, k: &str) -> KeyPath {
         let mut v = self.0.clone();
         v.push(Segment::Key(k.to_string()));
         KeyPath(v)
     }
 
     /// A path with index `i` appended.
-    pub fn index(&self, i: usize) -> KeyPath {
+    pub(crate) fn index(&self, i: usize) -> KeyPath {
         let mut v = self.0.clone();
         v.push(Segment::Index(i));
         KeyPath(v)
@@ -86,7 +86,7 @@ impl fmt::Display for KeyPath {
 impl Node {
     /// The line of the deepest node that `path` reaches (a key's own line when
     /// the path ends on a key).
-    pub fn line_of(&self, path: &KeyPath) -> u64 {
+    pub(crate) fn line_of(&self, path: &KeyPath) -> u64 {
         let mut node = self;
         let mut line = self.line;
         for seg in &path.0 {
@@ -115,7 +115,7 @@ impl Node {
 
     /// Every key that appears twice in one mapping: its path, the line of the
     /// repeat and the line of the first occurrence.
-    pub fn duplicates(&self) -> Vec<(KeyPath, u64, u64)> {
+    pub(crate) fn duplicates(&self) -> Vec<(KeyPath, u64, u64)> {
         let mut out = Vec::new();
         self.collect_duplicates(&KeyPath::default(), &mut out);
         out
@@ -142,7 +142,7 @@ impl Node {
     }
 
     /// The node as JSON, so serde can deserialize one part of the tree at a time.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match &self.kind {
             Kind::Null => Value::Null,

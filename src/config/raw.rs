@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// deserialized (and fail) on its own.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Top {
+pub(crate) struct Top {
     pub admin: Option<serde_json::Value>,
     pub certificates: Option<serde_json::Value>,
     pub trust_bundles: Option<serde_json::Value>,
@@ -23,14 +23,14 @@ pub struct Top {
 /// `admin:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Admin {
+pub(crate) struct Admin {
     pub address: String,
 }
 
 /// `certificates.NAME:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Certificate {
+pub(crate) struct Certificate {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
     pub secret_file: Option<String>,
@@ -43,7 +43,7 @@ pub struct Certificate {
 /// `trustBundles.NAME:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TrustBundle {
+pub(crate) struct TrustBundle {
     pub ca_file: Option<String>,
     #[serde(default)]
     pub crl_files: Vec<String>,
@@ -54,7 +54,7 @@ pub struct TrustBundle {
 /// `listeners[i]:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Listener {
+pub(crate) struct Listener {
     pub name: String,
     pub address: String,
     pub protocol: Protocol,
@@ -75,7 +75,7 @@ pub struct Listener {
 /// `listeners[i].routes[k]` of a `passthrough` listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SniRoute {
+pub(crate) struct SniRoute {
     pub sni: String,
     pub upstream: String,
 }
@@ -83,7 +83,7 @@ pub struct SniRoute {
 /// `listeners[i].protocol`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Https,
     Tls,
     Passthrough,
@@ -94,7 +94,7 @@ pub enum Protocol {
 /// `listeners[i].tls:`
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ListenerTls {
+pub(crate) struct ListenerTls {
     /// `"1.2"` or `"1.3"`; read as a value so that an unquoted `1.3` (a
     /// YAML number) gets a message that says to quote it.
     pub min_version: Option<serde_json::Value>,
@@ -105,7 +105,7 @@ pub struct ListenerTls {
 /// `listeners[i].hosts[j]:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Host {
+pub(crate) struct Host {
     pub hostnames: Vec<String>,
     pub certificate: Option<String>,
     /// Read on its own so its mistakes do not hide the routes'.
@@ -127,7 +127,7 @@ pub struct Host {
 /// `escapedSlashes`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum EscapedSlashes {
+pub(crate) enum EscapedSlashes {
     Reject,
     Keep,
 }
@@ -135,7 +135,7 @@ pub enum EscapedSlashes {
 /// `forwardClientCert`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum ForwardClientCert {
+pub(crate) enum ForwardClientCert {
     Sanitize,
     ForwardOnly,
     AppendForward,
@@ -145,7 +145,7 @@ pub enum ForwardClientCert {
 
 /// `xfccDetails[i]` (`By` and `Hash` are parsed to explain they are implied).
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-pub enum XfccDetail {
+pub(crate) enum XfccDetail {
     Cert,
     Chain,
     Subject,
@@ -160,7 +160,7 @@ pub enum XfccDetail {
 /// `allow:` on a host's `clientAuth` or on a route.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Allow {
+pub(crate) struct Allow {
     #[serde(default)]
     pub common_names: Vec<String>,
     #[serde(default)]
@@ -178,7 +178,7 @@ pub struct Allow {
 /// `clientAuth:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ClientAuth {
+pub(crate) struct ClientAuth {
     #[serde(default)]
     pub mode: ClientAuthMode,
     pub trust_bundle: Option<String>,
@@ -190,7 +190,7 @@ pub struct ClientAuth {
 /// `clientAuth.mode`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
-pub enum ClientAuthMode {
+pub(crate) enum ClientAuthMode {
     Require,
     Optional,
     OptionalNoCa,
@@ -201,7 +201,7 @@ pub enum ClientAuthMode {
 /// `clientAuth.crlCheck`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum CrlCheck {
+pub(crate) enum CrlCheck {
     Leaf,
     Chain,
 }
@@ -209,7 +209,7 @@ pub enum CrlCheck {
 /// `routes[k]:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Route {
+pub(crate) struct Route {
     pub path: Option<String>,
     pub path_prefix: Option<String>,
     pub upstream: String,
@@ -219,7 +219,7 @@ pub struct Route {
 /// `upstreams.NAME:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub builtin: Option<Builtin>,
     pub url: Option<String>,
     pub host_header: Option<HostHeader>,
@@ -230,7 +230,7 @@ pub struct Upstream {
 /// `upstreams.NAME.tls`: mutual TLS to the upstream.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpstreamTls {
+pub(crate) struct UpstreamTls {
     pub certificate: Option<String>,
     pub trust_bundle: Option<String>,
     pub server_name: Option<String>,
@@ -241,14 +241,14 @@ pub struct UpstreamTls {
 /// `upstreams.NAME.builtin`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum Builtin {
+pub(crate) enum Builtin {
     Echo,
 }
 
 /// `upstreams.NAME.hostHeader`
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum HostHeader {
+pub(crate) enum HostHeader {
     Preserve,
     Upstream,
 }
@@ -256,14 +256,14 @@ pub enum HostHeader {
 /// `logging:`
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Logging {
+pub(crate) struct Logging {
     pub access: Option<bool>,
 }
 
 /// `limits:`
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Limits {
+pub(crate) struct Limits {
     pub handshake_timeout: Option<String>,
     pub request_header_timeout: Option<String>,
     pub idle_timeout: Option<String>,
@@ -275,4 +275,4 @@ pub struct Limits {
 }
 
 /// A map section such as `certificates:` with its elements still as JSON.
-pub type Section = BTreeMap<String, serde_json::Value>;
+pub(crate) type Section = BTreeMap<String, serde_json::Value>;

@@ -11,19 +11,19 @@
 //! variables stay empty for an unverified (optionalNoCa) certificate, and
 //! `ssl-client-verify` says `FAILED:reason` for it.
 
-pub mod template;
-pub mod xfcc;
+pub(crate) mod template;
+pub(crate) mod xfcc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::identity::PeerIdentity;
 
-pub use template::Template;
-pub use xfcc::{Detail, Mode};
+pub(crate) use template::Template;
+pub(crate) use xfcc::{Detail, Mode};
 
 /// Headers that carry client identity and that no client may send (SPEC §4
 /// plus the names Traefik and RFC 9440 use).
-pub const IDENTITY_HEADERS: [&str; 8] = [
+pub(crate) const IDENTITY_HEADERS: [&str; 8] = [
     "ssl-client-cert",
     "ssl-client-verify",
     "ssl-client-subject-dn",
@@ -38,7 +38,7 @@ const XFCC: &str = "x-forwarded-client-cert";
 
 /// Every byte except ALPHA DIGIT `-._~` as `%XX` (upper case): ingress-nginx's
 /// `$ssl_client_escaped_cert`, and for PEM the same as Envoy's encoding.
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3 / 2);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -102,7 +102,7 @@ pub struct Prepared {
 /// URL-encoded for `Cert`/`Chain`/`ssl-client-cert`), so they are bounded;
 /// a larger value is left out (an absent identity header never widens
 /// access), and upstreams refuse such headers anyway.
-pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 fn bounded_value(value: &str) -> Option<HeaderValue> {
     if value.len() > MAX_VALUE_BYTES {
@@ -113,7 +113,7 @@ fn bounded_value(value: &str) -> Option<HeaderValue> {
 
 /// Whether `name`, lower-cased with `_` read as `-`, equals `wanted` (which
 /// is lower case with `-`).
-pub fn same_header(name: &str, wanted: &str) -> bool {
+pub(crate) fn same_header(name: &str, wanted: &str) -> bool {
     name.len() == wanted.len()
         && name
             .bytes()

@@ -10,7 +10,7 @@ use super::{percent_encode, ConnFacts};
 
 /// A variable of SPEC §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Var {
+pub(crate) enum Var {
     /// `%DOWNSTREAM_PEER_SUBJECT%`
     PeerSubject,
     /// `%DOWNSTREAM_PEER_ISSUER%`

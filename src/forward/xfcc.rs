@@ -93,7 +93,7 @@ fn quotable_dn(dn: &str) -> std::borrow::Cow<'_, str> {
 
 /// The gateway's element for a verified client, keys in Envoy's order:
 /// By, Hash, Cert, Chain, Subject, URI, DNS. `details` must be sorted.
-pub fn element(by: &[String], id: &PeerIdentity, details: &[Detail]) -> String {
+pub(crate) fn element(by: &[String], id: &PeerIdentity, details: &[Detail]) -> String {
     let mut out = String::new();
     for uri in by {
         push_pair(&mut out, "By", uri, false);
@@ -128,7 +128,7 @@ pub fn element(by: &[String], id: &PeerIdentity, details: &[Detail]) -> String {
 /// verified client in the modes that add one) and the incoming value (all
 /// incoming headers joined by `,`). `None` = no header. Header values are
 /// shared, not copied; only appending builds a new one.
-pub fn outgoing(
+pub(crate) fn outgoing(
     mode: Mode,
     verified: bool,
     own: Option<&HeaderValue>,
@@ -150,7 +150,7 @@ pub fn outgoing(
 }
 
 /// `parts` joined by `,` as one header value (`None` if a part is not one).
-pub fn join(parts: &[&[u8]]) -> Option<HeaderValue> {
+pub(crate) fn join(parts: &[&[u8]]) -> Option<HeaderValue> {
     let mut v = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {

@@ -22,7 +22,7 @@ fn assert_words(message: &str, source: &str) {
 
 /// A config either loads or every error names the file and a line or key
 /// path in words; loading never panics.
-pub fn config(data: &[u8]) {
+pub(super) fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -37,7 +37,7 @@ pub fn config(data: &[u8]) {
 
 /// An import either fails with one message naming its input, or writes a
 /// config that `check` reads.
-pub fn import(data: &[u8]) {
+pub(super) fn import(data: &[u8]) {
     let text = String::from_utf8_lossy(data).into_owned();
     let opts = crate::import::Options {
         files: vec![],
@@ -66,7 +66,7 @@ pub fn import(data: &[u8]) {
 
 /// PEM certificates, PEM keys and Secret manifests: read or refused in
 /// words naming their source.
-pub fn material(data: &[u8]) {
+pub(super) fn material(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
@@ -98,7 +98,7 @@ pub fn material(data: &[u8]) {
 }
 
 /// PKCS#12: opened, or refused in one sentence.
-pub fn p12(data: &[u8]) {
+pub(super) fn p12(data: &[u8]) {
     match crate::pki::p12::open(data, "fuzz") {
         Ok(c) => {
             if let Some(der) = &c.key_der {
@@ -132,7 +132,7 @@ fn csr_key() -> &'static rcgen::KeyPair {
 
 /// CSRs, raw or built from arbitrary names: signed into a leaf that keeps
 /// the subject and SANs and is never a CA, or refused in words.
-pub fn csr(data: &[u8]) {
+pub(super) fn csr(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
@@ -204,7 +204,7 @@ pub fn csr(data: &[u8]) {
 }
 
 /// CRLs: parsed, or refused in words naming the file.
-pub fn crl(data: &[u8]) {
+pub(super) fn crl(data: &[u8]) {
     match crate::material::crl::parse_crls(data, "fuzz.crl", "renew it") {
         Ok(crls) => {
             for c in crls {

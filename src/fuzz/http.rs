@@ -41,7 +41,7 @@ fn lenient(path: &str) -> Vec<Vec<u8>> {
 /// The canonical path is a fixpoint, has none of the spellings it removes,
 /// and routes every path a lenient backend would read as under `/admin`
 /// to `/admin`.
-pub fn path(data: &[u8]) {
+pub(super) fn path(data: &[u8]) {
     let Some((&mode, raw)) = data.split_first() else {
         return;
     };
@@ -107,7 +107,7 @@ pub fn path(data: &[u8]) {
 
 /// An accepted host is what `http`'s authority parser reads, names one
 /// entry at most, and a table lookup agrees with its normalized name.
-pub fn host(data: &[u8]) {
+pub(super) fn host(data: &[u8]) {
     let Ok(value) = std::str::from_utf8(data) else {
         return;
     };

@@ -33,7 +33,7 @@ fn split_unescaped(s: &str, sep: u8) -> Vec<&str> {
 /// An RFC 2253 rendering is printable ASCII and has exactly the RDNs and
 /// attributes of the name: no value can pose as another RDN (`,O=admins`)
 /// or attribute (`+CN=x`).
-pub fn dn(data: &[u8]) {
+pub(super) fn dn(data: &[u8]) {
     let Ok(name) = x509_cert::name::Name::from_der(data) else {
         return;
     };
@@ -60,7 +60,7 @@ pub fn dn(data: &[u8]) {
 
 /// A certificate is read the same by the identity and inspect paths, and
 /// its names render as DNs do.
-pub fn x509(data: &[u8]) {
+pub(super) fn x509(data: &[u8]) {
     let _ = crate::pki::inspect::cert_info(data);
     let Ok(summary) = CertSummary::from_der(data) else {
         return;
@@ -141,7 +141,7 @@ fn needs_quotes(v: &str) -> bool {
 /// into exactly the pairs it was made of: no subject or SAN can end its
 /// quotes early and pose as `By`, `Hash` or `URI` pairs, or as a second
 /// element.
-pub fn xfcc(data: &[u8]) {
+pub(super) fn xfcc(data: &[u8]) {
     let mut input = Input::new(data);
     let by: Vec<String> = (0..input.byte() % 3).map(|_| input.text(64)).collect();
     let subject = input.text(200);
@@ -235,7 +235,7 @@ pub fn xfcc(data: &[u8]) {
 /// A PROXY v2 header for arbitrary fields is whole and parses back to
 /// them; what does not fit is refused whole or (the certificate) left out
 /// whole.
-pub fn proxy_v2(data: &[u8]) {
+pub(super) fn proxy_v2(data: &[u8]) {
     let mut input = Input::new(data);
     let v6 = input.flag();
     let mixed = input.byte() == 7;

@@ -9,7 +9,12 @@ use serde_json::{json, Map, Value};
 use super::Conn;
 
 /// The JSON answer for one request.
-pub fn respond(conn: &Conn, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response<Bytes> {
+pub(crate) fn respond(
+    conn: &Conn,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response<Bytes> {
     let mut hs = Map::new();
     for (name, value) in headers {
         let v = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());

@@ -25,7 +25,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// dropped and the request proceeds as an ordinary one (SPEC §2): a backend
 /// that switched protocol would serve every later request on that
 /// connection without the gateway's routes, `allow` or header stripping.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     // Most requests carry none: one pass over the names present is cheaper
     // than hashing seven names for removal.
     if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
@@ -72,7 +72,11 @@ fn is_websocket(v: &HeaderValue) -> bool {
 /// Sets `X-Forwarded-For` (the client address; a value sent by the client is
 /// replaced, as an edge proxy does), `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`.
-pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &HeaderValue, host: &HeaderValue) {
+pub(crate) fn set_forwarded(
+    headers: &mut HeaderMap,
+    forwarded_for: &HeaderValue,
+    host: &HeaderValue,
+) {
     // What a client sends of these is never passed on: RFC 7239
     // `Forwarded`, and `_` spellings of the X-Forwarded-* names, which
     // CGI/WSGI upstreams read as the real ones (`HTTP_X_FORWARDED_FOR`).
@@ -111,14 +115,14 @@ pub fn set_forwarded(headers: &mut HeaderMap, forwarded_for: &HeaderValue, host:
 const FORWARDED_NAMES: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
 /// The `X-Forwarded-For` value for a client address.
-pub fn forwarded_for(client: std::net::IpAddr) -> HeaderValue {
+pub(crate) fn forwarded_for(client: std::net::IpAddr) -> HeaderValue {
     HeaderValue::from_str(&client.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The request header block's size as the SPEC limit counts it: each line's
 /// name, value and the four bytes of `: ` and CRLF.
-pub fn header_bytes(headers: &HeaderMap) -> usize {
+pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
     headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)

@@ -11,7 +11,7 @@
 use std::net::Ipv6Addr;
 
 /// Why a host was refused (the text of the `400`).
-pub type BadHost = &'static str;
+pub(crate) type BadHost = &'static str;
 
 /// The name in `value` without its port; an IPv6 literal without brackets.
 ///
@@ -19,7 +19,7 @@ pub type BadHost = &'static str;
 /// name is dot-separated non-empty labels of ASCII letters, digits, `-` and
 /// `_` (an IPv4 address is such a name), and a port is 0 to 65535 in at
 /// most five digits.
-pub fn name(value: &str) -> Result<&str, BadHost> {
+pub(crate) fn name(value: &str) -> Result<&str, BadHost> {
     if value.is_empty() {
         return Err("empty Host");
     }

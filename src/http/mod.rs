@@ -2,12 +2,12 @@
 //! entries, and one request's way through them (`pipeline`), the echo
 //! upstream, pooled upstream clients and WebSocket tunnels (`proxy`).
 
-pub mod echo;
-pub mod headers;
-pub mod host;
+pub(crate) mod echo;
+pub(crate) mod headers;
+pub(crate) mod host;
 mod pipeline;
 mod proxy;
-pub mod route;
+pub(crate) mod route;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,7 +34,7 @@ use crate::tls::{HostTls, SniTable};
 use route::RouteTable;
 
 /// Response bodies: streamed from an upstream, or made here.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub(crate) type Body = Either<Incoming, Full<Bytes>>;
 
 /// One upstream, ready to receive requests.
 #[derive(Debug)]
@@ -60,10 +60,10 @@ pub enum Upstream {
 }
 
 /// A pooled client originating (mutual) TLS for one upstream.
-pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+pub(crate) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
 
 /// Builds the pooled HTTPS client of one upstream.
-pub fn https_client(
+pub(crate) fn https_client(
     tls: &crate::tls::upstream::UpstreamTls,
     connect_timeout: std::time::Duration,
 ) -> HttpsClient {
@@ -84,10 +84,10 @@ pub fn https_client(
 
 /// The shared upstream client (one per identity the gateway presents; plain
 /// HTTP has none, so one pool serves all).
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
 
 /// Builds the pooled client for plain-HTTP upstreams.
-pub fn upstream_client(connect_timeout: std::time::Duration) -> UpstreamClient {
+pub(crate) fn upstream_client(connect_timeout: std::time::Duration) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
@@ -169,7 +169,7 @@ impl Successive for Listener {
 }
 
 /// The HTTP server settings for `limits`.
-pub fn server_builder(
+pub(crate) fn server_builder(
     limits: &model::Limits,
 ) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -188,7 +188,7 @@ pub fn server_builder(
 
 /// TLS facts of a connection, for the echo and the logs.
 #[derive(Debug, Clone, Default)]
-pub struct TlsInfo {
+pub(crate) struct TlsInfo {
     /// SNI sent by the client.
     pub sni: Option<String>,
     /// `TLSv1.3` or `TLSv1.2`.
@@ -201,11 +201,11 @@ pub struct TlsInfo {
 
 /// The forwarding prepared for one entry other than the handshake's: the
 /// listener holding it, its index, and what it adds.
-pub type OtherForwarded = (Arc<Listener>, usize, Arc<Prepared>);
+pub(crate) type OtherForwarded = (Arc<Listener>, usize, Arc<Prepared>);
 
 /// Everything a request needs to know about its connection.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     /// The listener as it was at the handshake (requests follow its
     /// successors: see [`Listener::newest`]).
     pub listener: Arc<Listener>,
@@ -247,14 +247,14 @@ pub struct Conn {
 /// Per-connection metric handles: the duration histogram and the counter of
 /// the first status answered (almost every later request has the same).
 #[derive(Debug, Default)]
-pub struct ConnStats {
+pub(crate) struct ConnStats {
     duration: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
     first_status: std::sync::OnceLock<(u16, prometheus_client::metrics::counter::Counter)>,
 }
 
 impl Conn {
     /// Handles one request; never fails (errors become responses).
-    pub async fn handle(
+    pub(crate) async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {

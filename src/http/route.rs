@@ -57,7 +57,7 @@ impl<T> RouteTable<T> {
 }
 
 /// SPEC §2: `/api` matches `/api`, `/api/`, `/api/x`, not `/apix`.
-pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
     match path.strip_prefix(prefix) {
         None => false,
         Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),

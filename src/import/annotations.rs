@@ -7,7 +7,7 @@ use super::{err, ImportError};
 
 /// Client authentication of a host (`auth-tls-*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Auth {
+pub(super) struct Auth {
     /// `namespace/name` of the CA Secret.
     pub secret: String,
     /// require | optional | optionalNoCa | none
@@ -22,7 +22,7 @@ pub struct Auth {
 
 /// Who `auth-tls-match-cn` lets in, as far as portcullis can say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MatchCn {
+pub(super) enum MatchCn {
     /// No `auth-tls-match-cn`: any verified certificate.
     Any,
     /// Certificates with one of these common names. ingress-nginx matches a
@@ -37,7 +37,7 @@ pub enum MatchCn {
 
 /// TLS to the backends (`backend-protocol: HTTPS`, `proxy-ssl-*`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Upstream {
+pub(super) struct Upstream {
     /// `proxy-ssl-secret` (`namespace/name`).
     pub secret: Option<String>,
     /// Whether that Secret also holds a client certificate to present.
@@ -48,7 +48,7 @@ pub struct Upstream {
 
 /// What an Ingress's annotations ask for.
 #[derive(Debug, Default)]
-pub struct Annotations {
+pub(super) struct Annotations {
     /// Client authentication.
     pub auth: Option<Auth>,
     /// TLS to the backends.
@@ -59,7 +59,7 @@ pub struct Annotations {
 
 /// `CN=name`, `^CN=name$`, `CN=(a|b)`: exact common names; anything else is
 /// a regular expression portcullis will not guess at.
-pub fn match_cn(v: &str) -> Option<Vec<String>> {
+pub(super) fn match_cn(v: &str) -> Option<Vec<String>> {
     let v = v.strip_prefix('^').unwrap_or(v);
     let v = v.strip_suffix('$').unwrap_or(v);
     let rest = v.strip_prefix("CN=")?;
@@ -85,7 +85,7 @@ fn bool_of(v: &str) -> Option<bool> {
 }
 
 /// Reads the annotations under `prefix`; unsupported ones go to `left`.
-pub fn read(
+pub(super) fn read(
     ann: &Map<String, Value>,
     prefix: &str,
     ns: &str,

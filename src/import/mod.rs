@@ -25,7 +25,7 @@ const ADMITS_NO_ONE: &str = "000000000000000000000000000000000000000000000000000
 /// Why an import could not be done at all (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ImportError(pub String);
+pub(crate) struct ImportError(pub String);
 
 fn err(s: impl Into<String>) -> ImportError {
     ImportError(s.into())
@@ -33,7 +33,7 @@ fn err(s: impl Into<String>) -> ImportError {
 
 /// Options of the command.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Files to read (`-` = stdin).
     pub files: Vec<PathBuf>,
     /// Annotation prefix (default `nginx.ingress.kubernetes.io`).
@@ -47,7 +47,7 @@ pub struct Options {
 }
 
 /// The result: the config text, the files to write, and what was left behind.
-pub struct Imported {
+pub(crate) struct Imported {
     /// The portcullis config (YAML).
     pub config: String,
     /// Secret manifests to write: (path, YAML).
@@ -447,7 +447,7 @@ fn ingress_host(host: &str, object: &str) -> Result<(), ImportError> {
 }
 
 /// Runs the import.
-pub fn run(opts: &Options) -> Result<Imported, ImportError> {
+pub(crate) fn run(opts: &Options) -> Result<Imported, ImportError> {
     let mut inputs = Vec::new();
     for f in &opts.files {
         inputs.push((f.display().to_string(), read_input(f)?));
@@ -456,7 +456,10 @@ pub fn run(opts: &Options) -> Result<Imported, ImportError> {
 }
 
 /// Imports manifests already read: (file name, text) pairs.
-pub fn from_texts(opts: &Options, inputs: &[(String, String)]) -> Result<Imported, ImportError> {
+pub(crate) fn from_texts(
+    opts: &Options,
+    inputs: &[(String, String)],
+) -> Result<Imported, ImportError> {
     let mut objects = Vec::new();
     for (f, text) in inputs {
         let docs: Vec<Value> =

@@ -10,11 +10,11 @@ use rustls_pki_types::CertificateRevocationListDer;
 use crate::words::rfc3339;
 
 /// CRLs whose nextUpdate is sooner than this are warned about (SPEC §2).
-pub const CRL_WARNING_DAYS: u64 = 7;
+pub(crate) const CRL_WARNING_DAYS: u64 = 7;
 
 /// One CRL and what it says about itself.
 #[derive(Debug)]
-pub struct Crl {
+pub(crate) struct Crl {
     /// Parsed for webpki.
     pub parsed: webpki::CertRevocationList<'static>,
     /// What it says about itself and where it came from.
@@ -39,7 +39,7 @@ pub struct CrlInfo {
 
 /// How a CRL stands against the clock, with what to say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Freshness {
+pub(crate) enum Freshness {
     /// More than [`CRL_WARNING_DAYS`] left (or no nextUpdate).
     Fresh,
     /// Expires within [`CRL_WARNING_DAYS`]: a warning.
@@ -60,7 +60,7 @@ fn span_words(secs: u64) -> String {
 }
 
 /// How `crl` stands at `now` (Unix seconds).
-pub fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
+pub(crate) fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
     let Some(next) = crl.next_update else {
         return Freshness::Fresh;
     };
@@ -100,7 +100,7 @@ fn turns(crl: &CrlInfo) -> Option<[u64; 2]> {
 /// seconds `(after, upto]`, with what to say about them now: what a
 /// running gateway logs when a CRL enters its last week or lapses, since
 /// start-up and reload only report how things stand when they run.
-pub fn turned(crls: &[(String, CrlInfo)], after: u64, upto: u64) -> Vec<(&str, Freshness)> {
+pub(crate) fn turned(crls: &[(String, CrlInfo)], after: u64, upto: u64) -> Vec<(&str, Freshness)> {
     crls.iter()
         .filter(|(_, c)| turns(c).is_some_and(|ts| ts.iter().any(|t| after < *t && *t <= upto)))
         .map(|(path, c)| (path.as_str(), crl_freshness(c, upto)))
@@ -110,7 +110,7 @@ pub fn turned(crls: &[(String, CrlInfo)], after: u64, upto: u64) -> Vec<(&str, F
 
 /// The first second after `now` at which the standing of one of `crls`
 /// changes.
-pub fn next_turn(crls: &[(String, CrlInfo)], now: u64) -> Option<u64> {
+pub(crate) fn next_turn(crls: &[(String, CrlInfo)], now: u64) -> Option<u64> {
     crls.iter()
         .filter_map(|(_, c)| turns(c))
         .flatten()
@@ -121,7 +121,7 @@ pub fn next_turn(crls: &[(String, CrlInfo)], now: u64) -> Option<u64> {
 /// How to renew the CRL in `file`: `portcullis ca crl` for a portcullis CA
 /// directory (`DIR/ca.crl`), and in any case the CA that issued it. Only the
 /// file is known here, not whether portcullis made it, so both are said.
-pub fn renew_words(file: &Path) -> String {
+pub(crate) fn renew_words(file: &Path) -> String {
     let is_ca_crl = file.file_name().is_some_and(|n| n == "ca.crl");
     let dir = file
         .parent()
@@ -159,7 +159,7 @@ fn crl_error_words(e: &webpki::Error) -> &'static str {
 
 /// Parses the CRLs in `bytes`, read from `what`; `renew` says how to renew
 /// them.
-pub fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, String> {
+pub(crate) fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, String> {
     let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
         CertificateRevocationListDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()

@@ -7,8 +7,8 @@
 //! expires within 7 days a warning. The result is immutable; a reload
 //! builds a new one. No message ever contains key material.
 
-pub mod crl;
-pub mod sources;
+pub(crate) mod crl;
+pub(crate) mod sources;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,13 +24,13 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::config::model::{self, Config, HostPattern};
 use crate::identity::CertSummary;
 
-pub use crl::CrlInfo;
-pub use sources::certs_from_pem;
+pub(crate) use crl::CrlInfo;
+pub(crate) use sources::certs_from_pem;
 
 use crl::{crl_freshness, parse_crls, renew_words, Freshness};
 
 /// Certificates expiring sooner than this are warned about.
-pub const EXPIRY_WARNING_DAYS: u64 = 30;
+pub(crate) const EXPIRY_WARNING_DAYS: u64 = 30;
 
 /// One of our own certificates with its key, ready to present.
 #[derive(Debug)]
@@ -93,12 +93,12 @@ pub struct MaterialError {
 pub struct MaterialErrors(pub Vec<MaterialError>);
 
 /// Reads every certificate in a PEM file.
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     certs_from_pem(&sources::read(path)?, &path.display().to_string())
 }
 
 /// Trust anchors from a PEM file (probe, bench: the `--ca` flag).
-pub fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+pub(crate) fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for (i, der) in read_certs(path)?.into_iter().enumerate() {
         roots.add(der).map_err(|_| {
@@ -114,7 +114,7 @@ pub fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
 
 /// A chain and its private key as a rustls signing identity; a key of
 /// another certificate and a key rustls cannot use get different messages.
-pub fn certified_key(
+pub(crate) fn certified_key(
     f: sources::Fetched,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, String> {
@@ -130,7 +130,7 @@ pub fn certified_key(
 }
 
 /// A client or server identity from a PEM certificate file and key file.
-pub fn certified_key_from_files(
+pub(crate) fn certified_key_from_files(
     cert: &Path,
     key: &Path,
     provider: &CryptoProvider,
@@ -143,7 +143,7 @@ pub fn certified_key_from_files(
 }
 
 /// Loads and checks everything `config` names, as of `now`.
-pub fn load(
+pub(crate) fn load(
     config: &Config,
     provider: &CryptoProvider,
     now: UnixTime,

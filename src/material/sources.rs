@@ -12,12 +12,15 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::model::{CaSource, CertificateSource, PasswordSource};
 
 /// Reads a file, naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Every certificate in PEM bytes; `what` names them in errors.
-pub fn certs_from_pem(bytes: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn certs_from_pem(
+    bytes: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{what}: not a PEM certificate file: {e}"))?;
@@ -46,7 +49,7 @@ fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
 }
 
 /// The entries of the Secret manifest `text`, read from `path`.
-pub fn secret_manifest_entries(
+pub(crate) fn secret_manifest_entries(
     path: &Path,
     text: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
@@ -97,7 +100,7 @@ fn pick<'a>(entries: &'a BTreeMap<String, Vec<u8>>, keys: &[&str]) -> Option<&'a
 }
 
 /// A password from its source.
-pub fn password(p: &PasswordSource) -> Result<String, String> {
+pub(crate) fn password(p: &PasswordSource) -> Result<String, String> {
     match p {
         PasswordSource::Env(v) => std::env::var(v)
             .map_err(|_| format!("environment variable {v} is not set (passwordEnv)")),
@@ -112,7 +115,7 @@ pub fn password(p: &PasswordSource) -> Result<String, String> {
 
 /// What a certificate source yields: the chain, the key, and a name for
 /// messages.
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// Leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// The private key.
@@ -141,7 +144,7 @@ fn from_entries(entries: &BTreeMap<String, Vec<u8>>, origin: String) -> Result<F
 }
 
 /// Reads a certificate source.
-pub fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
+pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
     match src {
         CertificateSource::Files {
             cert_file,
@@ -185,10 +188,10 @@ pub fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
 }
 
 /// CA certificates, a CRL found with them (Secrets), and where they came from.
-pub type FetchedCas = (Vec<CertificateDer<'static>>, Option<Vec<u8>>, String);
+pub(crate) type FetchedCas = (Vec<CertificateDer<'static>>, Option<Vec<u8>>, String);
 
 /// The CA certificates (PEM) and any CRL found with them.
-pub fn fetch_cas(src: &CaSource) -> Result<FetchedCas, String> {
+pub(crate) fn fetch_cas(src: &CaSource) -> Result<FetchedCas, String> {
     let (entries, origin) = match src {
         CaSource::File(f) => {
             return Ok((

@@ -16,7 +16,7 @@ use super::{invalid, read_text, refuse_existing, write_files, Output, PkiError};
 use crate::identity::CertSummary;
 
 /// A CA able to issue.
-pub struct Ca {
+pub(crate) struct Ca {
     /// Its directory.
     pub dir: PathBuf,
     /// `ca.crt`.
@@ -31,7 +31,7 @@ pub struct Ca {
 
 /// Options of `ca init`.
 #[derive(Debug, Clone)]
-pub struct InitSpec {
+pub(crate) struct InitSpec {
     /// Common name.
     pub cn: String,
     /// Key type.
@@ -42,14 +42,14 @@ pub struct InitSpec {
 
 /// Sets validity starting one minute in the past (a peer with a slightly
 /// slow clock still accepts a certificate made just now).
-pub fn set_validity(params: &mut CertificateParams, days: u32) {
+pub(crate) fn set_validity(params: &mut CertificateParams, days: u32) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(1);
     params.not_after = now + time::Duration::days(i64::from(days));
 }
 
 /// A random positive serial of 127 bits (RFC 5280 asks for at least 64).
-pub fn random_serial() -> Result<rcgen::SerialNumber, PkiError> {
+pub(crate) fn random_serial() -> Result<rcgen::SerialNumber, PkiError> {
     let mut serial = [0u8; 16];
     aws_lc_rs::rand::fill(&mut serial)
         .map_err(|_| invalid("the system random generator failed"))?;
@@ -75,7 +75,7 @@ fn ca_params(spec: &InitSpec) -> Result<CertificateParams, PkiError> {
 
 /// Creates a CA in `out`: a self-signed root, or an intermediate signed by
 /// `parent`. Refuses to overwrite an existing CA.
-pub fn init(out: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<Ca, PkiError> {
+pub(crate) fn init(out: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<Ca, PkiError> {
     std::fs::create_dir_all(out).map_err(|e| PkiError::Write {
         path: out.display().to_string(),
         source: e,
@@ -103,7 +103,11 @@ pub fn init(out: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<Ca, PkiE
 }
 
 /// A new CA in memory, kept in `dir` once written; also its key as PEM.
-pub fn create(dir: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<(Ca, String), PkiError> {
+pub(crate) fn create(
+    dir: &Path,
+    spec: &InitSpec,
+    parent: Option<&Ca>,
+) -> Result<(Ca, String), PkiError> {
     let key = spec.key_type.generate()?;
     let mut params = ca_params(spec)?;
     let (cert, chain_pem) = match parent {
@@ -129,7 +133,7 @@ pub fn create(dir: &Path, spec: &InitSpec, parent: Option<&Ca>) -> Result<(Ca, S
 
 /// Loads the CA in `dir`, checking that the key belongs to the certificate
 /// and that it is a CA.
-pub fn load(dir: &Path) -> Result<Ca, PkiError> {
+pub(crate) fn load(dir: &Path) -> Result<Ca, PkiError> {
     let crt = dir.join("ca.crt");
     let key_path = dir.join("ca.key");
     if !crt.exists() || !key_path.exists() {

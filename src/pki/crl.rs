@@ -23,12 +23,12 @@ use crate::identity::CertSummary;
 
 /// Days until a new CRL's nextUpdate, unless `--days` (`ca crl`) or
 /// `--crl-days` (`cert revoke`) says otherwise.
-pub const DEFAULT_CRL_DAYS: u32 = 30;
+pub(crate) const DEFAULT_CRL_DAYS: u32 = 30;
 
 /// `--reason`, with RFC 5280's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 #[allow(missing_docs)]
-pub enum Reason {
+pub(crate) enum Reason {
     #[value(name = "unspecified")]
     Unspecified,
     #[value(name = "keyCompromise")]
@@ -85,7 +85,7 @@ impl Reason {
 
 /// One revoked certificate.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Serial number, big-endian.
     pub serial: Vec<u8>,
     /// When.
@@ -104,7 +104,7 @@ struct Signed {
 }
 
 /// Signs a CRL with `entries` and CRL number `number` (big-endian).
-pub fn sign(ca: &Ca, entries: &[Entry], number: u64, days: u32) -> Result<String, PkiError> {
+pub(crate) fn sign(ca: &Ca, entries: &[Entry], number: u64, days: u32) -> Result<String, PkiError> {
     Ok(sign_numbered(ca, entries, &number.to_be_bytes(), days)?.pem)
 }
 
@@ -291,7 +291,7 @@ fn increment(number: &[u8]) -> Vec<u8> {
 
 /// The outcome of `cert revoke`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revoked {
+pub(crate) enum Revoked {
     /// Newly revoked; the CRL now has this number (hex).
     Added {
         /// Serial (hex).
@@ -307,7 +307,7 @@ pub enum Revoked {
 }
 
 /// Revokes the certificate in `cert_pem` (which this CA must have issued).
-pub fn revoke(
+pub(crate) fn revoke(
     ca: &Ca,
     cert: &[u8],
     reason: Option<Reason>,
@@ -352,7 +352,7 @@ pub fn revoke(
 
 /// The outcome of `ca crl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Renewed {
+pub(crate) struct Renewed {
     /// Revoked entries carried over.
     pub entries: usize,
     /// The new CRL number (hex).
@@ -365,7 +365,7 @@ pub struct Renewed {
 /// `days` from now and the next CRL number, keeping every entry (serial,
 /// revocation date, reason, invalidity date). Without a `ca.crl` it makes
 /// an empty one.
-pub fn renew(ca: &Ca, days: u32) -> Result<Renewed, PkiError> {
+pub(crate) fn renew(ca: &Ca, days: u32) -> Result<Renewed, PkiError> {
     let cur = current(ca)?;
     let number = increment(&cur.number);
     let signed = publish(ca, &cur.entries, &number, days)?;

@@ -18,7 +18,7 @@ use crate::words::rfc3339;
 /// A certificate as inspected.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     /// RFC 2253 subject.
     pub subject: String,
     /// RFC 2253 issuer.
@@ -46,7 +46,7 @@ pub struct CertInfo {
 /// One revoked entry of a CRL.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RevokedInfo {
+pub(crate) struct RevokedInfo {
     /// Serial, hex.
     pub serial: String,
     /// RFC 3339.
@@ -56,7 +56,7 @@ pub struct RevokedInfo {
 /// One thing found in a file.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum Item {
+pub(crate) enum Item {
     /// A certificate.
     Certificate(CertInfo),
     /// A private key: type and size only.
@@ -97,7 +97,7 @@ pub enum Item {
 
 /// Everything found in one file.
 #[derive(Debug, Serialize)]
-pub struct FileReport {
+pub(crate) struct FileReport {
     /// The file.
     pub file: String,
     /// What it holds.
@@ -109,7 +109,7 @@ fn now() -> u64 {
 }
 
 /// "expires in N days" and friends.
-pub fn validity_words(not_before: u64, not_after: u64, now: u64) -> String {
+pub(crate) fn validity_words(not_before: u64, not_after: u64, now: u64) -> String {
     let days = |s: u64| s / 86_400;
     if now < not_before {
         format!(
@@ -164,7 +164,7 @@ fn eku_name(oid: &str) -> String {
 }
 
 /// Inspects one DER certificate.
-pub fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
+pub(crate) fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
     let s = CertSummary::from_der(der).map_err(|e| invalid(e.to_string()))?;
     let c = x509_cert::Certificate::from_der(der).map_err(|e| invalid(e.to_string()))?;
     let sans = match c.tbs_certificate.get::<SubjectAltName>() {
@@ -247,7 +247,7 @@ fn key_item(der: rustls_pki_types::PrivateKeyDer<'_>) -> Result<Item, PkiError> 
 }
 
 /// Inspects one file. `password` opens PKCS#12 files.
-pub fn inspect(path: &Path, password: Option<&str>) -> Result<FileReport, PkiError> {
+pub(crate) fn inspect(path: &Path, password: Option<&str>) -> Result<FileReport, PkiError> {
     let bytes = read(path)?;
     let file = path.display().to_string();
     let fail = |e: PkiError| invalid(format!("{file}: {e}"));
@@ -352,7 +352,7 @@ fn cert_text(out: &mut String, c: &CertInfo, indent: &str) {
 }
 
 /// The human-readable report.
-pub fn text(reports: &[FileReport]) -> String {
+pub(crate) fn text(reports: &[FileReport]) -> String {
     let mut out = String::new();
     for r in reports {
         let n = r.items.len();

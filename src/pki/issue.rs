@@ -15,7 +15,7 @@ use super::{invalid, PkiError};
 
 /// What a leaf is for (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Profile {
+pub(crate) enum Profile {
     /// serverAuth
     Server,
     /// clientAuth
@@ -26,7 +26,7 @@ pub enum Profile {
 
 /// Options of `cert issue`.
 #[derive(Debug, Clone, Default)]
-pub struct IssueSpec {
+pub(crate) struct IssueSpec {
     /// Common name (default: the first SAN).
     pub cn: Option<String>,
     /// DNS SANs.
@@ -48,7 +48,7 @@ pub struct IssueSpec {
 }
 
 /// A new leaf: the certificate followed by the CA's chain, and the key.
-pub struct Issued {
+pub(crate) struct Issued {
     /// `PREFIX.crt`: leaf, then intermediates up to (not including) the root.
     pub cert_pem: String,
     /// `PREFIX.key` (PKCS#8); empty for `cert sign`.
@@ -85,7 +85,7 @@ fn dns_ok(name: &str) -> bool {
 }
 
 /// Issues a leaf with a new key.
-pub fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issued, PkiError> {
+pub(crate) fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issued, PkiError> {
     if profile == Profile::Server && spec.dns.is_empty() && spec.ip.is_empty() {
         return Err(invalid("a server certificate needs at least one --dns or --ip (clients check the name they connect to)"));
     }
@@ -194,7 +194,7 @@ fn writable_dn(dn: &rcgen::DistinguishedName) -> rcgen::DistinguishedName {
 /// Signs a CSR (PEM or DER). The CSR's signature is verified; its subject and
 /// SANs are kept; basic constraints and key usages come from the profile
 /// only, so a CSR asking for CA:TRUE still gets a leaf.
-pub fn sign(ca: &Ca, profile: Profile, csr: &[u8], days: u32) -> Result<Issued, PkiError> {
+pub(crate) fn sign(ca: &Ca, profile: Profile, csr: &[u8], days: u32) -> Result<Issued, PkiError> {
     let parsed = if csr.starts_with(b"-----") {
         let text = std::str::from_utf8(csr).map_err(|_| invalid("the CSR is not PEM text"))?;
         CertificateSigningRequestParams::from_pem(text)

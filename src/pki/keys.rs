@@ -17,7 +17,7 @@ use super::PkiError;
 
 /// `--key-type`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum KeyType {
+pub(crate) enum KeyType {
     /// ECDSA on P-256 with SHA-256 (default).
     #[default]
     #[value(name = "ecdsa-p256")]
@@ -41,7 +41,7 @@ pub enum KeyType {
 
 impl KeyType {
     /// A new key pair of this type.
-    pub fn generate(self) -> Result<KeyPair, PkiError> {
+    pub(crate) fn generate(self) -> Result<KeyPair, PkiError> {
         use rcgen::RsaKeySize;
         Ok(match self {
             KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
@@ -68,7 +68,7 @@ impl KeyType {
 }
 
 /// A private key read from a file.
-pub struct PrivateKey {
+pub(crate) struct PrivateKey {
     /// "ECDSA P-256", "RSA 2048", "Ed25519".
     pub kind: String,
     /// The key as PKCS#8 DER.
@@ -85,13 +85,13 @@ impl std::fmt::Debug for PrivateKey {
 }
 
 /// Reads the first private key in PEM `text` (PKCS#8, PKCS#1 or SEC1).
-pub fn read_private_key(text: &[u8]) -> Option<PrivateKey> {
+pub(crate) fn read_private_key(text: &[u8]) -> Option<PrivateKey> {
     let der = PrivateKeyDer::from_pem_slice(text).ok()?;
     classify(&der)
 }
 
 /// Identifies a DER private key and converts it to PKCS#8.
-pub fn classify(der: &PrivateKeyDer<'_>) -> Option<PrivateKey> {
+pub(crate) fn classify(der: &PrivateKeyDer<'_>) -> Option<PrivateKey> {
     let bytes = der.secret_der();
     let ec = |alg: &'static signature::EcdsaSigningAlgorithm, name: &str| -> Option<PrivateKey> {
         let kp = EcdsaKeyPair::from_private_key_der(alg, bytes).ok()?;
@@ -134,7 +134,7 @@ fn rsa(kp: &RsaKeyPair) -> Option<PrivateKey> {
 }
 
 /// Describes a certificate's public key ("ECDSA P-256", "RSA 3072", …).
-pub fn describe_spki(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> String {
+pub(crate) fn describe_spki(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> String {
     use x509_cert::der::Encode;
     let alg = spki.algorithm.oid.to_string();
     let curve = spki

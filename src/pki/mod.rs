@@ -6,23 +6,23 @@
 //! in the target directory renamed into place, keys created 0600, so a
 //! failure never leaves a partial or world-readable file behind.
 
-pub mod ca;
-pub mod crl;
-pub mod inspect;
-pub mod issue;
-pub mod keys;
-pub mod p12;
-pub mod secret;
+pub(crate) mod ca;
+pub(crate) mod crl;
+pub(crate) mod inspect;
+pub(crate) mod issue;
+pub(crate) mod keys;
+pub(crate) mod p12;
+pub(crate) mod secret;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use issue::{IssueSpec, Profile};
-pub use keys::KeyType;
+pub(crate) use issue::{IssueSpec, Profile};
+pub(crate) use keys::KeyType;
 
 /// Certificate tooling failures; each prints as one actionable line.
 #[derive(Debug, thiserror::Error)]
-pub enum PkiError {
+pub(crate) enum PkiError {
     /// rcgen refused the parameters.
     #[error("cannot create the certificate: {0}")]
     Generate(#[from] rcgen::Error),
@@ -48,12 +48,12 @@ pub enum PkiError {
 }
 
 /// Shorthand for an [`PkiError::Invalid`].
-pub fn invalid(msg: impl Into<String>) -> PkiError {
+pub(crate) fn invalid(msg: impl Into<String>) -> PkiError {
     PkiError::Invalid(msg.into())
 }
 
 /// Reads a whole file.
-pub fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
     std::fs::read(path).map_err(|e| PkiError::Read {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -61,7 +61,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
 }
 
 /// Reads a whole text file.
-pub fn read_text(path: &Path) -> Result<String, PkiError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
     String::from_utf8(read(path)?).map_err(|_| PkiError::Read {
         path: path.display().to_string(),
         reason: "not a text (PEM) file".into(),
@@ -69,7 +69,7 @@ pub fn read_text(path: &Path) -> Result<String, PkiError> {
 }
 
 /// One file to write: path, contents, and whether it is secret (0600).
-pub struct Output {
+pub(crate) struct Output {
     /// Where.
     pub path: PathBuf,
     /// What.
@@ -80,7 +80,7 @@ pub struct Output {
 
 impl Output {
     /// A public file.
-    pub fn public(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn public(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
         Output {
             path: path.into(),
             contents: contents.into(),
@@ -89,7 +89,7 @@ impl Output {
     }
 
     /// A secret file (mode 0600).
-    pub fn secret(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn secret(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Self {
         Output {
             path: path.into(),
             contents: contents.into(),
@@ -128,7 +128,7 @@ fn write_temp(path: &Path, contents: &[u8], secret: bool) -> std::io::Result<()>
 /// place, and on failure the temporary files are removed. A rename within
 /// one directory that fails after that would leave the files renamed before
 /// it in place; that is the one gap.
-pub fn write_files(outputs: &[Output]) -> Result<(), PkiError> {
+pub(crate) fn write_files(outputs: &[Output]) -> Result<(), PkiError> {
     let mut temps = Vec::new();
     let cleanup = |temps: &[PathBuf]| {
         for t in temps {
@@ -161,7 +161,7 @@ pub fn write_files(outputs: &[Output]) -> Result<(), PkiError> {
 }
 
 /// Writes one file atomically (see [`write_files`]).
-pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiError> {
     write_files(&[Output {
         path: path.to_path_buf(),
         contents: contents.to_vec(),
@@ -170,7 +170,7 @@ pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiE
 }
 
 /// Refuses to overwrite existing files (a key, above all).
-pub fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
+pub(crate) fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
     for p in paths {
         if p.exists() {
             return Err(invalid(format!(
@@ -184,7 +184,7 @@ pub fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
 
 /// A password from `--password-env VAR` or `--password-file F` (one trailing
 /// newline stripped).
-pub fn password(env: Option<&str>, file: Option<&Path>) -> Result<String, PkiError> {
+pub(crate) fn password(env: Option<&str>, file: Option<&Path>) -> Result<String, PkiError> {
     let p = match (env, file) {
         (Some(var), None) => std::env::var(var).map_err(|_| {
             invalid(format!(

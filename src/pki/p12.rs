@@ -14,7 +14,7 @@ use super::keys::read_private_key;
 use super::{invalid, PkiError};
 
 /// Builds the PKCS#12 bytes.
-pub fn build(
+pub(crate) fn build(
     cert_pem: &[u8],
     key_pem: &[u8],
     chain_pem: Option<&[u8]>,
@@ -73,7 +73,7 @@ pub fn build(
 }
 
 /// Refuses a key that does not belong to the certificate.
-pub fn check_key_matches(
+pub(crate) fn check_key_matches(
     cert: &CertificateDer<'_>,
     key: &super::keys::PrivateKey,
 ) -> Result<(), PkiError> {
@@ -94,7 +94,7 @@ pub fn check_key_matches(
 }
 
 /// The certificates and key inside a PKCS#12 file.
-pub struct Contents {
+pub(crate) struct Contents {
     /// Certificates, leaf first when there is a key.
     pub certs: Vec<Vec<u8>>,
     /// The key's kind, when there is one.
@@ -104,7 +104,7 @@ pub struct Contents {
 }
 
 /// Opens a PKCS#12 file.
-pub fn open(data: &[u8], password: &str) -> Result<Contents, PkiError> {
+pub(crate) fn open(data: &[u8], password: &str) -> Result<Contents, PkiError> {
     let store =
         KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(|_| {
             invalid("cannot open the PKCS#12 file: wrong password or not a PKCS#12 file")

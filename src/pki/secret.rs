@@ -13,7 +13,7 @@ use super::{invalid, PkiError};
 
 /// Which layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// `kubernetes.io/tls`: `tls.crt`, `tls.key`, optional `ca.crt`
     /// (ingress-nginx, cert-manager).
     Tls,
@@ -26,7 +26,7 @@ pub enum Layout {
 
 /// The files going into a Secret (their exact bytes).
 #[derive(Debug, Default)]
-pub struct Files {
+pub(crate) struct Files {
     /// Certificate chain.
     pub cert: Option<Vec<u8>>,
     /// Private key.
@@ -83,7 +83,7 @@ fn certs(what: &str, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, PkiEr
 }
 
 /// Renders the Secret manifest.
-pub fn render(
+pub(crate) fn render(
     layout: Layout,
     name: &str,
     namespace: Option<&str>,

@@ -15,7 +15,7 @@ use crate::words::rfc3339;
 
 /// What was negotiated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Negotiated {
+pub(crate) struct Negotiated {
     /// `TLSv1.3`, …
     pub version: String,
     /// IANA cipher suite name.
@@ -26,7 +26,7 @@ pub struct Negotiated {
 
 /// What a probe saw.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// Where it connected.
     pub addr: SocketAddr,
     /// The server name sent (`None`: the target was an IP address).
@@ -54,7 +54,7 @@ pub struct Observation {
 
 /// One server certificate as reported.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ChainEntry {
+pub(crate) struct ChainEntry {
     /// Subject (RFC 2253), or why it could not be read.
     pub subject: String,
     /// Issuer.
@@ -71,7 +71,7 @@ pub struct ChainEntry {
 
 /// The verdict and the facts behind it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Diagnosis {
+pub(crate) struct Diagnosis {
     /// The report, line by line, without the final verdict line.
     #[serde(skip)]
     pub lines: Vec<String>,
@@ -121,7 +121,7 @@ pub(super) fn names_of(s: &CertSummary) -> String {
 }
 
 /// Judges what was observed; `now` is the time in seconds since the epoch.
-pub fn diagnose(o: &Observation, now: u64) -> Diagnosis {
+pub(crate) fn diagnose(o: &Observation, now: u64) -> Diagnosis {
     let mut lines = vec![connecting_line(o.addr, o.sni_sent.as_deref())];
     let mut d = Diagnosis {
         lines: Vec::new(),
@@ -262,7 +262,7 @@ pub fn diagnose(o: &Observation, now: u64) -> Diagnosis {
 impl Diagnosis {
     /// The report as an operator reads it: the facts, then `OK: …` or
     /// `FAILED: reason`.
-    pub fn text(&self, request: bool) -> String {
+    pub(crate) fn text(&self, request: bool) -> String {
         let mut out = String::new();
         for l in &self.lines {
             out.push_str(l);

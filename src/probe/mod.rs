@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod alerts;
-pub mod diagnosis;
+pub(crate) mod diagnosis;
 mod observe;
 
 /// What to probe, and with what.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// `https://host[:port][/path]` or `host:port`.
     pub target: String,
     /// Client certificate (PEM chain).
@@ -53,7 +53,7 @@ fn resolved(entries: &[String], host: &str, port: u16) -> Result<Option<SocketAd
 }
 
 /// The outcome: the report text, and whether everything succeeded.
-pub struct Report {
+pub(crate) struct Report {
     /// What an operator reads.
     pub text: String,
     /// Exit 0 when true.
@@ -108,7 +108,7 @@ pub(crate) fn parse_target(t: &str) -> Result<Target, String> {
 
 /// Probes: observe, diagnose, render. Never panics, always returns a
 /// report.
-pub fn probe(opts: &Options) -> Report {
+pub(crate) fn probe(opts: &Options) -> Report {
     let request = parse_target(&opts.target).is_ok_and(|t| t.path.is_some());
     match observe::observe(opts) {
         Ok(o) => {

@@ -27,7 +27,7 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Why a reload was asked for.
 #[derive(Debug, Clone, Copy)]
-pub enum Trigger {
+pub(super) enum Trigger {
     /// SIGHUP.
     Signal,
     /// A file event under a watched directory.
@@ -41,18 +41,21 @@ struct Running {
 
 /// The listening sockets, by (name, configured address).
 #[derive(Default)]
-pub struct Bound {
+pub(super) struct Bound {
     running: HashMap<(String, SocketAddr), Running>,
 }
 
 /// A socket bound for a listener that is not running yet.
-pub struct NewSocket {
+pub(super) struct NewSocket {
     key: (String, SocketAddr),
     tcp: TcpListener,
 }
 
 /// Binds the listeners of `snapshot` that are not bound yet.
-pub async fn bind_new(snapshot: &Snapshot, bound: &Bound) -> Result<Vec<NewSocket>, StartError> {
+pub(super) async fn bind_new(
+    snapshot: &Snapshot,
+    bound: &Bound,
+) -> Result<Vec<NewSocket>, StartError> {
     let mut out = Vec::new();
     for (address, l) in &snapshot.listeners {
         let key = (l.name().to_string(), *address);
@@ -74,7 +77,7 @@ pub async fn bind_new(snapshot: &Snapshot, bound: &Bound) -> Result<Vec<NewSocke
 impl Bound {
     /// Starts accept loops for new sockets; returns every listener's name
     /// and bound address.
-    pub fn start(
+    pub(super) fn start(
         &mut self,
         sockets: Vec<NewSocket>,
         state: &Arc<State>,
@@ -139,7 +142,7 @@ fn watch_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
 
 /// A hash of the contents of every file a snapshot depends on (directory
 /// sources: their visible files, read through symlinks).
-pub fn digest(files: &[PathBuf]) -> Vec<u8> {
+pub(super) fn digest(files: &[PathBuf]) -> Vec<u8> {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for f in files {
         ctx.update(f.to_string_lossy().as_bytes());
@@ -253,7 +256,7 @@ fn report_failure(why: Cause, error: &str) {
 }
 
 /// Runs the reload triggers until the process stops.
-pub async fn watch(
+pub(super) async fn watch(
     path: PathBuf,
     state: Arc<State>,
     mut bound: Bound,

@@ -2,7 +2,7 @@
 //! terminate TLS and splice to TCP, originate (mutual) TLS for plain TCP
 //! clients, and route raw TLS by SNI by replaying the ClientHello bytes.
 
-pub mod proxy_v2;
+pub(crate) mod proxy_v2;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::tls::{HostTls, SniTable};
 
 /// Buffer size of each direction of a splice (backpressure: never more
 /// than this is held per direction).
-pub const SPLICE_BUFFER: usize = 64 * 1024;
+pub(crate) const SPLICE_BUFFER: usize = 64 * 1024;
 
 /// Byte streams the gateway can splice.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -122,7 +122,7 @@ impl Upstream {
 /// Copies both ways until both sides are done, with bounded buffers;
 /// half-close is passed on (EOF from one side shuts down writing to the
 /// other). Returns bytes (client→upstream, upstream→client).
-pub async fn splice<A: Io + ?Sized, B: Io + ?Sized>(a: &mut A, b: &mut B) -> (u64, u64) {
+pub(crate) async fn splice<A: Io + ?Sized, B: Io + ?Sized>(a: &mut A, b: &mut B) -> (u64, u64) {
     tokio::io::copy_bidirectional_with_sizes(a, b, SPLICE_BUFFER, SPLICE_BUFFER)
         .await
         .unwrap_or((0, 0))
@@ -281,7 +281,7 @@ impl TlsListener {
 }
 
 /// One line per stream connection (SPEC §7).
-pub fn log_stream(
+pub(crate) fn log_stream(
     listener: &str,
     client: SocketAddr,
     upstream: &str,
@@ -326,7 +326,7 @@ impl TcpListener {
 }
 
 /// Replays `hello` (the bytes read so far) to `upstream`, then splices.
-pub async fn replay(
+pub(crate) async fn replay(
     listener: &str,
     upstream: &Upstream,
     mut sock: TcpStream,

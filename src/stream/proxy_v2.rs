@@ -46,7 +46,7 @@ const SSL_HEAD: usize = 5;
 
 /// Why no header could be made; the connection is closed.
 #[derive(Debug, thiserror::Error)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     /// The required fields alone exceed the 64 KiB a v2 header can carry.
     #[error("the PROXY v2 header would need {needed} bytes of addresses and TLVs, more than the {MAX_PAYLOAD} it can carry")]
     TooLarge {
@@ -61,7 +61,7 @@ pub enum HeaderError {
 
 /// A header ready to be written.
 #[derive(Debug)]
-pub struct Header {
+pub(crate) struct Header {
     /// The whole header.
     pub bytes: Vec<u8>,
     /// The client certificate was presented but left out for lack of room.
@@ -70,7 +70,7 @@ pub struct Header {
 
 /// What the header says about one connection, gathered from the handshake.
 #[derive(Debug, Clone, Copy)]
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     /// The client's address.
     pub client: SocketAddr,
     /// The address the client connected to.
@@ -98,7 +98,7 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// The fields of a finished handshake.
-    pub fn of(
+    pub(crate) fn of(
         client: SocketAddr,
         local: SocketAddr,
         conn: &'a ServerConnection,
@@ -123,7 +123,7 @@ impl<'a> Fields<'a> {
 }
 
 /// The header for one connection.
-pub fn header(
+pub(crate) fn header(
     client: SocketAddr,
     local: SocketAddr,
     conn: &ServerConnection,
@@ -138,7 +138,7 @@ fn tlv_len(value: Option<usize>) -> usize {
 
 /// Encodes `f` into a complete header (see the module comment for what is
 /// left out when it does not fit).
-pub fn encode(f: &Fields<'_>) -> Result<Header, HeaderError> {
+pub(crate) fn encode(f: &Fields<'_>) -> Result<Header, HeaderError> {
     let addresses = match f.client {
         SocketAddr::V4(_) => 4 + 4 + 2 + 2,
         SocketAddr::V6(_) => 16 + 16 + 2 + 2,

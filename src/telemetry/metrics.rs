@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 /// `{listener, result}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HandshakeLabels {
+pub(crate) struct HandshakeLabels {
     /// Listener name.
     pub listener: Arc<str>,
     /// SPEC §3 result label.
@@ -22,14 +22,14 @@ pub struct HandshakeLabels {
 
 /// `{listener}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ListenerLabels {
+pub(crate) struct ListenerLabels {
     /// Listener name.
     pub listener: Arc<str>,
 }
 
 /// `{listener, host, status}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpLabels {
+pub(crate) struct HttpLabels {
     /// Listener name.
     pub listener: Arc<str>,
     /// The host entry's first hostname (bounded: never the raw Host header).
@@ -40,7 +40,7 @@ pub struct HttpLabels {
 
 /// `{upstream, kind}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamLabels {
+pub(crate) struct UpstreamLabels {
     /// Upstream name.
     pub upstream: Arc<str>,
     /// `refused`, `timeout`, `tls`, `io`.
@@ -49,7 +49,7 @@ pub struct UpstreamLabels {
 
 /// `{listener, reason}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ClosedLabels {
+pub(crate) struct ClosedLabels {
     /// Listener name.
     pub listener: Arc<str>,
     /// `revoked`, `expired`, `policy_changed`.
@@ -58,7 +58,7 @@ pub struct ClosedLabels {
 
 /// `{name, subject}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CertLabels {
+pub(crate) struct CertLabels {
     /// `certificates` or `trustBundles` name.
     pub name: String,
     /// RFC 2253 subject.
@@ -67,7 +67,7 @@ pub struct CertLabels {
 
 /// `{trust_bundle, issuer}` (SPEC §5)
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CrlLabels {
+pub(crate) struct CrlLabels {
     /// Trust bundle name.
     pub trust_bundle: String,
     /// CRL issuer.
@@ -77,7 +77,7 @@ pub struct CrlLabels {
 type HistogramFamily = Family<ListenerLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric portcullis exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// `portcullis_tls_handshakes_total`
     pub handshakes: Family<HandshakeLabels, Counter>,
@@ -176,7 +176,7 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -184,13 +184,13 @@ impl Metrics {
 }
 
 /// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
+pub(crate) fn metrics() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(Metrics::new)
 }
 
 /// Counts one handshake outcome.
-pub fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
+pub(crate) fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
     metrics()
         .handshakes
         .get_or_create(&HandshakeLabels {
@@ -202,7 +202,7 @@ pub fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
 
 /// Counts one failure to reach `upstream` (`kind`: refused, timeout, tls,
 /// io). The failure path only, so the label's copy of the name is fine.
-pub fn upstream_error(upstream: &str, kind: crate::tls::UpstreamFailure) {
+pub(crate) fn upstream_error(upstream: &str, kind: crate::tls::UpstreamFailure) {
     metrics()
         .upstream_errors
         .get_or_create(&UpstreamLabels {
@@ -213,7 +213,7 @@ pub fn upstream_error(upstream: &str, kind: crate::tls::UpstreamFailure) {
 }
 
 /// Counts one connection closed by the gateway (SPEC §3).
-pub fn connection_closed(listener: &Arc<str>, reason: &'static str) {
+pub(crate) fn connection_closed(listener: &Arc<str>, reason: &'static str) {
     metrics()
         .connections_closed
         .get_or_create(&ClosedLabels {
@@ -224,11 +224,11 @@ pub fn connection_closed(listener: &Arc<str>, reason: &'static str) {
 }
 
 /// Counts a connection as open until the guard drops.
-pub struct ActiveConnection(Gauge);
+pub(crate) struct ActiveConnection(Gauge);
 
 impl ActiveConnection {
     /// Marks one more open connection on `listener`.
-    pub fn open(listener: &Arc<str>) -> Self {
+    pub(crate) fn open(listener: &Arc<str>) -> Self {
         let g = metrics()
             .connections_active
             .get_or_create_owned(&ListenerLabels {

@@ -1,7 +1,7 @@
 //! Logs: start-up lines, handshake refusals and access lines (SPEC §7).
 //! Access lines carry the client identity; keys and passwords never appear.
 
-pub mod metrics;
+pub(crate) mod metrics;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::tls::HandshakeResult;
 
 /// `--log-format`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One JSON object per line.
     Json,
     /// Human-readable text.
@@ -19,7 +19,7 @@ pub enum LogFormat {
 
 /// Installs the global subscriber: logs go to stdout, JSON unless stdout is
 /// a terminal. `RUST_LOG` filters (default `info`).
-pub fn init(format: Option<LogFormat>) {
+pub(crate) fn init(format: Option<LogFormat>) {
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Text
     } else {
@@ -43,7 +43,7 @@ pub fn init(format: Option<LogFormat>) {
 /// Records a handshake that did not complete, on one line (SPEC §3): the
 /// client's address, the SNI, the result label, the reason in words and,
 /// for a refused certificate, its subject, issuer and fingerprint.
-pub fn handshake_refused(
+pub(crate) fn handshake_refused(
     listener: &str,
     client: std::net::SocketAddr,
     result: HandshakeResult,
@@ -71,7 +71,7 @@ pub fn handshake_refused(
 
 /// One answered request, as its access line says it.
 #[derive(Debug)]
-pub struct Access<'a> {
+pub(crate) struct Access<'a> {
     /// Listener name.
     pub listener: &'a str,
     /// The request's host, as sent.
@@ -93,7 +93,7 @@ pub struct Access<'a> {
 }
 
 /// Writes one access line.
-pub fn access(a: &Access<'_>) {
+pub(crate) fn access(a: &Access<'_>) {
     let id = a.identity;
     tracing::info!(
         target: "access",

@@ -23,7 +23,7 @@ use crate::identity::memo::insert_bounded;
 
 /// The chains one verifier accepted, by SHA-256 of their bytes.
 #[derive(Debug, Default)]
-pub struct VerifiedChains {
+pub(crate) struct VerifiedChains {
     slots: Mutex<HashMap<[u8; 32], Window>>,
 }
 
@@ -40,14 +40,14 @@ impl VerifiedChains {
     }
 
     /// The window of a chain that verified before.
-    pub fn get(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> Option<Window> {
+    pub(crate) fn get(&self, leaf: &[u8], rest: &[CertificateDer<'_>]) -> Option<Window> {
         let key = Self::key(leaf, rest);
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.get(&key).copied()
     }
 
     /// Remembers that a chain verified, valid in `window`.
-    pub fn insert(&self, leaf: &[u8], rest: &[CertificateDer<'_>], window: Window) {
+    pub(crate) fn insert(&self, leaf: &[u8], rest: &[CertificateDer<'_>], window: Window) {
         let key = Self::key(leaf, rest);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         insert_bounded(&mut slots, key, window);
@@ -65,7 +65,7 @@ impl VerifiedChains {
 /// CRL consulted is before its nextUpdate. Outside it the chain is verified
 /// afresh (and then fails or gets a new window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// Latest notBefore on the path.
     pub from: u64,
     /// Earliest notAfter on the path, or CRL nextUpdate if sooner.
@@ -74,7 +74,7 @@ pub struct Window {
 
 impl Window {
     /// Narrows to a certificate's validity (`None`, unreadable: empty).
-    pub fn narrow(&mut self, validity: Option<(u64, u64)>) {
+    pub(crate) fn narrow(&mut self, validity: Option<(u64, u64)>) {
         match validity {
             Some((from, until)) => {
                 self.from = self.from.max(from);
@@ -85,7 +85,7 @@ impl Window {
     }
 
     /// Whether a check at `now` would give the same answer.
-    pub fn holds(&self, now: u64) -> bool {
+    pub(crate) fn holds(&self, now: u64) -> bool {
         // webpki: a certificate is valid when notBefore <= now <= notAfter
         // (`until` exclusive is one second stricter); a CRL is expired when
         // now >= nextUpdate (the same as here).

@@ -6,7 +6,7 @@ use super::verifier::ChainTooLong;
 
 /// `result` label of `portcullis_tls_handshakes_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HandshakeResult {
+pub(crate) enum HandshakeResult {
     /// Handshake completed.
     Ok,
     /// A certificate was required and none was sent.
@@ -35,7 +35,7 @@ pub enum HandshakeResult {
 
 impl HandshakeResult {
     /// The SPEC spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HandshakeResult::Ok => "ok",
             HandshakeResult::NoCertificate => "no_certificate",
@@ -52,7 +52,7 @@ impl HandshakeResult {
     }
 
     /// Classifies a rustls error.
-    pub fn from_rustls(e: &rustls::Error) -> Self {
+    pub(crate) fn from_rustls(e: &rustls::Error) -> Self {
         match e {
             rustls::Error::NoCertificatesPresented => HandshakeResult::NoCertificate,
             rustls::Error::InvalidCertificate(ce) => Self::from_certificate_error(ce),
@@ -61,7 +61,7 @@ impl HandshakeResult {
     }
 
     /// Classifies a certificate error.
-    pub fn from_certificate_error(ce: &CertificateError) -> Self {
+    pub(crate) fn from_certificate_error(ce: &CertificateError) -> Self {
         match ce {
             CertificateError::UnknownIssuer => HandshakeResult::UnknownCa,
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -90,7 +90,7 @@ impl HandshakeResult {
     /// What went wrong with a handshake that failed for another reason
     /// than a refused certificate (whose reason the verifier words; see
     /// `rejection`), in words — never a library's internal names.
-    pub fn words(self, e: &std::io::Error) -> &'static str {
+    pub(crate) fn words(self, e: &std::io::Error) -> &'static str {
         use rustls::Error as E;
         let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
         match (self, inner) {
@@ -122,7 +122,7 @@ impl HandshakeResult {
     }
 
     /// Classifies the error a TLS accept future failed with.
-    pub fn from_io(e: &std::io::Error) -> Self {
+    pub(crate) fn from_io(e: &std::io::Error) -> Self {
         match e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -136,7 +136,7 @@ impl HandshakeResult {
 /// A TLS alert by its RFC 8446 name (`certificate_required`,
 /// `unknown_ca`), never rustls's variant spelling; the one place that
 /// names alerts, for probe and bench.
-pub fn alert_name(a: rustls::AlertDescription) -> String {
+pub(crate) fn alert_name(a: rustls::AlertDescription) -> String {
     if a == rustls::AlertDescription::UnrecognisedName {
         return "unrecognized_name".into();
     }

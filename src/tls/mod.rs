@@ -6,12 +6,12 @@
 //! certificate), [`verifier::ClientVerifier`] judges the chain, and
 //! `identity` judges who it is.
 
-pub mod cache;
-pub mod classify;
-pub mod rejection;
-pub mod sessions;
-pub mod upstream;
-pub mod verifier;
+pub(crate) mod cache;
+pub(crate) mod classify;
+pub(crate) mod rejection;
+pub(crate) mod sessions;
+pub(crate) mod upstream;
+pub(crate) mod verifier;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,8 +27,8 @@ use crate::config::model::{self, ClientAuth, HostPattern};
 use crate::identity::PeerIdentity;
 use crate::material::Material;
 
-pub use classify::{HandshakeResult, UpstreamFailure};
-pub use verifier::ClientVerifier;
+pub(crate) use classify::{HandshakeResult, UpstreamFailure};
+pub(crate) use verifier::ClientVerifier;
 
 /// A certificate resolver that always presents one certificate: the host
 /// entry was already chosen from the SNI before this config was picked.
@@ -70,7 +70,7 @@ pub struct HostTls {
 
 /// The digest of a client-authentication policy (see
 /// [`HostTls::policy_key`]).
-pub fn policy_key(client_auth: &ClientAuth, material: &Material) -> [u8; 32] {
+pub(crate) fn policy_key(client_auth: &ClientAuth, material: &Material) -> [u8; 32] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut field = |b: &[u8]| {
         ctx.update(&(b.len() as u64).to_be_bytes());
@@ -262,7 +262,7 @@ impl HostTls {
 }
 
 /// The protocol version as OpenSSL and Envoy spell it.
-pub fn version_name(v: rustls::ProtocolVersion) -> Option<&'static str> {
+pub(crate) fn version_name(v: rustls::ProtocolVersion) -> Option<&'static str> {
     match v {
         rustls::ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
         rustls::ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
@@ -271,7 +271,7 @@ pub fn version_name(v: rustls::ProtocolVersion) -> Option<&'static str> {
 }
 
 /// The cipher suite's IANA name (`TLS_AES_128_GCM_SHA256`, …).
-pub fn cipher_name(suite: rustls::CipherSuite) -> Option<&'static str> {
+pub(crate) fn cipher_name(suite: rustls::CipherSuite) -> Option<&'static str> {
     use rustls::CipherSuite as C;
     match suite {
         C::TLS13_AES_128_GCM_SHA256 => Some("TLS_AES_128_GCM_SHA256"),
@@ -291,7 +291,7 @@ pub struct SniTable {
 }
 
 /// `name` in lower case without a trailing dot (borrowed when already so).
-pub fn normalize_host(name: &str) -> Cow<'_, str> {
+pub(crate) fn normalize_host(name: &str) -> Cow<'_, str> {
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(trimmed.to_ascii_lowercase())

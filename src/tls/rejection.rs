@@ -20,7 +20,7 @@ use super::verifier::ChainTooLong;
 
 /// A refused client certificate: who it said it was, and why it was refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// Subject (RFC 2253).
     pub subject: String,
     /// Issuer (RFC 2253).
@@ -44,7 +44,7 @@ pub(super) fn leave(r: Rejection) {
 
 /// Takes the note the verifier left during this handshake, if any. Called
 /// before a handshake (to clear) and right after it fails.
-pub fn take() -> Option<Rejection> {
+pub(crate) fn take() -> Option<Rejection> {
     NOTE.with(|n| n.borrow_mut().take())
 }
 

@@ -37,7 +37,7 @@ fn fresh(created: u64, now: u64, lifetime: u64) -> bool {
 
 /// A ticketer whose tickets expire after a lifetime.
 #[derive(Debug)]
-pub struct TimedTickets {
+pub(crate) struct TimedTickets {
     inner: rustls::ticketer::TicketRotator,
     lifetime: u64,
 }
@@ -69,7 +69,7 @@ fn generation() -> Result<Box<dyn ProducesTickets>, rustls::crypto::GetRandomFai
 
 impl TimedTickets {
     /// A ticketer for tickets that live `lifetime`.
-    pub fn new(lifetime: Duration) -> Result<Arc<Self>, rustls::Error> {
+    pub(crate) fn new(lifetime: Duration) -> Result<Arc<Self>, rustls::Error> {
         let secs = u32::try_from(lifetime.as_secs().max(1)).unwrap_or(u32::MAX);
         Ok(Arc::new(TimedTickets {
             inner: rustls::ticketer::TicketRotator::new(secs, generation)?,
@@ -103,7 +103,7 @@ impl ProducesTickets for TimedTickets {
 
 /// A TLS session-ID store with a lifetime, bounded in bytes.
 #[derive(Debug)]
-pub struct SessionStore {
+pub(crate) struct SessionStore {
     lifetime: u64,
     max_bytes: usize,
     state: Mutex<Stored>,
@@ -124,12 +124,12 @@ impl Stored {
 }
 
 /// The memory one host entry's session store may hold.
-pub const SESSION_STORE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const SESSION_STORE_BYTES: usize = 4 * 1024 * 1024;
 
 impl SessionStore {
     /// A store whose sessions live `lifetime`, holding at most `max_bytes`
     /// of keys and values.
-    pub fn new(lifetime: Duration, max_bytes: usize) -> Arc<Self> {
+    pub(crate) fn new(lifetime: Duration, max_bytes: usize) -> Arc<Self> {
         Arc::new(SessionStore {
             lifetime: lifetime.as_secs().max(1),
             max_bytes,
@@ -143,7 +143,7 @@ impl SessionStore {
 
     #[cfg(test)]
     /// Bytes held (keys and values).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.lock().bytes
     }
 }

@@ -108,7 +108,7 @@ impl ServerCertVerifier for Pinned {
 }
 
 /// The system's trust anchors, loaded once per snapshot when needed.
-pub fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
+pub(crate) fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     for c in found.certs {

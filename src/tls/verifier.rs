@@ -24,7 +24,7 @@ use super::cache::{VerifiedChains, Window};
 /// The verified path had more intermediates than `verifyDepth` allows.
 #[derive(Debug, thiserror::Error)]
 #[error("certificate chain is longer than verifyDepth allows")]
-pub struct ChainTooLong;
+pub(crate) struct ChainTooLong;
 
 /// Verifies client certificates for one host entry.
 #[derive(Debug)]

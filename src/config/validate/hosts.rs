@@ -3,7 +3,7 @@
 use super::*;
 
 /// Parses one `hostnames` entry.
-pub fn host_pattern(name: &str) -> Result<model::HostPattern, String> {
+pub(crate) fn host_pattern(name: &str) -> Result<model::HostPattern, String> {
     let n = name.trim_end_matches('.').to_ascii_lowercase();
     if n == "*" {
         return Ok(model::HostPattern::CatchAll);

@@ -23,7 +23,7 @@ use hosts::*;
 use listeners::*;
 use upstreams::*;
 
-pub use hosts::host_pattern;
+pub(crate) use hosts::host_pattern;
 
 /// Collects errors against one file.
 struct Errors<'a> {
@@ -91,7 +91,7 @@ impl Errors<'_> {
 }
 
 /// Validates a parsed document read from `file`.
-pub fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
+pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors> {
     let mut e = Errors {
         file,
         root,
@@ -392,7 +392,7 @@ fn duration(e: &mut Errors<'_>, p: &KeyPath, s: Option<String>, default: Duratio
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
