@@ -41,7 +41,7 @@ pub(crate) type Body = Either<Incoming, Full<Bytes>>;
 // Built once per snapshot and shared behind an Arc: the size of a variant
 // costs nothing per request.
 #[allow(clippy::large_enum_variant)]
-pub enum Upstream {
+pub enum HttpUpstream {
     /// The built-in echo.
     Echo,
     /// An HTTP origin.
@@ -98,7 +98,7 @@ pub(crate) fn upstream_client(connect_timeout: std::time::Duration) -> UpstreamC
 #[derive(Debug)]
 pub struct Target {
     /// The upstream.
-    pub upstream: Arc<Upstream>,
+    pub upstream: Arc<HttpUpstream>,
     /// Route-level `allow`.
     pub allow: Option<Allow>,
 }
@@ -109,7 +109,7 @@ pub struct Host {
     /// TLS side (`None` for a passthrough host).
     pub tls: Option<HostTls>,
     /// Not terminated: raw TLS goes to this upstream.
-    pub passthrough: Option<Arc<crate::stream::Upstream>>,
+    pub passthrough: Option<Arc<crate::stream::TcpUpstream>>,
     /// Host-level `allow` (`clientAuth.allow`).
     pub allow: Option<Allow>,
     /// Identity forwarding.
@@ -136,7 +136,7 @@ impl Host {
 
 /// One `https` listener at run time.
 #[derive(Debug)]
-pub struct Listener {
+pub struct HttpsListener {
     /// Its name.
     pub name: String,
     /// Its name as a metric label.
@@ -159,10 +159,10 @@ pub struct Listener {
     pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     /// What replaced this listener at a reload: requests on connections
     /// opened under it follow the newest version (SPEC §2).
-    pub succession: Succession<Listener>,
+    pub succession: Succession<HttpsListener>,
 }
 
-impl Successive for Listener {
+impl Successive for HttpsListener {
     fn succession(&self) -> &Succession<Self> {
         &self.succession
     }
@@ -201,14 +201,14 @@ pub(crate) struct TlsInfo {
 
 /// The forwarding prepared for one entry other than the handshake's: the
 /// listener holding it, its index, and what it adds.
-pub(crate) type OtherForwarded = (Arc<Listener>, usize, Arc<Prepared>);
+pub(crate) type OtherForwarded = (Arc<HttpsListener>, usize, Arc<Prepared>);
 
 /// Everything a request needs to know about its connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
     /// The listener as it was at the handshake (requests follow its
-    /// successors: see [`Listener::newest`]).
-    pub listener: Arc<Listener>,
+    /// successors: see [`crate::closer::newest`]).
+    pub listener: Arc<HttpsListener>,
     /// Index of the host entry chosen at the handshake.
     pub host: usize,
     /// That entry's client-authentication policy, which this connection's

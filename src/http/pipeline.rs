@@ -29,7 +29,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use super::{echo, headers, host, Body, Conn, Listener, Target, Upstream};
+use super::{echo, headers, host, Body, Conn, HttpUpstream, HttpsListener, Target};
 use crate::closer::{self, CloseReason};
 use crate::config::model::StrictSni;
 use crate::forward::Prepared;
@@ -147,7 +147,7 @@ pub(super) fn plain(status: StatusCode, text: impl Into<String>) -> Response<Bod
 
 /// The entry that serves a request, in the listener that holds it.
 struct Selected<'a> {
-    listener: Cow<'a, Arc<Listener>>,
+    listener: Cow<'a, Arc<HttpsListener>>,
     entry: usize,
 }
 
@@ -372,7 +372,7 @@ impl Conn {
         host: &HeaderValue,
     ) -> Response<Body> {
         match target.upstream.as_ref() {
-            Upstream::Echo => {
+            HttpUpstream::Echo => {
                 let mut hs = req.headers().clone();
                 if !hs.contains_key(HOST) {
                     hs.insert(HOST, host.clone());
@@ -380,7 +380,7 @@ impl Conn {
                 echo::respond(self, req.method(), req.uri(), &hs)
                     .map(|b| Either::Right(Full::new(b)))
             }
-            Upstream::Http {
+            HttpUpstream::Http {
                 name,
                 authority,
                 host_header,

@@ -34,7 +34,7 @@ pub(crate) const EXPIRY_WARNING_DAYS: u64 = 30;
 
 /// One of our own certificates with its key, ready to present.
 #[derive(Debug)]
-pub struct Identity {
+pub struct Credential {
     /// Its name under `certificates:`.
     pub name: String,
     /// Chain and signing key for rustls.
@@ -66,7 +66,7 @@ pub struct TrustBundle {
 #[derive(Debug, Default)]
 pub struct Material {
     /// By name.
-    pub identities: BTreeMap<String, Arc<Identity>>,
+    pub identities: BTreeMap<String, Arc<Credential>>,
     /// By name.
     pub trust_bundles: BTreeMap<String, Arc<TrustBundle>>,
     /// Things worth knowing that do not stop loading (expiry soon).
@@ -245,7 +245,7 @@ fn load_identity(
     src: &model::CertificateSource,
     provider: &CryptoProvider,
     now: u64,
-) -> Result<Identity, String> {
+) -> Result<Credential, String> {
     let f = sources::fetch_identity(src)?;
     let origin = f.origin.clone();
     let mut summaries = Vec::new();
@@ -267,7 +267,7 @@ fn load_identity(
             ));
         }
     }
-    Ok(Identity {
+    Ok(Credential {
         name: name.to_string(),
         certified_key: Arc::new(certified_key),
         leaf,

@@ -16,7 +16,7 @@ use super::handshake::{
     finish, log_refused, log_timeout, read_hello, refused, Refused, UNRECOGNIZED_NAME_ALERT,
 };
 use super::idle;
-use super::snapshot::Listener;
+use super::snapshot::AnyListener;
 use super::State;
 use crate::closer::{CloseReason, Closer, Registry, Tunnels};
 use crate::config::model::Limits;
@@ -85,7 +85,7 @@ pub(super) async fn accept_loop(
 async fn dispatch(
     sock: TcpStream,
     client: SocketAddr,
-    listener: Listener,
+    listener: AnyListener,
     limits: &Limits,
     drain: watch::Receiver<bool>,
     registry: Arc<Registry>,
@@ -95,20 +95,23 @@ async fn dispatch(
     // their upstream connect and copy state) are boxed: an https connection
     // does not carry their size.
     match listener {
-        Listener::Https(l) => https(sock, client, l, drain, registry, slot).await,
-        Listener::Tls(l) => Box::pin(tls_stream(sock, client, l, limits, &registry)).await,
-        Listener::Tcp(l) => Box::pin(l.serve(sock, client)).await,
-        Listener::Passthrough(p) => Box::pin(passthrough(sock, client, &p, limits)).await,
+        AnyListener::Https(l) => https(sock, client, l, drain, registry, slot).await,
+        AnyListener::Tls(l) => Box::pin(tls_stream(sock, client, l, limits, &registry)).await,
+        AnyListener::Tcp(l) => Box::pin(l.serve(sock, client)).await,
+        AnyListener::Passthrough(p) => Box::pin(passthrough(sock, client, &p, limits)).await,
     }
 }
 
 /// What the first phase of an https connection produced.
 enum Opened {
     Tls(Box<TlsStream<TcpStream>>, usize, Option<String>),
-    Raw(TcpStream, Vec<u8>, Arc<stream::Upstream>),
+    Raw(TcpStream, Vec<u8>, Arc<stream::TcpUpstream>),
 }
 
-async fn open_https(mut sock: TcpStream, listener: &http::Listener) -> Result<Opened, Refused> {
+async fn open_https(
+    mut sock: TcpStream,
+    listener: &http::HttpsListener,
+) -> Result<Opened, Refused> {
     let (accepted, hello) = read_hello(&mut sock, listener.records_hello).await?;
     let sni = accepted.client_hello().server_name().map(str::to_owned);
     let Some(index) = listener.sni.lookup(sni.as_deref()) else {
@@ -137,7 +140,7 @@ async fn open_https(mut sock: TcpStream, listener: &http::Listener) -> Result<Op
 async fn https(
     sock: TcpStream,
     client: SocketAddr,
-    listener: Arc<http::Listener>,
+    listener: Arc<http::HttpsListener>,
     mut drain: watch::Receiver<bool>,
     registry: Arc<Registry>,
     slot: Slot,

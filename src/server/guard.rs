@@ -106,10 +106,10 @@ pub(super) fn log_closed(
 /// open under the newest configuration, and if so that configuration's
 /// listener and entry.
 pub(super) fn still_serves(
-    made: &Arc<http::Listener>,
+    made: &Arc<http::HttpsListener>,
     sni: Option<&str>,
     key: &[u8; 32],
-) -> Option<(Arc<http::Listener>, usize)> {
+) -> Option<(Arc<http::HttpsListener>, usize)> {
     let newest = closer::newest(made)?;
     let entry = newest.sni.lookup(sni)?;
     (newest.hosts[entry].policy_key() == Some(key)).then_some((newest, entry))

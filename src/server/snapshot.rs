@@ -20,9 +20,9 @@ use crate::tls::{HostTls, SniTable, TlsError};
 
 /// One listener at run time.
 #[derive(Debug, Clone)]
-pub enum Listener {
+pub enum AnyListener {
     /// `https`
-    Https(Arc<http::Listener>),
+    Https(Arc<http::HttpsListener>),
     /// `tls`
     Tls(Arc<stream::TlsListener>),
     /// `tcp`
@@ -31,24 +31,24 @@ pub enum Listener {
     Passthrough(Arc<stream::Passthrough>),
 }
 
-impl Listener {
+impl AnyListener {
     /// Its name as a metric label.
     pub fn label(&self) -> &Arc<str> {
         match self {
-            Listener::Https(l) => &l.label,
-            Listener::Tls(l) => &l.label,
-            Listener::Tcp(l) => &l.label,
-            Listener::Passthrough(l) => &l.label,
+            AnyListener::Https(l) => &l.label,
+            AnyListener::Tls(l) => &l.label,
+            AnyListener::Tcp(l) => &l.label,
+            AnyListener::Passthrough(l) => &l.label,
         }
     }
 
     /// Its name.
     pub fn name(&self) -> &str {
         match self {
-            Listener::Https(l) => &l.name,
-            Listener::Tls(l) => &l.name,
-            Listener::Tcp(l) => &l.name,
-            Listener::Passthrough(l) => &l.name,
+            AnyListener::Https(l) => &l.name,
+            AnyListener::Tls(l) => &l.name,
+            AnyListener::Tcp(l) => &l.name,
+            AnyListener::Passthrough(l) => &l.name,
         }
     }
 }
@@ -57,7 +57,7 @@ impl Listener {
 #[derive(Debug)]
 pub struct Snapshot {
     /// Listeners with the address each binds.
-    pub listeners: Vec<(SocketAddr, Listener)>,
+    pub listeners: Vec<(SocketAddr, AnyListener)>,
     /// Admin endpoint.
     pub admin: Option<SocketAddr>,
     /// Connection and request limits.
@@ -133,12 +133,12 @@ impl Snapshot {
     ) -> Result<Self, TlsError> {
         let mut system: Option<Arc<RootCertStore>> = None;
         let limits = &config.limits;
-        let mut http_upstreams: BTreeMap<String, Arc<http::Upstream>> = BTreeMap::new();
-        let mut stream_upstreams: BTreeMap<String, Arc<stream::Upstream>> = BTreeMap::new();
+        let mut http_upstreams: BTreeMap<String, Arc<http::HttpUpstream>> = BTreeMap::new();
+        let mut stream_upstreams: BTreeMap<String, Arc<stream::TcpUpstream>> = BTreeMap::new();
         for (name, u) in &config.upstreams {
             match u {
                 model::Upstream::Echo => {
-                    http_upstreams.insert(name.clone(), Arc::new(http::Upstream::Echo));
+                    http_upstreams.insert(name.clone(), Arc::new(http::HttpUpstream::Echo));
                 }
                 model::Upstream::Http {
                     authority,
@@ -162,7 +162,7 @@ impl Snapshot {
                     };
                     http_upstreams.insert(
                         name.clone(),
-                        Arc::new(http::Upstream::Http {
+                        Arc::new(http::HttpUpstream::Http {
                             name: name.clone(),
                             authority: authority.clone(),
                             host_header: *host_header,
@@ -185,7 +185,7 @@ impl Snapshot {
                     };
                     stream_upstreams.insert(
                         name.clone(),
-                        Arc::new(stream::Upstream {
+                        Arc::new(stream::TcpUpstream {
                             name: name.clone(),
                             address: address.clone(),
                             tls,
@@ -208,7 +208,7 @@ impl Snapshot {
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let rt = match &l.stream {
-                None => Listener::Https(Arc::new(https_listener(
+                None => AnyListener::Https(Arc::new(https_listener(
                     l,
                     config,
                     material,
@@ -229,7 +229,7 @@ impl Snapshot {
                         }
                         model::ClientAuth::None => None,
                     };
-                    Listener::Tls(Arc::new(stream::TlsListener {
+                    AnyListener::Tls(Arc::new(stream::TlsListener {
                         name: l.name.clone(),
                         label: Arc::from(l.name.as_str()),
                         tls: HostTls::build(l, certificate, client_auth, material, provider)?,
@@ -240,7 +240,7 @@ impl Snapshot {
                     }))
                 }
                 Some(model::Stream::Tcp { upstream }) => {
-                    Listener::Tcp(Arc::new(stream::TcpListener {
+                    AnyListener::Tcp(Arc::new(stream::TcpListener {
                         name: l.name.clone(),
                         label: Arc::from(l.name.as_str()),
                         upstream: stream_up(upstream)?,
@@ -254,7 +254,7 @@ impl Snapshot {
                         .iter()
                         .map(|(_, u)| stream_up(u))
                         .collect::<Result<Vec<_>, _>>()?;
-                    Listener::Passthrough(Arc::new(stream::Passthrough {
+                    AnyListener::Passthrough(Arc::new(stream::Passthrough {
                         name: l.name.clone(),
                         label: Arc::from(l.name.as_str()),
                         sni: SniTable::from_patterns(
@@ -333,7 +333,7 @@ impl Snapshot {
     }
 
     /// The runtime listener called `name`.
-    pub fn listener(&self, name: &str) -> Option<&Listener> {
+    pub fn listener(&self, name: &str) -> Option<&AnyListener> {
         self.listeners
             .iter()
             .map(|(_, l)| l)
@@ -350,12 +350,12 @@ impl Snapshot {
         }
         for (_, l) in &self.listeners {
             match (l, next.listener(l.name())) {
-                (Listener::Https(old), found) => old.succession.retire(next_of(match found {
-                    Some(Listener::Https(n)) => Some(n),
+                (AnyListener::Https(old), found) => old.succession.retire(next_of(match found {
+                    Some(AnyListener::Https(n)) => Some(n),
                     _ => None,
                 })),
-                (Listener::Tls(old), found) => old.succession.retire(next_of(match found {
-                    Some(Listener::Tls(n)) => Some(n),
+                (AnyListener::Tls(old), found) => old.succession.retire(next_of(match found {
+                    Some(AnyListener::Tls(n)) => Some(n),
                     _ => None,
                 })),
                 _ => {}
@@ -426,10 +426,10 @@ fn https_listener(
     config: &Config,
     material: &Material,
     provider: &Arc<CryptoProvider>,
-    upstreams: &BTreeMap<String, Arc<http::Upstream>>,
-    stream_upstreams: &BTreeMap<String, Arc<stream::Upstream>>,
+    upstreams: &BTreeMap<String, Arc<http::HttpUpstream>>,
+    stream_upstreams: &BTreeMap<String, Arc<stream::TcpUpstream>>,
     client: &http::UpstreamClient,
-) -> Result<http::Listener, TlsError> {
+) -> Result<http::HttpsListener, TlsError> {
     let mut hosts = Vec::new();
     // strictSni samePolicy: equal certificate and client auth.
     let mut policies: Vec<(&str, &model::ClientAuth)> = Vec::new();
@@ -495,7 +495,7 @@ fn https_listener(
             label,
         });
     }
-    Ok(http::Listener {
+    Ok(http::HttpsListener {
         name: l.name.clone(),
         label: Arc::from(l.name.as_str()),
         records_hello: hosts.iter().any(|h| h.passthrough.is_some()),

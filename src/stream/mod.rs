@@ -57,7 +57,7 @@ impl UpstreamError {
 
 /// A TCP upstream, ready to connect to.
 #[derive(Debug)]
-pub struct Upstream {
+pub struct TcpUpstream {
     /// Its name.
     pub name: String,
     /// `host:port`.
@@ -68,7 +68,7 @@ pub struct Upstream {
     pub connect_timeout: Duration,
 }
 
-impl Upstream {
+impl TcpUpstream {
     /// Opens a plain TCP connection.
     pub async fn connect_tcp(&self) -> Result<TcpStream, UpstreamError> {
         match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address)).await {
@@ -140,7 +140,7 @@ pub struct TlsListener {
     /// `clientAuth.allow`.
     pub allow: Option<Allow>,
     /// Where bytes go.
-    pub upstream: Arc<Upstream>,
+    pub upstream: Arc<TcpUpstream>,
     /// Send a PROXY v2 header first.
     pub proxy_protocol: bool,
     /// What replaced this listener at a reload (SPEC §2).
@@ -161,7 +161,7 @@ pub struct TcpListener {
     /// Name as a metric label.
     pub label: Arc<str>,
     /// Where bytes go.
-    pub upstream: Arc<Upstream>,
+    pub upstream: Arc<TcpUpstream>,
 }
 
 /// A `passthrough` listener at run time.
@@ -174,9 +174,9 @@ pub struct Passthrough {
     /// SNI → index into `upstreams`.
     pub sni: SniTable,
     /// Upstreams by route.
-    pub upstreams: Vec<Arc<Upstream>>,
+    pub upstreams: Vec<Arc<TcpUpstream>>,
     /// For no SNI or an unknown one.
-    pub default_upstream: Option<Arc<Upstream>>,
+    pub default_upstream: Option<Arc<TcpUpstream>>,
 }
 
 impl TlsListener {
@@ -328,7 +328,7 @@ impl TcpListener {
 /// Replays `hello` (the bytes read so far) to `upstream`, then splices.
 pub(crate) async fn replay(
     listener: &str,
-    upstream: &Upstream,
+    upstream: &TcpUpstream,
     mut sock: TcpStream,
     hello: &[u8],
     client: SocketAddr,
@@ -356,7 +356,7 @@ pub(crate) async fn replay(
 
 impl Passthrough {
     /// The upstream for an SNI (or none).
-    pub fn route(&self, sni: Option<&str>) -> Option<&Arc<Upstream>> {
+    pub fn route(&self, sni: Option<&str>) -> Option<&Arc<TcpUpstream>> {
         // No catch-all lookup without SNI unless a "*" route exists; then the default.
         self.sni
             .lookup(sni)
