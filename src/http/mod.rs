@@ -280,7 +280,12 @@ impl Conn {
                     .exact()
                     .unwrap_or(0),
                 client: self.client,
-                identity: self.identity.as_deref(),
+                identity: self.identity.as_deref().map(|i| telemetry::AccessIdentity {
+                    subject: &i.cert.subject,
+                    uri_sans: &i.cert.uri_sans,
+                    fingerprint: &i.cert.sha256,
+                    verified: i.verified,
+                }),
             });
         }
         Ok(resp)

@@ -83,7 +83,7 @@ impl Conn {
             }
             Err(e) => {
                 let kind = crate::tls::UpstreamFailure::of(&e);
-                crate::telemetry::metrics::upstream_error(name, kind);
+                crate::telemetry::metrics::upstream_error(name, kind.as_str());
                 tracing::warn!(upstream = name, kind = kind.as_str(), error = %crate::words::error_chain(&e), "upstream request failed");
                 plain(
                     StatusCode::BAD_GATEWAY,

@@ -209,7 +209,7 @@ async fn https(
             return;
         }
     };
-    metrics::handshake(&listener.label, HandshakeResult::Ok);
+    metrics::handshake(&listener.label, HandshakeResult::Ok.as_str());
     let info = TlsInfo {
         sni,
         version: tls.protocol_version().and_then(crate::tls::version_name),

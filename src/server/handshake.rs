@@ -166,11 +166,11 @@ pub(super) async fn finish(
 }
 
 pub(super) fn log_refused(listener: &Arc<str>, client: SocketAddr, r: &Refused) {
-    metrics::handshake(listener, r.result);
+    metrics::handshake(listener, r.result.as_str());
     telemetry::handshake_refused(
         listener,
         client,
-        r.result,
+        r.result.as_str(),
         r.sni.as_deref(),
         &r.detail,
         r.rejection.as_ref(),

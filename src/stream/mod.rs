@@ -107,7 +107,7 @@ impl TcpUpstream {
 
     /// Logs and counts a failure to reach it.
     pub fn log_error(&self, listener: &str, client: SocketAddr, e: &UpstreamError) {
-        crate::telemetry::metrics::upstream_error(&self.name, e.kind());
+        crate::telemetry::metrics::upstream_error(&self.name, e.kind().as_str());
         tracing::warn!(
             listener,
             upstream = self.name.as_str(),
@@ -196,9 +196,9 @@ impl TlsListener {
                 // SPEC §3: one refusal line, like a refused handshake.
                 crate::telemetry::metrics::handshake(
                     &self.label,
-                    crate::tls::HandshakeResult::Denied,
+                    crate::tls::HandshakeResult::Denied.as_str(),
                 );
-                let rejection = identity.as_ref().map(|i| crate::tls::rejection::Rejection {
+                let rejection = identity.as_ref().map(|i| crate::telemetry::Rejection {
                     subject: i.cert.subject.clone(),
                     issuer: i.cert.issuer.clone(),
                     fingerprint: i.cert.sha256.clone(),
@@ -215,7 +215,7 @@ impl TlsListener {
                 crate::telemetry::handshake_refused(
                     &self.name,
                     client,
-                    crate::tls::HandshakeResult::Denied,
+                    crate::tls::HandshakeResult::Denied.as_str(),
                     conn.server_name(),
                     &reason,
                     rejection.as_ref(),
@@ -224,7 +224,7 @@ impl TlsListener {
                 return;
             }
         }
-        crate::telemetry::metrics::handshake(&self.label, crate::tls::HandshakeResult::Ok);
+        crate::telemetry::metrics::handshake(&self.label, crate::tls::HandshakeResult::Ok.as_str());
         // The header is encoded whole before the upstream is dialled: an
         // upstream never sees part of one, and one that cannot be made
         // closes the connection rather than forward it without its identity.

@@ -190,24 +190,24 @@ pub(crate) fn metrics() -> &'static Metrics {
 }
 
 /// Counts one handshake outcome.
-pub(crate) fn handshake(listener: &Arc<str>, result: crate::tls::HandshakeResult) {
+pub(crate) fn handshake(listener: &Arc<str>, result: &'static str) {
     metrics()
         .handshakes
         .get_or_create(&HandshakeLabels {
             listener: listener.clone(),
-            result: result.as_str(),
+            result,
         })
         .inc();
 }
 
 /// Counts one failure to reach `upstream` (`kind`: refused, timeout, tls,
 /// io). The failure path only, so the label's copy of the name is fine.
-pub(crate) fn upstream_error(upstream: &str, kind: crate::tls::UpstreamFailure) {
+pub(crate) fn upstream_error(upstream: &str, kind: &'static str) {
     metrics()
         .upstream_errors
         .get_or_create(&UpstreamLabels {
             upstream: Arc::from(upstream),
-            kind: kind.as_str(),
+            kind,
         })
         .inc();
 }

@@ -1,12 +1,12 @@
 //! Logs: start-up lines, handshake refusals and access lines (SPEC §7).
+//! A leaf module: it takes plain records and labels and imports nothing
+//! of the crate, so every module can log and count.
 //! Access lines carry the client identity; keys and passwords never appear.
 
 pub(crate) mod metrics;
 
 use std::io::IsTerminal;
 use std::time::Duration;
-
-use crate::tls::HandshakeResult;
 
 /// `--log-format`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,22 +40,37 @@ pub(crate) fn init(format: Option<LogFormat>) {
     };
 }
 
+/// A refused client certificate: who it said it was, and why it was refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// Subject (RFC 2253).
+    pub subject: String,
+    /// Issuer (RFC 2253).
+    pub issuer: String,
+    /// SHA-256 fingerprint (hex).
+    pub fingerprint: String,
+    /// The reason and its fix, in words.
+    pub reason: String,
+    /// For a lapsed CRL: which file, its issuer, and what renews it.
+    pub crl: Option<(String, String, String)>,
+}
+
 /// Records a handshake that did not complete, on one line (SPEC §3): the
 /// client's address, the SNI, the result label, the reason in words and,
 /// for a refused certificate, its subject, issuer and fingerprint.
 pub(crate) fn handshake_refused(
     listener: &str,
     client: std::net::SocketAddr,
-    result: HandshakeResult,
+    result: &'static str,
     sni: Option<&str>,
     detail: &str,
-    cert: Option<&crate::tls::rejection::Rejection>,
+    cert: Option<&Rejection>,
 ) {
     let crl = cert.and_then(|c| c.crl.as_ref());
     tracing::warn!(
         listener,
         client = %client,
-        result = result.as_str(),
+        result,
         sni = sni.unwrap_or(""),
         subject = cert.map_or("", |c| c.subject.as_str()),
         issuer = cert.map_or("", |c| c.issuer.as_str()),
@@ -89,7 +104,20 @@ pub(crate) struct Access<'a> {
     /// The client's address.
     pub client: std::net::SocketAddr,
     /// The client's identity, if it presented a certificate.
-    pub identity: Option<&'a crate::identity::PeerIdentity>,
+    pub identity: Option<AccessIdentity<'a>>,
+}
+
+/// The client identity an access line carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessIdentity<'a> {
+    /// Subject (RFC 2253).
+    pub subject: &'a str,
+    /// URI SANs.
+    pub uri_sans: &'a [String],
+    /// SHA-256 fingerprint (hex).
+    pub fingerprint: &'a str,
+    /// Whether the chain verified.
+    pub verified: bool,
 }
 
 /// Writes one access line.
@@ -105,9 +133,9 @@ pub(crate) fn access(a: &Access<'_>) {
         duration_ms = a.took.as_secs_f64() * 1000.0,
         bytes = a.bytes,
         client = %a.client,
-        subject = id.map_or("", |i| i.cert.subject.as_str()),
-        uri_sans = id.map_or(String::new(), |i| i.cert.uri_sans.join(",")).as_str(),
-        fingerprint = id.map_or("", |i| i.cert.sha256.as_str()),
+        subject = id.map_or("", |i| i.subject),
+        uri_sans = id.map_or(String::new(), |i| i.uri_sans.join(",")).as_str(),
+        fingerprint = id.map_or("", |i| i.fingerprint),
         verified = id.is_some_and(|i| i.verified),
         "access"
     );

@@ -18,20 +18,7 @@ use crate::words::rfc3339;
 
 use super::verifier::ChainTooLong;
 
-/// A refused client certificate: who it said it was, and why it was refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Rejection {
-    /// Subject (RFC 2253).
-    pub subject: String,
-    /// Issuer (RFC 2253).
-    pub issuer: String,
-    /// SHA-256 fingerprint (hex).
-    pub fingerprint: String,
-    /// The reason and its fix, in words.
-    pub reason: String,
-    /// For a lapsed CRL: which file, its issuer, and what renews it.
-    pub crl: Option<(String, String, String)>,
-}
+pub(crate) use crate::telemetry::Rejection;
 
 thread_local! {
     static NOTE: RefCell<Option<Rejection>> = const { RefCell::new(None) };
