@@ -2,6 +2,7 @@
 //! entries, and one request's way through them (`pipeline`), the echo
 //! upstream, pooled upstream clients and WebSocket tunnels (`proxy`).
 
+pub(crate) mod build;
 pub(crate) mod echo;
 pub(crate) mod headers;
 pub(crate) mod host;

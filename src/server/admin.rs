@@ -62,7 +62,7 @@ async fn handle(
         }
         "/certificates" => {
             let snapshot = state.current.load();
-            let body = serde_json::to_vec_pretty(&snapshot.inventory).unwrap_or_default();
+            let body = serde_json::to_vec_pretty(&snapshot.facts.entries).unwrap_or_default();
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,

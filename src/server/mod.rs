@@ -6,6 +6,7 @@ mod conn;
 mod guard;
 mod handshake;
 pub mod idle;
+pub mod inventory;
 mod reload;
 pub mod snapshot;
 
@@ -132,11 +133,11 @@ impl State {
     /// changed policy → drained), and those whose client certificate a CRL
     /// of the new one lists are closed (SPEC §3).
     fn publish(&self, snapshot: Snapshot) {
-        snapshot.record_metrics();
+        snapshot.facts.record_metrics();
         let snapshot = Arc::new(snapshot);
         let old = self.current.swap(snapshot.clone());
         old.retire_into(&snapshot);
-        let closed = self.authenticated.revoke(&snapshot.revoked);
+        let closed = self.authenticated.revoke(&snapshot.facts.revoked);
         if closed > 0 {
             tracing::info!(
                 connections = closed,
@@ -155,7 +156,7 @@ async fn crl_clock(state: Arc<State>) {
     const AT_MOST: std::time::Duration = std::time::Duration::from_secs(60);
     let mut last = UnixTime::now().as_secs();
     loop {
-        let next = material::crl::next_turn(&state.current.load().crls, last);
+        let next = material::crl::next_turn(&state.current.load().facts.crls, last);
         let wait = next.map_or(AT_MOST, |t| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -2,6 +2,7 @@
 //! terminate TLS and splice to TCP, originate (mutual) TLS for plain TCP
 //! clients, and route raw TLS by SNI by replaying the ClientHello bytes.
 
+pub(crate) mod build;
 pub(crate) mod proxy_v2;
 
 use std::net::SocketAddr;

@@ -22,6 +22,20 @@ use crate::material::Material;
 
 use super::TlsError;
 
+/// What building an upstream needs besides its own settings: the limits,
+/// the loaded material, the crypto provider, and the system roots (loaded
+/// once, by the first upstream that asks for them).
+pub(crate) struct UpstreamContext<'a> {
+    /// Connection limits (connect timeout).
+    pub limits: &'a crate::config::model::Limits,
+    /// Certificates and trust bundles.
+    pub material: &'a crate::material::Material,
+    /// The crypto provider.
+    pub provider: &'a std::sync::Arc<rustls::crypto::CryptoProvider>,
+    /// The system roots, once loaded.
+    pub system: Option<std::sync::Arc<rustls::RootCertStore>>,
+}
+
 /// The prepared TLS side of one upstream.
 #[derive(Debug)]
 pub struct UpstreamTls {
