@@ -59,6 +59,10 @@ pub(super) enum Refusal {
     /// A reload changed this connection's policy or removed its entry: the
     /// connection is drained (SPEC §2).
     Retired,
+    /// The connection was asked to close because its client certificate
+    /// was revoked or expired: nothing more is served on it, even while
+    /// HTTP/2's GOAWAY is on its way.
+    Closing(CloseReason),
     /// The path has no canonical form.
     BadPath(PathError),
     /// `allow` said no.
@@ -97,6 +101,17 @@ impl Refusal {
             Refusal::Retired => (
                 StatusCode::MISDIRECTED_REQUEST,
                 "the configuration of this host changed; open a new connection".into(),
+            ),
+            Refusal::Closing(why) => (
+                StatusCode::FORBIDDEN,
+                match why {
+                    CloseReason::Revoked => "the client certificate has been revoked",
+                    CloseReason::Expired => "the client certificate has expired",
+                    CloseReason::PolicyChanged => {
+                        "the configuration of this host changed; open a new connection"
+                    }
+                }
+                .into(),
             ),
             Refusal::BadPath(e) => (StatusCode::BAD_REQUEST, e.to_string().into()),
             Refusal::Denied { decision, scope } => match decision {
@@ -241,6 +256,15 @@ impl Conn {
 
     /// Phase 1.
     fn admit(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
+        // One atomic load: a connection asked to close (revoked, expired,
+        // policy changed) serves nothing more, whatever its protocol still
+        // lets the client send before it closes.
+        if let Some(why) = self.closer.reason() {
+            return Err(match why {
+                CloseReason::PolicyChanged => Refusal::Retired,
+                other => Refusal::Closing(other),
+            });
+        }
         if req.method() == http::Method::CONNECT {
             return Err(Refusal::Connect);
         }

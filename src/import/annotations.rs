@@ -105,7 +105,7 @@ pub(super) fn read(
     let mut leave = |a: &str, why: &str| left.push(format!("{object}: {prefix}/{a}: {why}"));
     let qualify = |v: &str| -> Result<String, ImportError> {
         match v.split_once('/') {
-            Some((n, s)) if super::k8s_name(n, "").is_ok() && super::k8s_name(s, "").is_ok() => {
+            Some((n, s)) if super::k8s_namespace(n, "").is_ok() && super::k8s_name(s, "").is_ok() => {
                 Ok(v.to_string())
             }
             None if super::k8s_name(v, "").is_ok() => Ok(format!("{ns}/{v}")),

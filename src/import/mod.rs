@@ -79,6 +79,10 @@ struct State<'a> {
     trust_bundles: Map<String, Value>,
     upstreams: Map<String, Value>,
     hosts: BTreeMap<String, Host>,
+    /// What each generated name stands for (`section/name` → source), so
+    /// that two different objects never share a name (the names join
+    /// namespace, name and port with `-`, which names may contain).
+    claimed: BTreeMap<String, String>,
     out: Imported,
 }
 
@@ -101,6 +105,18 @@ pub(crate) fn k8s_name<'v>(value: &'v str, what: &str) -> Result<&'v str, Import
             "{what} {value:?} is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')"
         )))
     }
+}
+
+/// A namespace as the API server admits it: an RFC 1123 label (no `.`),
+/// so that `namespace.name` file names cannot collide.
+pub(crate) fn k8s_namespace<'v>(value: &'v str, what: &str) -> Result<&'v str, ImportError> {
+    let v = k8s_name(value, what)?;
+    if v.contains('.') || v.len() > 63 {
+        return Err(err(format!(
+            "{what} {value:?} is not a valid Kubernetes namespace (lower-case letters, digits and '-', at most 63)"
+        )));
+    }
+    Ok(v)
 }
 
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
@@ -141,25 +157,44 @@ impl State<'_> {
         file.display().to_string()
     }
 
-    fn certificate(&mut self, ns: &str, secret: &str) -> String {
+    /// Records that `section.name` stands for `source`; refuses a name that
+    /// already stands for something else (two tenants' objects must never
+    /// meet under one name: `prod/team-api` and `prod-team/api` both give
+    /// `prod-team-api-…`).
+    fn claim(&mut self, section: &str, name: &str, source: String) -> Result<(), ImportError> {
+        match self.claimed.get(&format!("{section}.{name}")) {
+            Some(prev) if *prev != source => Err(err(format!(
+                "{prev} and {source} would both be {section}.{name} in the imported config; rename one of them (generated names join namespace, name and port with '-')"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                self.claimed.insert(format!("{section}.{name}"), source);
+                Ok(())
+            }
+        }
+    }
+
+    fn certificate(&mut self, ns: &str, secret: &str) -> Result<String, ImportError> {
         let key = format!("{ns}/{secret}");
         let name = format!("{ns}-{secret}");
+        self.claim("certificates", &name, format!("TLS Secret {key}"))?;
         if !self.certificates.contains_key(&name) {
             let file = self.secret_file(&key, "TLS certificate");
             self.certificates
                 .insert(name.clone(), json!({ "secretFile": file }));
         }
-        name
+        Ok(name)
     }
 
-    fn trust_bundle(&mut self, key: &str) -> String {
+    fn trust_bundle(&mut self, key: &str) -> Result<String, ImportError> {
         let name = format!("{}-ca", key.replace('/', "-"));
+        self.claim("trustBundles", &name, format!("CA Secret {key}"))?;
         if !self.trust_bundles.contains_key(&name) {
             let file = self.secret_file(key, "CA certificates");
             self.trust_bundles
                 .insert(name.clone(), json!({ "secretFile": file }));
         }
-        name
+        Ok(name)
     }
 
     fn upstream(
@@ -199,6 +234,16 @@ impl State<'_> {
             "{ns}-{name}-{port}{}",
             if tls.is_some() { "-tls" } else { "" }
         );
+        let source = match tls {
+            None => format!("service {ns}/{name} port {port}"),
+            Some(t) => format!(
+                "service {ns}/{name} port {port} over TLS (proxy-ssl-secret {:?}, client certificate {}, proxy-ssl-name {:?})",
+                t.secret.as_deref().unwrap_or(""),
+                t.client_cert,
+                t.name.as_deref().unwrap_or("")
+            ),
+        };
+        self.claim("upstreams", &up_name, source)?;
         if !self.upstreams.contains_key(&up_name) {
             let scheme = if tls.is_some() { "https" } else { "http" };
             let url = if numeric {
@@ -210,11 +255,16 @@ impl State<'_> {
             if let Some(t) = tls {
                 let mut tv = Map::new();
                 if let Some(s) = &t.secret {
-                    let bundle = self.trust_bundle(s);
+                    let bundle = self.trust_bundle(s)?;
                     tv.insert("trustBundle".into(), json!(bundle));
                     if t.client_cert {
                         let file = self.secret_file(s, "client certificate for the upstream");
                         let cname = format!("{}-client", s.replace('/', "-"));
+                        self.claim(
+                            "certificates",
+                            &cname,
+                            format!("client certificate Secret {s}"),
+                        )?;
                         self.certificates
                             .insert(cname.clone(), json!({ "secretFile": file }));
                         tv.insert("certificate".into(), json!(cname));
@@ -247,6 +297,11 @@ impl State<'_> {
             .and_then(Value::as_u64)
             .unwrap_or(443);
         let up_name = format!("{ns}-{name}-{port}-passthrough");
+        self.claim(
+            "upstreams",
+            &up_name,
+            format!("passthrough service {ns}/{name} port {port}"),
+        )?;
         self.upstreams.entry(up_name.clone()).or_insert_with(
             || json!({ "address": format!("{name}.{ns}.svc.cluster.local:{port}") }),
         );
@@ -254,7 +309,7 @@ impl State<'_> {
     }
 
     fn ingress(&mut self, obj: &Value) -> Result<(), ImportError> {
-        let ns = k8s_name(
+        let ns = k8s_namespace(
             str_at(obj, &["metadata", "namespace"]).unwrap_or("default"),
             "Ingress namespace",
         )?
@@ -291,7 +346,7 @@ impl State<'_> {
                 continue;
             };
             let secret = k8s_name(secret, &format!("{object}: spec.tls secretName"))?;
-            let cert = self.certificate(&ns, secret);
+            let cert = self.certificate(&ns, secret)?;
             let hosts = t
                 .get("hosts")
                 .and_then(Value::as_array)
@@ -488,6 +543,7 @@ pub(crate) fn from_texts(
         trust_bundles: Map::new(),
         upstreams: Map::new(),
         hosts: BTreeMap::new(),
+        claimed: BTreeMap::new(),
         out: Imported {
             config: String::new(),
             secrets: Vec::new(),
@@ -498,7 +554,7 @@ pub(crate) fn from_texts(
     };
     for o in &objects {
         if str_at(o, &["kind"]) == Some("Secret") {
-            let ns = k8s_name(
+            let ns = k8s_namespace(
                 str_at(o, &["metadata", "namespace"]).unwrap_or("default"),
                 "Secret namespace",
             )?;

@@ -32,7 +32,7 @@ impl State<'_> {
             };
             let mut entry = json!({ "hostnames": names, "certificate": cert, "routes": h.routes });
             if let Some((auth, origin)) = h.auth {
-                let bundle = self.trust_bundle(&auth.secret);
+                let bundle = self.trust_bundle(&auth.secret)?;
                 let mut ca =
                     json!({ "mode": auth.mode, "trustBundle": bundle, "verifyDepth": auth.depth });
                 match &auth.match_cn {

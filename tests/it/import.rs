@@ -614,3 +614,69 @@ fn secret_outputs_concatenate_and_import_takes_listen_and_admin() {
         "{err}"
     );
 }
+
+/// Generated names join namespace, name and port with `-`, which the names
+/// themselves may hold: two tenants' objects that meet under one name are
+/// refused, never merged (one tenant's host would be routed to the other's
+/// Service, or verify clients with the other's CA).
+#[test]
+fn objects_of_different_namespaces_never_share_a_generated_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ing = |ns: &str, name: &str, host: &str, svc: &str, ca: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n    nginx.ingress.kubernetes.io/auth-tls-secret: \"{ca}\"\nspec:\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{ service: {{ name: {svc}, port: {{ number: 80 }} }} }}\n---\n"
+        )
+    };
+    // The same service name: prod/team-api and prod-team/api.
+    write(
+        d,
+        "services.yaml",
+        &format!(
+            "{}{}",
+            ing("prod", "a", "a.test", "team-api", "prod/ca"),
+            ing("prod-team", "b", "b.test", "api", "prod-team/ca")
+        ),
+    );
+    let out = import(d, &["services.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("service prod/team-api port 80")
+            && e.contains("service prod-team/api port 80")
+            && e.contains("upstreams.prod-team-api-80"),
+        "{e}"
+    );
+    // The same CA bundle name: prod/team-ca and prod-team/ca.
+    write(
+        d,
+        "cas.yaml",
+        &format!(
+            "{}{}",
+            ing("prod", "a", "a.test", "web", "prod/team-ca"),
+            ing("prod-team", "b", "b.test", "web", "prod-team/ca")
+        ),
+    );
+    let out = import(d, &["cas.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("CA Secret prod/team-ca")
+            && e.contains("CA Secret prod-team/ca")
+            && e.contains("trustBundles.prod-team-ca-ca"),
+        "{e}"
+    );
+    // A namespace is a label: no '.' that could merge file names.
+    write(
+        d,
+        "dotted.yaml",
+        &ing("prod.team", "a", "a.test", "web", "x"),
+    );
+    let out = import(d, &["dotted.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a valid Kubernetes namespace"),
+        "{}",
+        stderr(&out)
+    );
+}
