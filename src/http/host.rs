@@ -72,6 +72,20 @@ fn check_dns_name(host: &str) -> Result<(), BadHost> {
     if labels.is_empty() {
         return Err("invalid Host: no host name");
     }
+    // A name whose last label starts with a digit is an IPv4 address (no
+    // top-level domain does): only its one canonical dotted-quad spelling
+    // passes, so `10.0.0.05`, `0xa.0.0.5` or `167772165` — which inet_aton
+    // reads as 10.0.0.5 — cannot miss an entry named 10.0.0.5.
+    if labels
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        return match labels.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) if ip.to_string() == labels => Ok(()),
+            _ => Err("invalid Host: not a canonical IPv4 address"),
+        };
+    }
     for label in labels.split('.') {
         if label.is_empty() {
             return Err("invalid Host: empty label in the host name");
@@ -148,6 +162,13 @@ mod tests {
             "[::1]:443]",
             "::1",
             "a.tést",
+            "10.0.0.05",
+            "0xa.0.0.5",
+            "167772165",
+            "10.0.5",
+            "10.0.0.5.6",
+            "1e1",
+            "a.1",
         ] {
             assert!(name(value).is_err(), "{value:?} was accepted");
         }

@@ -426,6 +426,9 @@ const AMBIGUOUS_B: &[&str] = &[
     "b.test,c.test",
     "[b.test]",
     "*.test",
+    "127.0.0.01",
+    "0x7f.0.0.1",
+    "2130706433",
 ];
 
 #[test]
