@@ -15,7 +15,7 @@ fn assert_words(message: &str, source: &str) {
         message.contains(source),
         "{message:?} does not name {source}"
     );
-    for debug in ["Error {", "Some(", "kind: ", "Kind("] {
+    for debug in ["Error {", "Some(", "{ kind: ", "Kind("] {
         assert!(!message.contains(debug), "debug rendering in {message:?}");
     }
 }

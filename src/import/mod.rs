@@ -223,6 +223,22 @@ impl State<'_> {
                         "pathPrefix"
                     }
                 };
+                // The API server admits only absolute paths; routes must be
+                // canonical (SPEC §2), or check refuses the config.
+                if !path.starts_with('/') {
+                    return Err(err(format!(
+                        "{object}: path {path:?} does not start with / (the API server would refuse it)"
+                    )));
+                }
+                match crate::path::canonicalize(&path, crate::path::EscapedSlashes::Reject) {
+                    Ok(c) if c == path.as_str() => {}
+                    _ => {
+                        self.out.left_behind.push(format!(
+                            "{object}: path {path:?} is not a canonical path (no //, dot segments, escapes or backslashes): not carried over; write the route by its canonical path"
+                        ));
+                        continue;
+                    }
+                }
                 routes.push(json!({ kind: path, "upstream": up }));
             }
             rules.push((host, routes, pt));
