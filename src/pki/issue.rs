@@ -223,6 +223,15 @@ pub(crate) fn sign(ca: &Ca, profile: Profile, csr: &[u8], days: u32) -> Result<I
         use x509_cert::der::{Decode, Encode};
         let r = x509_cert::request::CertReq::from_der(&der)
             .map_err(|e| invalid(format!("unreadable CSR: {e}")))?;
+        // rcgen keeps one value per attribute type: a subject with two CNs
+        // (or two OUs) would be signed with only one of them, a subject
+        // other than the one the requester and a reviewer saw.
+        let asked: usize = r.info.subject.0.iter().map(|rdn| rdn.0.len()).sum();
+        if asked != req.params.distinguished_name.iter().count() {
+            return Err(invalid(
+                "the CSR's subject repeats an attribute (two CN or OU values, say); portcullis signs one value per attribute: ask for one",
+            ));
+        }
         r.info
             .public_key
             .to_der()

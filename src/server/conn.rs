@@ -278,11 +278,14 @@ async fn https(
     // One timer for the idle check, the drain deadline and the client
     // certificate's notAfter, whichever comes first (every open connection
     // carries this loop's state, so it holds one timer, not three).
-    let expiry_at = guard.not_after.map(|t| {
-        let now = rustls_pki_types::UnixTime::now().as_secs();
-        // notAfter is the last valid second.
-        tokio::time::Instant::now() + Duration::from_secs(t.saturating_add(1).saturating_sub(now))
-    });
+    // The expiry is taken from the wall clock at every turn (the monotonic
+    // clock stops while a VM is suspended); notAfter is the last valid
+    // second.
+    let expired = || {
+        guard
+            .not_after
+            .is_some_and(|t| rustls_pki_types::UnixTime::now().as_secs() > t)
+    };
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     loop {
@@ -292,10 +295,12 @@ async fn https(
         let idle_at = (!closing).then(|| {
             tokio::time::Instant::now() + idle_timeout.saturating_sub(activity.idle_for())
         });
-        let wake = [idle_at, deadline, expiry_at.filter(|_| !logged)]
-            .into_iter()
-            .flatten()
-            .min();
+        let expiry_at = guard.not_after.filter(|_| !logged).map(|t| {
+            let now = rustls_pki_types::UnixTime::now().as_secs();
+            tokio::time::Instant::now()
+                + Duration::from_secs(t.saturating_add(1).saturating_sub(now))
+        });
+        let wake = [idle_at, deadline, expiry_at].into_iter().flatten().min();
         if let Some(w) = wake {
             timer.as_mut().reset(w);
         }
@@ -307,7 +312,7 @@ async fn https(
                 if deadline.is_some_and(|d| now >= d) {
                     break;
                 }
-                if !logged && expiry_at.is_some_and(|e| now >= e) {
+                if !logged && expired() {
                     close_now = Some(CloseReason::Expired);
                 } else if !closing && activity.idle_for() >= idle_timeout {
                     closing = true;
@@ -405,7 +410,20 @@ async fn tls_stream(
     let key = l.tls.policy_key;
     let overtaken = match l.succession.is_current() {
         true => None,
-        false => guard::still_admits(&l, &key, identity.as_ref()),
+        false => match guard::still_admits(&l, &key, identity.as_ref()) {
+            Some(newest) => Some(newest),
+            // A reload during the handshake changed the policy or the
+            // allow against this client: never dial the upstream.
+            None => {
+                guard::log_closed(
+                    &l.label,
+                    client,
+                    identity.as_ref(),
+                    CloseReason::PolicyChanged,
+                );
+                return;
+            }
+        },
     };
     let guard = match guard::after_handshake(
         &l.tls,
@@ -434,7 +452,9 @@ async fn tls_stream(
     let mut watched = overtaken.unwrap_or_else(|| l.clone());
     loop {
         tokio::select! {
-            _ = served.as_mut() => break,
+            // A close or a retirement that is already known wins over the
+            // splice: it must not dial the upstream first.
+            biased;
             why = guard::must_close(&closer, guard.not_after) => {
                 guard::log_closed(&l.label, client, identity.as_ref(), why);
                 break;
@@ -447,6 +467,7 @@ async fn tls_stream(
                     }
                 }
             }
+            _ = served.as_mut() => break,
         }
     }
 }

@@ -1665,3 +1665,49 @@ fn probe_json_is_one_object_with_the_diagnosis() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ok"], false, "{v}");
 }
+
+/// rcgen keeps one value per attribute type, so a CSR asking for
+/// CN=alice and CN=admin would be signed as one of them: refused instead.
+#[test]
+fn a_csr_repeating_an_attribute_is_refused_not_half_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cas(d);
+    openssl_ok(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "two.key",
+            "-subj",
+            "/CN=alice/CN=admin",
+            "-out",
+            "two.csr",
+        ],
+    );
+    let out = pc(
+        d,
+        &[
+            "cert",
+            "sign",
+            "--ca",
+            "int",
+            "--csr",
+            "two.csr",
+            "--profile",
+            "client",
+            "--out",
+            "two.crt",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("repeats an attribute"), "{err}");
+    assert!(!d.join("two.crt").exists(), "nothing written");
+}
