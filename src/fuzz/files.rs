@@ -45,7 +45,9 @@ pub(super) fn config(data: &[u8]) {
         assert!(!errors.0.is_empty());
         for e in &errors.0 {
             assert!(!e.message.is_empty());
-            assert_words(&e.to_string(), "fuzz.yaml");
+            assert!(e.to_string().starts_with("fuzz.yaml"), "{e}");
+            // The key path is the input's own text; the message is ours.
+            assert_words(&format!("fuzz.yaml: {}", e.message), "fuzz.yaml");
         }
     }
 }
