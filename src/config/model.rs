@@ -22,8 +22,8 @@ pub struct Config {
     pub trust_bundles: BTreeMap<String, TrustBundleSource>,
     /// Listeners in file order.
     pub listeners: Vec<Listener>,
-    /// Named upstreams.
-    pub upstreams: BTreeMap<String, Upstream>,
+    /// The upstreams, by kind; routes and listeners refer to them by id.
+    pub upstreams: Upstreams,
     /// Whether access lines are written.
     pub access_log: bool,
     /// Connection and request limits.
@@ -138,37 +138,50 @@ pub struct Listener {
     pub alpn: Vec<Vec<u8>>,
     /// How long a TLS session or ticket may be resumed (`tls.sessionLifetime`).
     pub session_lifetime: Duration,
-    /// Host entries, in file order (`https` listeners; empty otherwise).
-    pub hosts: Vec<Host>,
-    /// What a `tls`, `tcp` or `passthrough` listener does (`None` for `https`).
-    pub stream: Option<Stream>,
+    /// What it does (its `protocol` and the keys of that protocol).
+    pub kind: ListenerKind,
 }
 
-/// The stream listeners of SPEC §2.
+impl Listener {
+    /// Its host entries (`https` listeners; empty otherwise).
+    pub fn hosts(&self) -> &[Host] {
+        match &self.kind {
+            ListenerKind::Https { hosts } => hosts,
+            _ => &[],
+        }
+    }
+}
+
+/// The listener protocols of SPEC §2, each with only its own keys.
 #[derive(Debug, Clone)]
-pub enum Stream {
+pub enum ListenerKind {
+    /// Terminate TLS and proxy HTTP by host entry.
+    Https {
+        /// Host entries, in file order.
+        hosts: Vec<Host>,
+    },
     /// Terminate TLS, then splice to a TCP upstream.
     Tls {
         /// Certificate presented.
         certificate: String,
         /// Client authentication.
         client_auth: ClientAuth,
-        /// Upstream (an `address` upstream).
-        upstream: String,
+        /// Upstream.
+        upstream: TcpUpstreamId,
         /// Send a PROXY v2 header to the upstream.
         proxy_protocol: bool,
     },
     /// Plain TCP in, (usually mutual TLS) out.
     Tcp {
-        /// Upstream (an `address` upstream).
-        upstream: String,
+        /// Upstream.
+        upstream: TcpUpstreamId,
     },
     /// Route the raw TLS stream by SNI without terminating it.
     Passthrough {
         /// SNI patterns and their upstreams.
-        routes: Vec<(HostPattern, String)>,
+        routes: Vec<(HostPattern, TcpUpstreamId)>,
         /// Where unknown or missing SNI goes (else the connection is closed).
-        default_upstream: Option<String>,
+        default_upstream: Option<TcpUpstreamId>,
     },
 }
 
@@ -198,6 +211,25 @@ pub enum HostPattern {
 pub struct Host {
     /// Names this entry serves.
     pub hostnames: Vec<HostPattern>,
+    /// Whether it terminates TLS or passes the raw stream on.
+    pub kind: HostKind,
+}
+
+/// What a host entry does with a connection whose SNI selects it.
+#[derive(Debug, Clone)]
+pub enum HostKind {
+    /// Terminate TLS and serve HTTP.
+    Terminate(Box<Terminate>),
+    /// Not terminated: the raw TLS stream goes to this upstream.
+    Passthrough {
+        /// The upstream.
+        upstream: TcpUpstreamId,
+    },
+}
+
+/// A host entry that terminates TLS.
+#[derive(Debug, Clone)]
+pub struct Terminate {
     /// Name of the certificate it presents.
     pub certificate: String,
     /// How clients are authenticated.
@@ -210,8 +242,6 @@ pub struct Host {
     pub routes: Vec<Route>,
     /// What is forwarded about the client.
     pub forward: crate::forward::Settings,
-    /// Not terminated: the raw TLS stream goes to this (`address`) upstream.
-    pub passthrough: Option<String>,
 }
 
 pub(crate) use crate::path::EscapedSlashes;
@@ -278,19 +308,60 @@ pub enum PathMatch {
 pub struct Route {
     /// How it matches.
     pub matcher: PathMatch,
-    /// Name of its upstream.
-    pub upstream: String,
+    /// Its upstream.
+    pub upstream: HttpUpstreamId,
     /// Route-level identity requirement.
     pub allow: Option<Allow>,
 }
 
-/// One upstream.
+/// The `upstreams` section, split by kind. An id is made only by
+/// `validate`, for an upstream of its kind in this very list, so a route
+/// cannot name a TCP upstream nor a listener an HTTP one.
+#[derive(Debug, Clone, Default)]
+pub struct Upstreams {
+    /// `builtin` and `url` upstreams, with their names.
+    pub http: Vec<(String, HttpUpstream)>,
+    /// `address` upstreams, with their names.
+    pub tcp: Vec<(String, TcpUpstream)>,
+}
+
+/// An HTTP upstream of [`Upstreams::http`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpUpstreamId(usize);
+
+/// A TCP upstream of [`Upstreams::tcp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpUpstreamId(usize);
+
+impl HttpUpstreamId {
+    pub(in crate::config) fn new(index: usize) -> Self {
+        HttpUpstreamId(index)
+    }
+    /// Its place in [`Upstreams::http`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl TcpUpstreamId {
+    pub(in crate::config) fn new(index: usize) -> Self {
+        TcpUpstreamId(index)
+    }
+    /// Its place in [`Upstreams::tcp`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// An upstream that speaks HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upstream {
+// Read once per load: the size of a variant costs nothing per request.
+#[allow(clippy::large_enum_variant)]
+pub enum HttpUpstream {
     /// The built-in echo service.
     Echo,
     /// An HTTP origin (`http://` or, with `tls`, `https://`).
-    Http {
+    Url {
         /// `host:port` of the URL.
         authority: http::uri::Authority,
         /// Which Host header the upstream sees.
@@ -298,24 +369,27 @@ pub enum Upstream {
         /// TLS to the upstream (`https://` URLs).
         tls: Option<UpstreamTls>,
     },
-    /// A TCP service (`address: host:port`), optionally over (mutual) TLS.
-    Stream {
-        /// `host:port`.
-        address: String,
-        /// TLS to the upstream.
-        tls: Option<UpstreamTls>,
-    },
+}
+
+/// A TCP service (`address: host:port`), optionally over (mutual) TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpUpstream {
+    /// `host:port`.
+    pub address: String,
+    /// TLS to the upstream.
+    pub tls: Option<UpstreamTls>,
 }
 
 /// `upstreams.NAME.tls`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTls {
     /// Client certificate presented (name under `certificates`).
     pub certificate: Option<String>,
     /// CAs that verify the upstream (default: the system roots).
     pub trust_bundle: Option<String>,
-    /// SNI and the name checked (default: the URL's or address's host).
-    pub server_name: Option<String>,
+    /// SNI and the name checked (`serverName`, else the URL's or
+    /// address's host).
+    pub server_name: rustls_pki_types::ServerName<'static>,
     /// Optional pin of the upstream's identity.
     pub allow: Option<Allow>,
     /// ALPN offered to the upstream (extension; e.g. `[h2]` for gRPC

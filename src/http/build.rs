@@ -1,7 +1,6 @@
 //! The https side of a snapshot, built from the validated model and the
 //! loaded material: upstreams and listeners with their host entries.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -17,18 +16,23 @@ use crate::tls::{HostTls, SniTable, TlsError};
 /// An HTTP upstream (`url` or the built-in echo).
 pub(crate) fn upstream(
     name: &str,
-    authority: &http::uri::Authority,
-    host_header: model::HostHeader,
-    tls: Option<&model::UpstreamTls>,
+    u: &model::HttpUpstream,
     cx: &mut UpstreamContext<'_>,
 ) -> Result<super::HttpUpstream, TlsError> {
+    let (authority, host_header, tls) = match u {
+        model::HttpUpstream::Echo => return Ok(super::HttpUpstream::Echo),
+        model::HttpUpstream::Url {
+            authority,
+            host_header,
+            tls,
+        } => (authority, *host_header, tls),
+    };
     let tls_client = match tls {
         None => None,
         Some(t) => {
             let ut = UpstreamTls::build(
                 name,
                 t,
-                authority.host(),
                 &[b"http/1.1"],
                 cx.material,
                 cx.provider,
@@ -45,6 +49,15 @@ pub(crate) fn upstream(
     })
 }
 
+/// The runtime upstreams a listener's references point into, in the
+/// model's order.
+pub(crate) struct Upstreams<'a> {
+    /// `model::Upstreams::http`, built.
+    pub(crate) http: &'a [Arc<super::HttpUpstream>],
+    /// `model::Upstreams::tcp`, built.
+    pub(crate) tcp: &'a [Arc<stream::TcpUpstream>],
+}
+
 /// An `https` listener: its host entries with their TLS, routes and
 /// forwarding.
 pub(crate) fn listener(
@@ -52,20 +65,29 @@ pub(crate) fn listener(
     config: &Config,
     material: &Material,
     provider: &Arc<CryptoProvider>,
-    upstreams: &BTreeMap<String, Arc<super::HttpUpstream>>,
-    stream_upstreams: &BTreeMap<String, Arc<stream::TcpUpstream>>,
+    upstreams: &Upstreams<'_>,
     client: &super::UpstreamClient,
 ) -> Result<super::HttpsListener, TlsError> {
     let mut hosts = Vec::new();
+    let mut passthrough = Vec::new();
+    let mut entries = Vec::new();
     // strictSni samePolicy: equal certificate and client auth.
     let mut policies: Vec<(&str, &model::ClientAuth)> = Vec::new();
-    for h in &l.hosts {
+    for h in l.hosts() {
+        let t = match &h.kind {
+            model::HostKind::Passthrough { upstream } => {
+                passthrough.push(upstreams.tcp[upstream.index()].clone());
+                entries.push(super::Entry::Passthrough(passthrough.len() - 1));
+                continue;
+            }
+            model::HostKind::Terminate(t) => t,
+        };
         let label: Arc<str> = Arc::from(match h.hostnames.first() {
             Some(model::HostPattern::Exact(n)) => n.clone(),
             Some(model::HostPattern::Wildcard(s)) => format!("*{s}"),
             _ => "*".to_string(),
         });
-        let key = (h.certificate.as_str(), &h.client_auth);
+        let key = (t.certificate.as_str(), &t.client_auth);
         let policy_id = match policies.iter().position(|p| *p == key) {
             Some(p) => p,
             None => {
@@ -73,60 +95,46 @@ pub(crate) fn listener(
                 policies.len() - 1
             }
         };
-        if let Some(pt) = &h.passthrough {
-            hosts.push(super::Host {
-                tls: None,
-                passthrough: stream_upstreams.get(pt).cloned(),
-                allow: None,
-                forward: HostForward::new(&h.forward, &[]),
-                routes: RouteTable::new(&[], |_| None),
-                strict_sni: h.strict_sni,
-                escaped_slashes: h.escaped_slashes,
-                policy_id,
-                label,
-            });
-            continue;
-        }
         let own_uris = material
             .identities
-            .get(&h.certificate)
+            .get(&t.certificate)
             .map(|c| c.leaf.uri_sans.clone())
             .unwrap_or_default();
-        let allow = match &h.client_auth {
+        let allow = match &t.client_auth {
             model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => p.allow.clone(),
             model::ClientAuth::None => None,
         };
+        let routes = t.routes.iter().map(|r| {
+            let target = super::Target {
+                upstream: upstreams.http[r.upstream.index()].clone(),
+                allow: r.allow.clone(),
+            };
+            (&r.matcher, Arc::new(target))
+        });
         hosts.push(super::Host {
-            tls: Some(HostTls::build(
-                l,
-                &h.certificate,
-                &h.client_auth,
-                material,
-                provider,
-            )?),
-            passthrough: None,
+            tls: HostTls::build(l, &t.certificate, &t.client_auth, material, provider)?,
             allow,
-            forward: HostForward::new(&h.forward, &own_uris),
-            routes: RouteTable::new(&h.routes, |r| {
-                upstreams.get(&r.upstream).map(|u| {
-                    Arc::new(super::Target {
-                        upstream: u.clone(),
-                        allow: r.allow.clone(),
-                    })
-                })
-            }),
-            strict_sni: h.strict_sni,
-            escaped_slashes: h.escaped_slashes,
+            forward: HostForward::new(&t.forward, &own_uris),
+            routes: RouteTable::new(routes),
+            strict_sni: t.strict_sni,
+            escaped_slashes: t.escaped_slashes,
             policy_id,
             label,
         });
+        entries.push(super::Entry::Host(hosts.len() - 1));
     }
+    let sni = SniTable::from_patterns(
+        l.hosts()
+            .iter()
+            .zip(&entries)
+            .flat_map(|(h, e)| h.hostnames.iter().map(move |p| (*e, p))),
+    );
     Ok(super::HttpsListener {
         name: l.name.clone(),
         label: Arc::from(l.name.as_str()),
-        records_hello: hosts.iter().any(|h| h.passthrough.is_some()),
         hosts,
-        sni: SniTable::new(&l.hosts),
+        passthrough,
+        sni,
         limits: config.limits.clone(),
         access_log: config.access_log,
         client: client.clone(),

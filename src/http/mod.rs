@@ -104,13 +104,12 @@ pub struct Target {
     pub allow: Option<Allow>,
 }
 
-/// One host entry at run time.
+/// One host entry that terminates TLS, at run time. (A passthrough entry
+/// is only its upstream: see [`Entry`].)
 #[derive(Debug)]
 pub struct Host {
-    /// TLS side (`None` for a passthrough host).
-    pub tls: Option<HostTls>,
-    /// Not terminated: raw TLS goes to this upstream.
-    pub passthrough: Option<Arc<crate::stream::TcpUpstream>>,
+    /// Its TLS config, verifier and policy key.
+    pub tls: HostTls,
     /// Host-level `allow` (`clientAuth.allow`).
     pub allow: Option<Allow>,
     /// Identity forwarding.
@@ -129,9 +128,28 @@ pub struct Host {
 }
 
 impl Host {
-    /// The client-authentication policy key of a terminating entry.
-    pub fn policy_key(&self) -> Option<&[u8; 32]> {
-        self.tls.as_ref().map(|t| &t.policy_key)
+    /// The client-authentication policy key of this entry.
+    pub fn policy_key(&self) -> &[u8; 32] {
+        &self.tls.policy_key
+    }
+}
+
+/// What a server name selects on an `https` listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `HttpsListener::hosts[i]`: terminate and serve.
+    Host(usize),
+    /// `HttpsListener::passthrough[i]`: replay the raw stream to it.
+    Passthrough(usize),
+}
+
+impl Entry {
+    /// The terminating host entry, if that is what it is.
+    pub fn host(self) -> Option<usize> {
+        match self {
+            Entry::Host(i) => Some(i),
+            Entry::Passthrough(_) => None,
+        }
     }
 }
 
@@ -142,13 +160,13 @@ pub struct HttpsListener {
     pub name: String,
     /// Its name as a metric label.
     pub label: Arc<str>,
-    /// Host entries.
+    /// Host entries that terminate TLS.
     pub hosts: Vec<Host>,
-    /// Whether ClientHello bytes must be kept for replay (a passthrough
-    /// host exists).
-    pub records_hello: bool,
+    /// The upstreams of passthrough host entries (ClientHello bytes are
+    /// kept for replay when there is any).
+    pub passthrough: Vec<Arc<crate::stream::TcpUpstream>>,
     /// SNI → host entry.
-    pub sni: SniTable,
+    pub sni: SniTable<Entry>,
     /// Limits.
     pub limits: model::Limits,
     /// Whether to write access lines.

@@ -29,7 +29,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use super::{echo, headers, host, Body, Conn, HttpUpstream, HttpsListener, Target};
+use super::{echo, headers, host, Body, Conn, Entry, HttpUpstream, HttpsListener, Target};
 use crate::closer::{self, CloseReason};
 use crate::config::model::StrictSni;
 use crate::forward::Prepared;
@@ -290,15 +290,16 @@ impl Conn {
             listener
                 .sni
                 .lookup(self.tls.sni.as_deref())
+                .and_then(Entry::host)
                 .ok_or(Refusal::Retired)?
         };
         let home_entry = &listener.hosts[home];
-        if home_entry.policy_key() != Some(&self.policy_key) {
+        if home_entry.policy_key() != &self.policy_key {
             return Err(Refusal::Retired);
         }
         // Every host the request names (`:authority` and `Host`) must lead
         // to the same entry.
-        let mut asked: Option<(Option<usize>, &'h HeaderValue)> = None;
+        let mut asked: Option<(Option<Entry>, &'h HeaderValue)> = None;
         for h in hosts {
             // (Checked by request_hosts.)
             let name = h.to_str().ok().and_then(|h| host::name(h).ok());
@@ -315,17 +316,19 @@ impl Conn {
         let Some((found, named)) = asked else {
             return Err(Refusal::NoHost);
         };
-        let same_policy = |i: usize| listener.hosts[i].policy_key() == Some(&self.policy_key);
+        let same_policy = |i: usize| listener.hosts[i].policy_key() == &self.policy_key;
+        // A name of a passthrough entry is never served here: it matches
+        // no arm but the last.
         let entry = match (home_entry.strict_sni, found) {
-            (StrictSni::On, Some(i)) if i == home => i,
-            (StrictSni::SamePolicy, Some(i))
+            (StrictSni::On, Some(Entry::Host(i))) if i == home => i,
+            (StrictSni::SamePolicy, Some(Entry::Host(i)))
                 if listener.hosts[i].policy_id == home_entry.policy_id && same_policy(i) =>
             {
                 i
             }
             // strictSni: false turns off the name check, never client
             // authentication: an entry with another policy is still refused.
-            (StrictSni::Off, Some(i)) if same_policy(i) => i,
+            (StrictSni::Off, Some(Entry::Host(i))) if same_policy(i) => i,
             (StrictSni::Off, None) => home,
             _ => return Err(self.misdirected(named)),
         };
@@ -338,8 +341,8 @@ impl Conn {
                 .as_deref()
                 .filter(|i| i.verified)
                 .map(|i| &i.chain[..]);
-            if let (Some(chain), Some(tls)) = (chain, &listener.hosts[entry].tls) {
-                if tls.judge_chain(chain).is_err() {
+            if let Some(chain) = chain {
+                if listener.hosts[entry].tls.judge_chain(chain).is_err() {
                     return Err(self.misdirected(named));
                 }
             }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::model::{PathMatch, Route};
+use crate::config::model::PathMatch;
 
 /// One host entry's routes, resolved to their targets.
 #[derive(Debug)]
@@ -15,15 +15,13 @@ pub struct RouteTable<T> {
 }
 
 impl<T> RouteTable<T> {
-    /// Builds the table; `target` resolves a route's upstream name.
-    pub fn new(routes: &[Route], mut target: impl FnMut(&Route) -> Option<Arc<T>>) -> Self {
+    /// Builds the table from each route's matcher and target, in file
+    /// order.
+    pub fn new<'a>(routes: impl IntoIterator<Item = (&'a PathMatch, Arc<T>)>) -> Self {
         let mut exact = HashMap::new();
         let mut prefixes = Vec::new();
-        for r in routes {
-            let Some(t) = target(r) else {
-                continue;
-            };
-            match &r.matcher {
+        for (matcher, t) in routes {
+            match matcher {
                 PathMatch::Exact(p) => {
                     exact.entry(p.clone()).or_insert(t);
                 }
@@ -68,29 +66,14 @@ pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn route(matcher: PathMatch, upstream: &str) -> Route {
-        Route {
-            matcher,
-            upstream: upstream.into(),
-            allow: None,
-        }
-    }
-
     fn table() -> RouteTable<&'static str> {
-        let routes = vec![
-            route(PathMatch::Prefix("/".into()), "root"),
-            route(PathMatch::Prefix("/api".into()), "api"),
-            route(PathMatch::Prefix("/admin/".into()), "admin"),
-            route(PathMatch::Exact("/api/health".into()), "health"),
+        let routes = [
+            (PathMatch::Prefix("/".into()), "root"),
+            (PathMatch::Prefix("/api".into()), "api"),
+            (PathMatch::Prefix("/admin/".into()), "admin"),
+            (PathMatch::Exact("/api/health".into()), "health"),
         ];
-        RouteTable::new(&routes, |r| {
-            Some(Arc::new(match r.upstream.as_str() {
-                "root" => "root",
-                "api" => "api",
-                "admin" => "admin",
-                _ => "health",
-            }))
-        })
+        RouteTable::new(routes.iter().map(|(m, t)| (m, Arc::new(*t))))
     }
 
     #[test]
@@ -109,8 +92,8 @@ mod tests {
 
     #[test]
     fn no_route_without_a_matching_prefix() {
-        let routes = vec![route(PathMatch::Prefix("/api".into()), "a")];
-        let t: RouteTable<()> = RouteTable::new(&routes, |_| Some(Arc::new(())));
+        let m = PathMatch::Prefix("/api".into());
+        let t: RouteTable<()> = RouteTable::new([(&m, Arc::new(()))]);
         assert!(t.find("/").is_none());
         assert!(t.find("/apix").is_none());
     }

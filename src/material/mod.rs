@@ -202,8 +202,11 @@ pub(crate) fn load(
     }
     // A server certificate must cover every hostname it serves.
     for (i, l) in config.listeners.iter().enumerate() {
-        for (j, h) in l.hosts.iter().enumerate() {
-            let Some(id) = m.identities.get(&h.certificate) else {
+        for (j, h) in l.hosts().iter().enumerate() {
+            let crate::config::model::HostKind::Terminate(t) = &h.kind else {
+                continue;
+            };
+            let Some(id) = m.identities.get(&t.certificate) else {
                 continue;
             };
             for (k, pattern) in h.hostnames.iter().enumerate() {
@@ -219,7 +222,7 @@ pub(crate) fn load(
                         path: format!("listeners[{i}].hosts[{j}].hostnames[{k}]"),
                         message: format!(
                             "certificate \"{}\" does not cover \"{name}\"; it covers [{}]",
-                            h.certificate,
+                            t.certificate,
                             covers.join(", ")
                         ),
                     });

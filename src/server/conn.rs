@@ -112,7 +112,8 @@ async fn open_https(
     mut sock: TcpStream,
     listener: &http::HttpsListener,
 ) -> Result<Opened, Refused> {
-    let (accepted, hello) = read_hello(&mut sock, listener.records_hello).await?;
+    let records_hello = !listener.passthrough.is_empty();
+    let (accepted, hello) = read_hello(&mut sock, records_hello).await?;
     let sni = accepted.client_hello().server_name().map(str::to_owned);
     let Some(index) = listener.sni.lookup(sni.as_deref()) else {
         // SPEC §2: no SNI or an unknown one, and no "*" entry: refuse.
@@ -123,17 +124,14 @@ async fn open_https(
         };
         return Err(refused(HandshakeResult::Denied, sni, detail));
     };
-    let host = &listener.hosts[index];
-    match (&host.tls, &host.passthrough) {
-        (_, Some(up)) => Ok(Opened::Raw(sock, hello, up.clone())),
-        (Some(tls), None) => finish(accepted, sock, tls.config.clone(), sni.clone())
-            .await
-            .map(|s| Opened::Tls(Box::new(s), index, sni)),
-        (None, None) => Err(refused(
-            HandshakeResult::Error,
-            sni,
-            "host entry without TLS",
-        )),
+    match index {
+        http::Entry::Passthrough(i) => Ok(Opened::Raw(sock, hello, listener.passthrough[i].clone())),
+        http::Entry::Host(i) => {
+            let config = listener.hosts[i].tls.config.clone();
+            finish(accepted, sock, config, sni.clone())
+                .await
+                .map(|s| Opened::Tls(Box::new(s), i, sni))
+        }
     }
 }
 
@@ -165,9 +163,7 @@ async fn https(
         Err(_) => return log_timeout(&listener.label, client),
     };
     let (_, tls) = stream.get_ref();
-    let Some(host_tls) = listener.hosts[host].tls.as_ref() else {
-        return;
-    };
+    let host_tls = &listener.hosts[host].tls;
     let identity = host_tls.peer_identity(tls).map(Arc::new);
     if identity.is_none() && tls.peer_certificates().is_some_and(|c| !c.is_empty()) {
         // Fail closed: a chain webpki accepted but whose names we cannot
@@ -194,7 +190,7 @@ async fn https(
         &registry,
         overtaken
             .as_ref()
-            .and_then(|(l, e)| l.hosts[*e].tls.as_ref()),
+            .map(|(l, e)| &l.hosts[*e].tls),
     ) {
         Ok(g) => g,
         Err(result) => {

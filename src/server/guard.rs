@@ -111,8 +111,8 @@ pub(super) fn still_serves(
     key: &[u8; 32],
 ) -> Option<(Arc<http::HttpsListener>, usize)> {
     let newest = closer::newest(made)?;
-    let entry = newest.sni.lookup(sni)?;
-    (newest.hosts[entry].policy_key() == Some(key)).then_some((newest, entry))
+    let entry = newest.sni.lookup(sni)?.host()?;
+    (newest.hosts[entry].policy_key() == key).then_some((newest, entry))
 }
 
 /// Whether a stream accepted by `made` may stay open under the newest

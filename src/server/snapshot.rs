@@ -3,7 +3,6 @@
 //! tables, upstream clients (one per upstream identity). Connections clone
 //! one `Arc` of it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -99,81 +98,59 @@ impl Snapshot {
             provider,
             system: None,
         };
-        let mut http_upstreams: BTreeMap<String, Arc<http::HttpUpstream>> = BTreeMap::new();
-        let mut stream_upstreams: BTreeMap<String, Arc<stream::TcpUpstream>> = BTreeMap::new();
-        for (name, u) in &config.upstreams {
-            match u {
-                model::Upstream::Echo => {
-                    http_upstreams.insert(name.clone(), Arc::new(http::HttpUpstream::Echo));
-                }
-                model::Upstream::Http {
-                    authority,
-                    host_header,
-                    tls,
-                } => {
-                    let u = http::build::upstream(
-                        name,
-                        authority,
-                        *host_header,
-                        tls.as_ref(),
-                        &mut cx,
-                    )?;
-                    http_upstreams.insert(name.clone(), Arc::new(u));
-                }
-                model::Upstream::Stream { address, tls } => {
-                    let u = stream::build::upstream(name, address, tls.as_ref(), &mut cx)?;
-                    stream_upstreams.insert(name.clone(), Arc::new(u));
-                }
-            }
-        }
-        let stream_up = |name: &str| {
-            stream_upstreams
-                .get(name)
-                .cloned()
-                .ok_or_else(|| TlsError::Config {
-                    what: format!("upstream {name}"),
-                    source: rustls::Error::General("not a TCP upstream".into()),
-                })
+        let http_upstreams = config
+            .upstreams
+            .http
+            .iter()
+            .map(|(name, u)| http::build::upstream(name, u, &mut cx).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tcp_upstreams = config
+            .upstreams
+            .tcp
+            .iter()
+            .map(|(name, u)| stream::build::upstream(name, u, &mut cx).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Ids are indices into these (see `model::Upstreams`).
+        let upstreams = http::build::Upstreams {
+            http: &http_upstreams,
+            tcp: &tcp_upstreams,
         };
         let client = http::upstream_client(limits.connect_timeout);
         let mut listeners = Vec::new();
         for l in &config.listeners {
-            let rt = match &l.stream {
-                None => AnyListener::Https(Arc::new(http::build::listener(
-                    l,
-                    config,
-                    material,
-                    provider,
-                    &http_upstreams,
-                    &stream_upstreams,
-                    &client,
-                )?)),
-                Some(model::Stream::Tls {
+            let rt = match &l.kind {
+                model::ListenerKind::Https { .. } => AnyListener::Https(Arc::new(
+                    http::build::listener(l, config, material, provider, &upstreams, &client)?,
+                )),
+                model::ListenerKind::Tls {
                     certificate,
                     client_auth,
                     upstream,
                     proxy_protocol,
-                }) => AnyListener::Tls(Arc::new(stream::build::tls_listener(
+                } => AnyListener::Tls(Arc::new(stream::build::tls_listener(
                     l,
                     certificate,
                     client_auth,
-                    stream_up(upstream)?,
+                    tcp_upstreams[upstream.index()].clone(),
                     *proxy_protocol,
                     material,
                     provider,
                 )?)),
-                Some(model::Stream::Tcp { upstream }) => AnyListener::Tcp(Arc::new(
-                    stream::build::tcp_listener(l, stream_up(upstream)?),
-                )),
-                Some(model::Stream::Passthrough {
+                model::ListenerKind::Tcp { upstream } => {
+                    AnyListener::Tcp(Arc::new(stream::build::tcp_listener(
+                        l,
+                        tcp_upstreams[upstream.index()].clone(),
+                    )))
+                }
+                model::ListenerKind::Passthrough {
                     routes,
                     default_upstream,
-                }) => AnyListener::Passthrough(Arc::new(stream::build::passthrough(
+                } => AnyListener::Passthrough(Arc::new(stream::build::passthrough(
                     l,
                     routes,
-                    default_upstream.as_deref(),
-                    &stream_up,
-                )?)),
+                    *default_upstream,
+                    &tcp_upstreams,
+                ))),
             };
             listeners.push((l.address, rt));
         }

@@ -12,28 +12,17 @@ use crate::material::Material;
 use crate::tls::upstream::{UpstreamContext, UpstreamTls};
 use crate::tls::{HostTls, SniTable, TlsError};
 
-/// The host part of `host:port`, `[v6]:port` or a URL authority.
-fn host_of(address: &str) -> &str {
-    let h = match address.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => address,
-    };
-    h.trim_start_matches('[').trim_end_matches(']')
-}
-
 /// A TCP upstream (`address`), with TLS to it when configured.
 pub(crate) fn upstream(
     name: &str,
-    address: &str,
-    tls: Option<&model::UpstreamTls>,
+    u: &model::TcpUpstream,
     cx: &mut UpstreamContext<'_>,
 ) -> Result<TcpUpstream, TlsError> {
-    let tls = match tls {
+    let tls = match &u.tls {
         None => None,
         Some(t) => Some(Arc::new(UpstreamTls::build(
             name,
             t,
-            host_of(address),
             &[],
             cx.material,
             cx.provider,
@@ -42,7 +31,7 @@ pub(crate) fn upstream(
     };
     Ok(TcpUpstream {
         name: name.to_string(),
-        address: address.to_string(),
+        address: u.address.clone(),
         tls,
         connect_timeout: cx.limits.connect_timeout,
     })
@@ -85,18 +74,18 @@ pub(crate) fn tcp_listener(l: &model::Listener, upstream: Arc<TcpUpstream>) -> T
 /// A `passthrough` listener: route the raw TLS stream by SNI.
 pub(crate) fn passthrough(
     l: &model::Listener,
-    routes: &[(model::HostPattern, String)],
-    default_upstream: Option<&str>,
-    upstream: &dyn Fn(&str) -> Result<Arc<TcpUpstream>, TlsError>,
-) -> Result<Passthrough, TlsError> {
-    Ok(Passthrough {
+    routes: &[(model::HostPattern, model::TcpUpstreamId)],
+    default_upstream: Option<model::TcpUpstreamId>,
+    upstreams: &[Arc<TcpUpstream>],
+) -> Passthrough {
+    Passthrough {
         name: l.name.clone(),
         label: Arc::from(l.name.as_str()),
         sni: SniTable::from_patterns(routes.iter().enumerate().map(|(i, (p, _))| (i, p))),
         upstreams: routes
             .iter()
-            .map(|(_, u)| upstream(u))
-            .collect::<Result<Vec<_>, _>>()?,
-        default_upstream: default_upstream.map(upstream).transpose()?,
-    })
+            .map(|(_, u)| upstreams[u.index()].clone())
+            .collect(),
+        default_upstream: default_upstream.map(|u| upstreams[u.index()].clone()),
+    }
 }

@@ -283,11 +283,21 @@ pub(crate) fn cipher_name(suite: rustls::CipherSuite) -> Option<&'static str> {
 
 /// Picks a host entry by name: exact names, then wildcards (one label), then
 /// the `"*"` catch-all. Case-insensitive; a trailing dot is ignored.
-#[derive(Debug, Default, Clone)]
-pub struct SniTable {
-    exact: HashMap<String, usize>,
-    wildcard: HashMap<String, usize>,
-    catch_all: Option<usize>,
+#[derive(Debug, Clone)]
+pub struct SniTable<T = usize> {
+    exact: HashMap<String, T>,
+    wildcard: HashMap<String, T>,
+    catch_all: Option<T>,
+}
+
+impl<T> Default for SniTable<T> {
+    fn default() -> Self {
+        SniTable {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            catch_all: None,
+        }
+    }
 }
 
 /// `name` in lower case without a trailing dot (borrowed when already so).
@@ -300,20 +310,10 @@ pub(crate) fn normalize_host(name: &str) -> Cow<'_, str> {
     }
 }
 
-impl SniTable {
-    /// Builds the table of one listener's host entries.
-    pub fn new(hosts: &[model::Host]) -> Self {
-        Self::from_patterns(
-            hosts
-                .iter()
-                .enumerate()
-                .flat_map(|(i, h)| h.hostnames.iter().map(move |p| (i, p))),
-        )
-    }
-
-    /// Builds a table from (index, pattern) pairs; the first entry for a
+impl<T: Copy> SniTable<T> {
+    /// Builds a table from (entry, pattern) pairs; the first entry for a
     /// name wins.
-    pub fn from_patterns<'a>(patterns: impl IntoIterator<Item = (usize, &'a HostPattern)>) -> Self {
+    pub fn from_patterns<'a>(patterns: impl IntoIterator<Item = (T, &'a HostPattern)>) -> Self {
         let mut t = SniTable::default();
         for (i, p) in patterns {
             {
@@ -334,7 +334,7 @@ impl SniTable {
     }
 
     /// The host entry for `name` (`None` = no SNI).
-    pub fn lookup(&self, name: Option<&str>) -> Option<usize> {
+    pub fn lookup(&self, name: Option<&str>) -> Option<T> {
         let Some(name) = name else {
             return self.catch_all;
         };
@@ -359,20 +359,12 @@ mod tests {
     use crate::config::validate::host_pattern;
 
     fn table(names: &[&[&str]]) -> SniTable {
-        let hosts: Vec<model::Host> = names
+        let patterns: Vec<(usize, HostPattern)> = names
             .iter()
-            .map(|ns| model::Host {
-                hostnames: ns.iter().filter_map(|n| host_pattern(n).ok()).collect(),
-                certificate: String::new(),
-                client_auth: ClientAuth::None,
-                strict_sni: model::StrictSni::On,
-                escaped_slashes: Default::default(),
-                routes: Vec::new(),
-                forward: Default::default(),
-                passthrough: None,
-            })
+            .enumerate()
+            .flat_map(|(i, ns)| ns.iter().filter_map(move |n| Some((i, host_pattern(n).ok()?))))
             .collect();
-        SniTable::new(&hosts)
+        SniTable::from_patterns(patterns.iter().map(|(i, p)| (*i, p)))
     }
 
     #[test]

@@ -140,11 +140,10 @@ pub(crate) fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
 }
 
 impl UpstreamTls {
-    /// Prepares upstream `name` (default server name `host`).
+    /// Prepares upstream `name`.
     pub fn build(
         name: &str,
         t: &model::UpstreamTls,
-        host: &str,
         alpn: &[&[u8]],
         material: &Material,
         provider: &Arc<CryptoProvider>,
@@ -199,18 +198,9 @@ impl UpstreamTls {
             Some(list) => list.iter().map(|a| a.as_bytes().to_vec()).collect(),
             None => alpn.iter().map(|a| a.to_vec()).collect(),
         };
-        let sn = t
-            .server_name
-            .as_deref()
-            .unwrap_or(host)
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let server_name = ServerName::try_from(sn.clone())
-            .map_err(|_| err(format!("{sn:?} is not a valid server name")))?;
         Ok(UpstreamTls {
             config: Arc::new(config),
-            server_name,
+            server_name: t.server_name.clone(),
         })
     }
 }

@@ -84,13 +84,9 @@ pub(super) fn host(
         }
         return Some(model::Host {
             hostnames,
-            certificate: String::new(),
-            client_auth: model::ClientAuth::None,
-            strict_sni: model::StrictSni::On,
-            escaped_slashes: model::EscapedSlashes::Reject,
-            routes: Vec::new(),
-            forward: forward.unwrap_or_default(),
-            passthrough: Some(upstream?),
+            kind: model::HostKind::Passthrough {
+                upstream: upstream?,
+            },
         });
     }
     let certificate = match h.certificate {
@@ -164,27 +160,27 @@ pub(super) fn host(
                 None
             }
         };
-        match refs.upstreams.get(&r.upstream) {
+        let upstream = match refs.upstreams.get(&r.upstream) {
             None => {
                 e.dangling(&rp.key("upstream"), "upstreams", "upstream", &r.upstream);
-                ok = false;
+                None
             }
-            Some(model::Upstream::Stream { .. }) => {
+            Some(UpstreamId::Tcp(_)) => {
                 e.push(
                     &rp.key("upstream"),
                     format!("upstream \"{}\" is a TCP upstream (address); an HTTP route needs builtin or url", r.upstream),
                 );
-                ok = false;
+                None
             }
-            Some(_) => {}
-        }
-        match matcher {
-            Some(matcher) => routes.push(model::Route {
+            Some(UpstreamId::Http(id)) => Some(*id),
+        };
+        match (matcher, upstream) {
+            (Some(matcher), Some(upstream)) => routes.push(model::Route {
                 matcher,
-                upstream: r.upstream,
+                upstream,
                 allow,
             }),
-            None => ok = false,
+            _ => ok = false,
         }
     }
     if !ok {
@@ -192,16 +188,17 @@ pub(super) fn host(
     }
     Some(model::Host {
         hostnames,
-        certificate: certificate?,
-        client_auth: client_auth?,
-        strict_sni,
-        escaped_slashes: match h.escaped_slashes {
-            None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
-            Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
-        },
-        routes,
-        forward: forward?,
-        passthrough: None,
+        kind: model::HostKind::Terminate(Box::new(model::Terminate {
+            certificate: certificate?,
+            client_auth: client_auth?,
+            strict_sni,
+            escaped_slashes: match h.escaped_slashes {
+                None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
+                Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
+            },
+            routes,
+            forward: forward?,
+        })),
     })
 }
 

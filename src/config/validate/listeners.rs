@@ -133,14 +133,14 @@ pub(super) fn listener(
                 }
             };
             let upstream = stream_upstream(e, &p.key("upstream"), l.upstream.as_deref(), refs);
-            Some(model::Stream::Tls {
+            Some(model::ListenerKind::Tls {
                 certificate: certificate?,
                 client_auth: client_auth?,
                 upstream: upstream?,
                 proxy_protocol,
             })
         }
-        raw::Protocol::Tcp => Some(model::Stream::Tcp {
+        raw::Protocol::Tcp => Some(model::ListenerKind::Tcp {
             upstream: stream_upstream(e, &p.key("upstream"), l.upstream.as_deref(), refs)?,
         }),
         raw::Protocol::Passthrough => {
@@ -179,7 +179,7 @@ pub(super) fn listener(
             if !ok {
                 return None;
             }
-            Some(model::Stream::Passthrough {
+            Some(model::ListenerKind::Passthrough {
                 routes,
                 default_upstream,
             })
@@ -193,8 +193,7 @@ pub(super) fn listener(
             min_version,
             alpn,
             session_lifetime,
-            hosts: Vec::new(),
-            stream: Some(stream?),
+            kind: stream?,
         });
     }
     if l.hosts.is_empty() {
@@ -229,8 +228,7 @@ pub(super) fn listener(
         min_version,
         alpn,
         session_lifetime,
-        hosts,
-        stream: None,
+        kind: model::ListenerKind::Https { hosts },
     })
 }
 
@@ -241,14 +239,14 @@ pub(super) fn stream_upstream(
     p: &KeyPath,
     name: Option<&str>,
     refs: &Refs<'_>,
-) -> Option<String> {
+) -> Option<model::TcpUpstreamId> {
     let Some(name) = name else {
         e.push(p, "missing: name an upstream with an \"address\"");
         return None;
     };
     match refs.upstreams.get(name) {
-        Some(model::Upstream::Stream { .. }) => Some(name.to_string()),
-        Some(_) => {
+        Some(UpstreamId::Tcp(id)) => Some(*id),
+        Some(UpstreamId::Http(_)) => {
             e.push(
                 p,
                 format!(

@@ -148,7 +148,8 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
     );
 
     let upstreams = section(&mut e, "upstreams", top.upstreams.as_ref(), upstream);
-    upstream_refs(&mut e, &upstreams, &certificates, &trust_bundles);
+    let (upstreams, upstream_ids) =
+        upstream_refs(&mut e, upstreams, &certificates, &trust_bundles);
 
     let logging: raw::Logging = top
         .logging
@@ -176,7 +177,7 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
                     let refs = Refs {
                         certificates: &certificates,
                         trust_bundles: &trust_bundles,
-                        upstreams: &upstreams,
+                        upstreams: &upstream_ids,
                     };
                     if let Some(l) = listener(&mut e, &lp, l, &refs) {
                         listeners.push((lp, l));
@@ -221,7 +222,7 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
     // Material checks also speak of hostnames (a certificate that does not
     // cover one).
     for (i, (lp, l)) in listeners.iter().enumerate() {
-        for (j, h) in l.hosts.iter().enumerate() {
+        for (j, h) in l.hosts().iter().enumerate() {
             for k in 0..h.hostnames.len() {
                 let path = lp.key("hosts").index(j).key("hostnames").index(k);
                 lines.insert(
@@ -315,7 +316,7 @@ fn certificate_source(
 struct Refs<'a> {
     certificates: &'a BTreeMap<String, model::CertificateSource>,
     trust_bundles: &'a BTreeMap<String, model::TrustBundleSource>,
-    upstreams: &'a BTreeMap<String, model::Upstream>,
+    upstreams: &'a BTreeMap<String, UpstreamId>,
 }
 
 /// Validates a map section element by element.

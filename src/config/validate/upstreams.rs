@@ -2,53 +2,78 @@
 
 use super::*;
 
+/// `upstreams.NAME.tls` (or its defaults, `t` absent, for an `https://`
+/// URL); `host` is the URL's or address's host, the default server name.
 pub(super) fn upstream_tls(
     e: &mut Errors<'_>,
     p: &KeyPath,
-    t: &raw::UpstreamTls,
+    t: Option<&raw::UpstreamTls>,
+    host: &str,
 ) -> Option<model::UpstreamTls> {
-    let allow = match &t.allow {
+    let allow = match t.and_then(|t| t.allow.as_ref()) {
         None => None,
         Some(a) => Some(allow(e, &p.key("allow"), a)?),
     };
-    if let Some(n) = &t.server_name {
-        if rustls_pki_types::ServerName::try_from(n.as_str()).is_err() {
+    let given = t.and_then(|t| t.server_name.as_deref());
+    let name = given.unwrap_or(host);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let server_name = match rustls_pki_types::ServerName::try_from(name) {
+        Ok(n) => n.to_owned(),
+        Err(_) if given.is_some() => {
             e.push(
                 &p.key("serverName"),
-                format!("\"{n}\" is not a DNS name or IP address"),
+                format!("\"{name}\" is not a DNS name or IP address"),
             );
             return None;
         }
-    }
+        Err(_) => {
+            e.push(
+                p,
+                format!("the upstream's host \"{name}\" is not a DNS name or IP address; give tls.serverName"),
+            );
+            return None;
+        }
+    };
     Some(model::UpstreamTls {
-        certificate: t.certificate.clone(),
-        trust_bundle: t.trust_bundle.clone(),
-        server_name: t.server_name.clone(),
+        certificate: t.and_then(|t| t.certificate.clone()),
+        trust_bundle: t.and_then(|t| t.trust_bundle.clone()),
+        server_name,
         allow,
-        alpn: t.alpn.clone(),
+        alpn: t.and_then(|t| t.alpn.clone()),
     })
+}
+
+/// One validated upstream, before the section is split by kind.
+pub(super) enum Upstream {
+    Http(model::HttpUpstream),
+    Tcp(model::TcpUpstream),
+}
+
+/// The host part of `host:port` or `[v6]:port`.
+fn host_of(address: &str) -> &str {
+    match address.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => address,
+    }
 }
 
 pub(super) fn upstream(
     e: &mut Errors<'_>,
     p: &KeyPath,
     u: raw::Upstream,
-) -> Option<model::Upstream> {
-    let tls = match &u.tls {
-        None => None,
-        Some(t) => Some(upstream_tls(e, &p.key("tls"), t)?),
-    };
+) -> Option<Upstream> {
+    let tls_path = p.key("tls");
     match (u.builtin, u.url, u.address) {
         (Some(raw::Builtin::Echo), None, None) => {
             for (k, set) in [
                 ("hostHeader", u.host_header.is_some()),
-                ("tls", tls.is_some()),
+                ("tls", u.tls.is_some()),
             ] {
                 if set {
                     e.push(&p.key(k), "does not apply to the echo upstream");
                 }
             }
-            Some(model::Upstream::Echo)
+            Some(Upstream::Http(model::HttpUpstream::Echo))
         }
         (None, Some(url), None) => {
             let up = p.key("url");
@@ -59,14 +84,15 @@ pub(super) fn upstream(
                     return None;
                 }
             };
-            let tls = match (uri.scheme_str(), tls) {
+            let host = uri.host().unwrap_or_default();
+            let tls = match (uri.scheme_str(), &u.tls) {
                 (Some("http"), None) => None,
                 (Some("http"), Some(_)) => {
-                    e.push(&p.key("tls"), "needs an https:// url");
+                    e.push(&tls_path, "needs an https:// url");
                     return None;
                 }
                 // An https:// URL without `tls`: the system roots, no client certificate.
-                (Some("https"), t) => Some(t.unwrap_or_default()),
+                (Some("https"), t) => Some(upstream_tls(e, &tls_path, t.as_ref(), host)?),
                 _ => {
                     e.push(
                         &up,
@@ -87,11 +113,11 @@ pub(super) fn upstream(
                 Some(raw::HostHeader::Upstream) => model::HostHeader::Upstream,
                 _ => model::HostHeader::Preserve,
             };
-            Some(model::Upstream::Http {
+            Some(Upstream::Http(model::HttpUpstream::Url {
                 authority,
                 host_header,
                 tls,
-            })
+            }))
         }
         (None, None, Some(address)) => {
             if u.host_header.is_some() {
@@ -105,7 +131,11 @@ pub(super) fn upstream(
                 e.push(&p.key("address"), format!("\"{address}\" is not HOST:PORT"));
                 return None;
             }
-            Some(model::Upstream::Stream { address, tls })
+            let tls = match &u.tls {
+                None => None,
+                Some(t) => Some(upstream_tls(e, &tls_path, Some(t), host_of(&address))?),
+            };
+            Some(Upstream::Tcp(model::TcpUpstream { address, tls }))
         }
         _ => {
             e.push(
@@ -117,29 +147,53 @@ pub(super) fn upstream(
     }
 }
 
-/// Checks the names an upstream's `tls` refers to.
+/// Splits the section by kind, checks the names an upstream's `tls`
+/// refers to, and returns each name's id.
 pub(super) fn upstream_refs(
     e: &mut Errors<'_>,
-    upstreams: &BTreeMap<String, model::Upstream>,
+    section: BTreeMap<String, Upstream>,
     certificates: &BTreeMap<String, model::CertificateSource>,
     trust_bundles: &BTreeMap<String, model::TrustBundleSource>,
-) {
-    for (name, u) in upstreams {
-        let tls = match u {
-            model::Upstream::Http { tls: Some(t), .. }
-            | model::Upstream::Stream { tls: Some(t), .. } => t,
-            _ => continue,
+) -> (model::Upstreams, BTreeMap<String, UpstreamId>) {
+    let mut all = model::Upstreams::default();
+    let mut ids = BTreeMap::new();
+    for (name, u) in section {
+        let tls = match &u {
+            Upstream::Http(model::HttpUpstream::Url { tls, .. }) => tls.as_ref(),
+            Upstream::Http(model::HttpUpstream::Echo) => None,
+            Upstream::Tcp(t) => t.tls.as_ref(),
         };
-        let p = KeyPath::default().key("upstreams").key(name).key("tls");
-        if let Some(c) = &tls.certificate {
-            if !certificates.contains_key(c) {
-                e.dangling(&p.key("certificate"), "certificates", "certificate", c);
+        if let Some(tls) = tls {
+            let p = KeyPath::default().key("upstreams").key(&name).key("tls");
+            if let Some(c) = &tls.certificate {
+                if !certificates.contains_key(c) {
+                    e.dangling(&p.key("certificate"), "certificates", "certificate", c);
+                }
+            }
+            if let Some(t) = &tls.trust_bundle {
+                if !trust_bundles.contains_key(t) {
+                    e.dangling(&p.key("trustBundle"), "trustBundles", "trust bundle", t);
+                }
             }
         }
-        if let Some(t) = &tls.trust_bundle {
-            if !trust_bundles.contains_key(t) {
-                e.dangling(&p.key("trustBundle"), "trustBundles", "trust bundle", t);
+        let id = match u {
+            Upstream::Http(h) => {
+                all.http.push((name.clone(), h));
+                UpstreamId::Http(model::HttpUpstreamId::new(all.http.len() - 1))
             }
-        }
+            Upstream::Tcp(t) => {
+                all.tcp.push((name.clone(), t));
+                UpstreamId::Tcp(model::TcpUpstreamId::new(all.tcp.len() - 1))
+            }
+        };
+        ids.insert(name, id);
     }
+    (all, ids)
+}
+
+/// What an upstream's name refers to.
+#[derive(Clone, Copy)]
+pub(super) enum UpstreamId {
+    Http(model::HttpUpstreamId),
+    Tcp(model::TcpUpstreamId),
 }
