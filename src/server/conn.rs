@@ -125,7 +125,9 @@ async fn open_https(
         return Err(refused(HandshakeResult::Denied, sni, detail));
     };
     match index {
-        http::Entry::Passthrough(i) => Ok(Opened::Raw(sock, hello, listener.passthrough[i].clone())),
+        http::Entry::Passthrough(i) => {
+            Ok(Opened::Raw(sock, hello, listener.passthrough[i].clone()))
+        }
         http::Entry::Host(i) => {
             let config = listener.hosts[i].tls.config.clone();
             finish(accepted, sock, config, sni.clone())
@@ -188,9 +190,7 @@ async fn https(
         identity.as_deref(),
         &closer,
         &registry,
-        overtaken
-            .as_ref()
-            .map(|(l, e)| &l.hosts[*e].tls),
+        overtaken.as_ref().map(|(l, e)| &l.hosts[*e].tls),
     ) {
         Ok(g) => g,
         Err(result) => {

@@ -136,12 +136,9 @@ impl Snapshot {
                     material,
                     provider,
                 )?)),
-                model::ListenerKind::Tcp { upstream } => {
-                    AnyListener::Tcp(Arc::new(stream::build::tcp_listener(
-                        l,
-                        tcp_upstreams[upstream.index()].clone(),
-                    )))
-                }
+                model::ListenerKind::Tcp { upstream } => AnyListener::Tcp(Arc::new(
+                    stream::build::tcp_listener(l, tcp_upstreams[upstream.index()].clone()),
+                )),
                 model::ListenerKind::Passthrough {
                     routes,
                     default_upstream,

@@ -362,7 +362,10 @@ mod tests {
         let patterns: Vec<(usize, HostPattern)> = names
             .iter()
             .enumerate()
-            .flat_map(|(i, ns)| ns.iter().filter_map(move |n| Some((i, host_pattern(n).ok()?))))
+            .flat_map(|(i, ns)| {
+                ns.iter()
+                    .filter_map(move |n| Some((i, host_pattern(n).ok()?)))
+            })
             .collect();
         SniTable::from_patterns(patterns.iter().map(|(i, p)| (*i, p)))
     }

@@ -148,8 +148,7 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
     );
 
     let upstreams = section(&mut e, "upstreams", top.upstreams.as_ref(), upstream);
-    let (upstreams, upstream_ids) =
-        upstream_refs(&mut e, upstreams, &certificates, &trust_bundles);
+    let (upstreams, upstream_ids) = upstream_refs(&mut e, upstreams, &certificates, &trust_bundles);
 
     let logging: raw::Logging = top
         .logging

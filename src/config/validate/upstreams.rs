@@ -57,11 +57,7 @@ fn host_of(address: &str) -> &str {
     }
 }
 
-pub(super) fn upstream(
-    e: &mut Errors<'_>,
-    p: &KeyPath,
-    u: raw::Upstream,
-) -> Option<Upstream> {
+pub(super) fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Option<Upstream> {
     let tls_path = p.key("tls");
     match (u.builtin, u.url, u.address) {
         (Some(raw::Builtin::Echo), None, None) => {
