@@ -15,6 +15,7 @@ mod identity;
 mod import;
 mod layout;
 mod lifecycle;
+mod model;
 mod ops;
 mod pki;
 mod proxy;
