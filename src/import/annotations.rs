@@ -4,14 +4,15 @@
 use serde_json::{Map, Value};
 
 use super::{err, ImportError};
+pub(super) use crate::config::raw::ClientAuthMode as Mode;
 
 /// Client authentication of a host (`auth-tls-*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Auth {
     /// `namespace/name` of the CA Secret.
     pub secret: String,
-    /// require | optional | optionalNoCa | none
-    pub mode: &'static str,
+    /// `clientAuth.mode`
+    pub mode: Mode,
     /// Intermediates allowed (ingress-nginx's default is 1).
     pub depth: u32,
     /// `auth-tls-pass-certificate-to-upstream`
@@ -115,10 +116,10 @@ pub(super) fn read(
     if let Some(secret) = get.take("auth-tls-secret") {
         let secret = qualify(&secret)?;
         let mode = match get.take("auth-tls-verify-client").as_deref() {
-            None | Some("on") => "require",
-            Some("optional") => "optional",
-            Some("optional_no_ca") => "optionalNoCa",
-            Some("off") => "none",
+            None | Some("on") => Mode::Require,
+            Some("optional") => Mode::Optional,
+            Some("optional_no_ca") => Mode::OptionalNoCa,
+            Some("off") => Mode::None,
             Some(other) => {
                 leave(
                     "auth-tls-verify-client",
@@ -126,7 +127,7 @@ pub(super) fn read(
                         "{other:?} is not on, optional, optional_no_ca or off; require is used"
                     ),
                 );
-                "require"
+                Mode::Require
             }
         };
         let depth = match get.take("auth-tls-verify-depth") {
@@ -159,7 +160,7 @@ pub(super) fn read(
             // Dropping the check with the client authentication would open
             // the host; it admits no one instead (with a certificate asked
             // for, as portcullis has no `allow` without one).
-            Some(v) if mode == "none" => {
+            Some(v) if mode == Mode::None => {
                 leave(
                     "auth-tls-match-cn",
                     &format!("{v:?} with auth-tls-verify-client off: ingress-nginx asks for no certificate, so no subject matches and it refuses every request; the host admits no one"),
@@ -179,11 +180,11 @@ pub(super) fn read(
         };
         match (mode, &match_cn) {
             // `off` means no client authentication at all.
-            ("none", MatchCn::Any) => {}
-            ("none", _) => {
+            (Mode::None, MatchCn::Any) => {}
+            (Mode::None, _) => {
                 out.auth = Some(Auth {
                     secret,
-                    mode: "optional",
+                    mode: Mode::Optional,
                     depth,
                     pass_certificate,
                     match_cn,

@@ -12,7 +12,9 @@ use comments::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use crate::config::raw;
 
 use annotations::{Auth, MatchCn, Upstream as UpTls};
 
@@ -68,7 +70,7 @@ struct Host {
     origin: String,
     certificate: Option<String>,
     auth: Option<(Auth, String)>,
-    routes: Vec<Value>,
+    routes: Vec<raw::Route>,
     passthrough: Option<String>,
 }
 
@@ -76,9 +78,9 @@ struct State<'a> {
     opts: &'a Options,
     secrets: BTreeMap<String, Value>,
     written: BTreeMap<String, PathBuf>,
-    certificates: Map<String, Value>,
-    trust_bundles: Map<String, Value>,
-    upstreams: Map<String, Value>,
+    certificates: BTreeMap<String, raw::Certificate>,
+    trust_bundles: BTreeMap<String, raw::TrustBundle>,
+    upstreams: BTreeMap<String, raw::Upstream>,
     hosts: BTreeMap<String, Host>,
     /// What each generated name stands for (`section/name` → source), so
     /// that two different objects never share a name (the names join
@@ -182,7 +184,7 @@ impl State<'_> {
             }
         }
         let upstream_tls = a.upstream.as_ref();
-        let mut rules: Vec<(String, Vec<Value>, Option<String>)> = Vec::new();
+        let mut rules: Vec<(String, Vec<raw::Route>, Option<String>)> = Vec::new();
         for rule in spec
             .get("rules")
             .and_then(Value::as_array)
@@ -210,9 +212,9 @@ impl State<'_> {
                     continue;
                 }
                 let up = self.upstream(&ns, backend, upstream_tls, &object)?;
-                let kind = match str_at(p, &["pathType"]).unwrap_or("ImplementationSpecific") {
-                    "Exact" => "path",
-                    "Prefix" => "pathPrefix",
+                let exact = match str_at(p, &["pathType"]).unwrap_or("ImplementationSpecific") {
+                    "Exact" => true,
+                    "Prefix" => false,
                     _ => {
                         if path.contains(['*', '(', '[', '$', '^', '+', '?', '{', '|']) {
                             self.out.left_behind.push(format!(
@@ -220,7 +222,7 @@ impl State<'_> {
                             ));
                             continue;
                         }
-                        "pathPrefix"
+                        false
                     }
                 };
                 // The API server admits only absolute paths; routes must be
@@ -239,7 +241,18 @@ impl State<'_> {
                         continue;
                     }
                 }
-                routes.push(json!({ kind: path, "upstream": up }));
+                routes.push(match exact {
+                    true => raw::Route {
+                        path: Some(path),
+                        upstream: up,
+                        ..raw::Route::default()
+                    },
+                    false => raw::Route {
+                        path_prefix: Some(path),
+                        upstream: up,
+                        ..raw::Route::default()
+                    },
+                });
             }
             rules.push((host, routes, pt));
         }
@@ -249,11 +262,12 @@ impl State<'_> {
                 rules.push(("*".into(), Vec::new(), None));
             }
             for (_, routes, _) in &mut rules {
-                if !routes
-                    .iter()
-                    .any(|r| r.get("pathPrefix") == Some(&json!("/")))
-                {
-                    routes.push(json!({ "pathPrefix": "/", "upstream": up }));
+                if !routes.iter().any(|r| r.path_prefix.as_deref() == Some("/")) {
+                    routes.push(raw::Route {
+                        path_prefix: Some("/".into()),
+                        upstream: up.clone(),
+                        ..raw::Route::default()
+                    });
                 }
             }
         }
@@ -376,9 +390,9 @@ pub(crate) fn from_texts(
         opts,
         secrets: BTreeMap::new(),
         written: BTreeMap::new(),
-        certificates: Map::new(),
-        trust_bundles: Map::new(),
-        upstreams: Map::new(),
+        certificates: BTreeMap::new(),
+        trust_bundles: BTreeMap::new(),
+        upstreams: BTreeMap::new(),
         hosts: BTreeMap::new(),
         claimed: BTreeMap::new(),
         out: Imported {
@@ -451,7 +465,7 @@ mod tests {
         let v: Value = serde_saphyr::from_str(&out).unwrap();
         assert_eq!(
             v,
-            json!({ "allow": { "sha256Fingerprints": [ADMITS_NO_ONE] } })
+            serde_json::json!({ "allow": { "sha256Fingerprints": [ADMITS_NO_ONE] } })
         );
     }
 

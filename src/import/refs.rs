@@ -63,7 +63,7 @@ impl State<'_> {
         if !self.certificates.contains_key(&name) {
             let file = self.secret_file(&key, "TLS certificate");
             self.certificates
-                .insert(name.clone(), json!({ "secretFile": file }));
+                .insert(name.clone(), secret_certificate(file));
         }
         Ok(name)
     }
@@ -73,8 +73,11 @@ impl State<'_> {
         self.claim("trustBundles", &name, format!("CA Secret {key}"))?;
         if !self.trust_bundles.contains_key(&name) {
             let file = self.secret_file(key, "CA certificates");
-            self.trust_bundles
-                .insert(name.clone(), json!({ "secretFile": file }));
+            let bundle = raw::TrustBundle {
+                secret_file: Some(file),
+                ..raw::TrustBundle::default()
+            };
+            self.trust_bundles.insert(name.clone(), bundle);
         }
         Ok(name)
     }
@@ -133,12 +136,14 @@ impl State<'_> {
             } else {
                 format!("{scheme}://{host}")
             };
-            let mut u = json!({ "url": url });
+            let mut u = raw::Upstream {
+                url: Some(url),
+                ..raw::Upstream::default()
+            };
             if let Some(t) = tls {
-                let mut tv = Map::new();
+                let mut tv = raw::UpstreamTls::default();
                 if let Some(s) = &t.secret {
-                    let bundle = self.trust_bundle(s)?;
-                    tv.insert("trustBundle".into(), json!(bundle));
+                    tv.trust_bundle = Some(self.trust_bundle(s)?);
                     if t.client_cert {
                         let file = self.secret_file(s, "client certificate for the upstream");
                         let cname = format!("{}-client", s.replace('/', "-"));
@@ -148,14 +153,12 @@ impl State<'_> {
                             format!("client certificate Secret {s}"),
                         )?;
                         self.certificates
-                            .insert(cname.clone(), json!({ "secretFile": file }));
-                        tv.insert("certificate".into(), json!(cname));
+                            .insert(cname.clone(), secret_certificate(file));
+                        tv.certificate = Some(cname);
                     }
                 }
-                if let Some(n) = &t.name {
-                    tv.insert("serverName".into(), json!(n));
-                }
-                u["tls"] = Value::Object(tv);
+                tv.server_name = t.name.clone();
+                u.tls = Some(tv);
             }
             self.upstreams.insert(up_name.clone(), u);
         }
@@ -184,9 +187,20 @@ impl State<'_> {
             &up_name,
             format!("passthrough service {ns}/{name} port {port}"),
         )?;
-        self.upstreams.entry(up_name.clone()).or_insert_with(
-            || json!({ "address": format!("{name}.{ns}.svc.cluster.local:{port}") }),
-        );
+        self.upstreams
+            .entry(up_name.clone())
+            .or_insert_with(|| raw::Upstream {
+                address: Some(format!("{name}.{ns}.svc.cluster.local:{port}")),
+                ..raw::Upstream::default()
+            });
         Ok(up_name)
+    }
+}
+
+/// `certificates.NAME: { secretFile: FILE }`
+fn secret_certificate(file: String) -> raw::Certificate {
+    raw::Certificate {
+        secret_file: Some(file),
+        ..raw::Certificate::default()
     }
 }

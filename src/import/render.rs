@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// A raw config part as the JSON value its parent section holds (the raw
+/// types keep sections as values so that each element fails on its own).
+fn value(v: impl serde::Serialize) -> Result<Value, ImportError> {
+    serde_json::to_value(v).map_err(|e| err(format!("cannot write the config: {e}")))
+}
+
 impl State<'_> {
     pub(super) fn render(mut self) -> Result<Imported, ImportError> {
         let mut hosts = Vec::new();
@@ -9,9 +15,12 @@ impl State<'_> {
         let mut nobody = Vec::new();
         let hosts_in = std::mem::take(&mut self.hosts);
         for (name, h) in hosts_in {
-            let names = json!([name]);
             if let Some(pt) = h.passthrough {
-                hosts.push(json!({ "hostnames": names, "passthrough": pt }));
+                hosts.push(value(raw::Host {
+                    hostnames: vec![name],
+                    passthrough: Some(pt),
+                    ..raw::Host::default()
+                })?);
                 continue;
             }
             let cert = match h.certificate {
@@ -24,60 +33,83 @@ impl State<'_> {
                     ));
                     self.certificates
                         .entry("default".to_string())
-                        .or_insert_with(
-                            || json!({ "certFile": "default.crt", "keyFile": "default.key" }),
-                        );
+                        .or_insert_with(|| raw::Certificate {
+                            cert_file: Some("default.crt".into()),
+                            key_file: Some("default.key".into()),
+                            ..raw::Certificate::default()
+                        });
                     "default".to_string()
                 }
             };
-            let mut entry = json!({ "hostnames": names, "certificate": cert, "routes": h.routes });
+            let mut entry = raw::Host {
+                hostnames: vec![name.clone()],
+                certificate: Some(cert),
+                routes: h.routes.iter().map(value).collect::<Result<_, _>>()?,
+                ..raw::Host::default()
+            };
             if let Some((auth, origin)) = h.auth {
-                let bundle = self.trust_bundle(&auth.secret)?;
-                let mut ca =
-                    json!({ "mode": auth.mode, "trustBundle": bundle, "verifyDepth": auth.depth });
-                match &auth.match_cn {
-                    MatchCn::Any => {}
-                    MatchCn::Names(names) => ca["allow"] = json!({ "commonNames": names }),
+                let allow = match &auth.match_cn {
+                    MatchCn::Any => None,
+                    MatchCn::Names(names) => Some(raw::Allow {
+                        common_names: names.clone(),
+                        ..raw::Allow::default()
+                    }),
                     MatchCn::Nobody(why) => {
-                        ca["allow"] = json!({ "sha256Fingerprints": [ADMITS_NO_ONE] });
                         nobody.push(format!(
                             "host {name} (Ingress {origin}): {why}. This rule admits no one (no certificate has an all-zero SHA-256); replace it with the identities you mean."
                         ));
+                        Some(raw::Allow {
+                            sha256_fingerprints: vec![ADMITS_NO_ONE.into()],
+                            ..raw::Allow::default()
+                        })
                     }
-                }
-                entry["clientAuth"] = ca;
+                };
+                entry.client_auth = Some(value(raw::ClientAuth {
+                    mode: auth.mode,
+                    trust_bundle: Some(self.trust_bundle(&auth.secret)?),
+                    verify_depth: Some(auth.depth),
+                    crl_check: None,
+                    allow,
+                })?);
                 if auth.pass_certificate {
-                    entry["passCertificateToUpstream"] = json!(true);
+                    entry.pass_certificate_to_upstream = Some(true);
                 }
             }
-            hosts.push(entry);
+            hosts.push(value(entry)?);
         }
-        let mut config = Map::new();
-        if let Some(admin) = self.opts.admin {
-            config.insert("admin".into(), json!({ "address": admin.to_string() }));
-        }
-        config.insert(
-            "certificates".into(),
-            Value::Object(std::mem::take(&mut self.certificates)),
-        );
-        if !self.trust_bundles.is_empty() {
-            config.insert(
-                "trustBundles".into(),
-                Value::Object(std::mem::take(&mut self.trust_bundles)),
-            );
-        }
-        config.insert(
-            "listeners".into(),
-            json!([{ "name": "https", "address": self.opts.listen.to_string(), "protocol": "https", "hosts": hosts }]),
-        );
-        config.insert(
-            "upstreams".into(),
-            Value::Object(std::mem::take(&mut self.upstreams)),
-        );
+        let config = raw::Top {
+            admin: match self.opts.admin {
+                Some(a) => Some(value(raw::Admin {
+                    address: a.to_string(),
+                })?),
+                None => None,
+            },
+            certificates: Some(value(std::mem::take(&mut self.certificates))?),
+            trust_bundles: match self.trust_bundles.is_empty() {
+                true => None,
+                false => Some(value(std::mem::take(&mut self.trust_bundles))?),
+            },
+            listeners: Some(value([raw::Listener {
+                name: "https".into(),
+                address: self.opts.listen.to_string(),
+                protocol: raw::Protocol::Https,
+                tls: None,
+                hosts,
+                certificate: None,
+                client_auth: None,
+                upstream: None,
+                proxy_protocol: None,
+                routes: None,
+                default_upstream: None,
+            }])?),
+            upstreams: Some(value(std::mem::take(&mut self.upstreams))?),
+            logging: None,
+            limits: None,
+        };
         let mut opts = serde_saphyr::SerializerOptions::default();
         opts.prefer_block_scalars = false;
-        let yaml = serde_saphyr::to_string_with_options(&Value::Object(config), opts)
-            .map_err(|e| err(e.to_string()))?;
+        let yaml =
+            serde_saphyr::to_string_with_options(&config, opts).map_err(|e| err(e.to_string()))?;
         self.out.config = format!(
             "# Imported from ingress-nginx by `portcullis import ingress-nginx`.\n{}",
             comment_nobody(&yaml, &nobody)
