@@ -4,14 +4,20 @@
 //! config.yaml ─► config::raw ─► config::validate ─► Model ─┐
 //! certificate sources ─► material::load ─► Material ───────┤
 //!                     server::Snapshot::build(Model, Material) ─► Arc<Snapshot> ─► server
-//! per connection: one Arc clone ─► tls ─► identity ─► http
+//! per connection: one Arc clone ─► tls ─► identity ─► http | stream
 //! ```
+//!
+//! After `validate` the model holds no reference to resolve and no kind to
+//! guess: listeners and host entries are enums of their kinds, upstreams are
+//! ids of the right kind, so building a snapshot fails only inside rustls
+//! (tests/it/model.rs builds every config of a grammar).
 //!
 //! Dependencies run one way (tests/it/layout.rs checks that no top-level
 //! module depends on itself through others):
 //!
 //! ```text
-//! cli ─► bench, probe, import, pki, server
+//! cli ─► bench, probe ─► tools ─► tls::client
+//! cli ─► import ─► config::raw;  cli ─► pki, server
 //! server ─► http ─► stream ─► tls ─► material ─► pki ─► identity
 //!                  └► telemetry, closer, forward, path, config
 //! words, identity, path, closer: leaves
@@ -37,4 +43,5 @@ pub mod server;
 pub(crate) mod stream;
 pub(crate) mod telemetry;
 pub(crate) mod tls;
+pub(crate) mod tools;
 pub(crate) mod words;

@@ -19,6 +19,8 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
+
+use crate::tls::client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -105,8 +107,8 @@ struct Target {
 }
 
 fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
-    let crate::probe::Target { host, port, path } =
-        crate::probe::parse_target(t).map_err(BenchError)?;
+    let crate::tools::Target { host, port, path } =
+        crate::tools::parse_target(t).map_err(BenchError)?;
     let path = match path {
         Some(p) => p,
         None if matches!(mode, Mode::Stream | Mode::Idle) => "/".to_string(),
@@ -135,24 +137,25 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
             ))
         }
     };
-    let b = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| BenchError(e.to_string()))?
-        .with_root_certificates(roots);
-    let mut c = match (&o.cert, &o.key) {
-        (Some(cert), Some(key)) => {
-            let id = crate::material::certified_key_from_files(cert, key, &provider)
-                .map_err(BenchError)?;
-            b.with_client_cert_resolver(Arc::new(crate::tls::upstream::FixedClient(Arc::new(id))))
-        }
-        (None, None) => b.with_no_client_auth(),
-        _ => return Err(BenchError("give --cert and --key together".into())),
-    };
-    c.alpn_protocols = match o.mode {
+    let presented =
+        match crate::tools::client_certificate(o.cert.as_deref(), o.key.as_deref(), &provider)
+            .map_err(BenchError)?
+        {
+            Some(key) => client::Presented::Certificate(key),
+            None => client::Presented::Nothing,
+        };
+    let alpn = match o.mode {
         Mode::H2 => vec![b"h2".to_vec()],
         Mode::Stream | Mode::Idle => Vec::new(),
         _ => vec![b"http/1.1".to_vec()],
     };
+    let mut c = client::config(
+        provider,
+        client::ServerCheck::Roots(Arc::new(roots)),
+        presented,
+        alpn,
+    )
+    .map_err(|e| BenchError(e.to_string()))?;
     if o.mode != Mode::Resume {
         c.resumption = rustls::client::Resumption::disabled();
     }

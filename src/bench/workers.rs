@@ -22,6 +22,9 @@ pub(super) async fn tls_connect(
 }
 
 /// One request with `Connection: close`, reading to EOF.
+/// How much of a response `one_request` keeps to read its status.
+const HEAD_BYTES: usize = 1024;
+
 pub(super) async fn one_request(
     t: &Target,
     sni: &ServerName<'static>,
@@ -43,17 +46,14 @@ pub(super) async fn one_request(
         if n == 0 {
             break;
         }
-        if head.len() < 12 {
-            head.extend_from_slice(&buf[..n.min(12)]);
-        }
+        // Enough of the response for its status line.
+        let room = HEAD_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&buf[..n.min(room)]);
     }
-    if head.starts_with(b"HTTP/1.1 2") || head.starts_with(b"HTTP/1.0 2") {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "status {}",
-            String::from_utf8_lossy(&head[..head.len().min(12)])
-        )))
+    match crate::tools::status_code(&head) {
+        Some(code) if (200..300).contains(&code) => Ok(()),
+        Some(code) => Err(std::io::Error::other(format!("status {code}"))),
+        None => Err(std::io::Error::other("status unreadable")),
     }
 }
 

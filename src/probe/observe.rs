@@ -12,12 +12,14 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use x509_cert::der::Decode;
 
 use super::diagnosis::{Negotiated, Observation};
-use super::{parse_target, resolved, Options};
+use super::Options;
 use crate::identity::dn::rfc2253;
+use crate::tls::client;
+use crate::tools::{self, parse_target, resolved};
 
 /// Why nothing could be observed: the lines already known (the address
 /// tried) and the reason.
@@ -117,24 +119,14 @@ impl ResolvesClientCert for Asked {
     }
 }
 
-fn load_client(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    provider: &rustls::crypto::CryptoProvider,
-) -> Result<Arc<CertifiedKey>, String> {
-    crate::material::certified_key_from_files(cert, key, provider).map(Arc::new)
-}
-
 /// Connects, handshakes, and for an https:// target sends one GET.
 pub(super) fn observe(opts: &Options) -> Result<Observation, Unreachable> {
     let target = parse_target(&opts.target).map_err(setup)?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let algs = provider.signature_verification_algorithms;
-    let client_key = match (&opts.cert, &opts.key) {
-        (Some(c), Some(k)) => Some(load_client(c, k, &provider).map_err(setup)?),
-        (None, None) => None,
-        _ => return Err(setup("give --cert and --key together")),
-    };
+    let client_key =
+        tools::client_certificate(opts.cert.as_deref(), opts.key.as_deref(), &provider)
+            .map_err(setup)?;
     let inner = match &opts.ca {
         None => None,
         Some(ca) => {
@@ -163,17 +155,17 @@ pub(super) fn observe(opts: &Options) -> Result<Observation, Unreachable> {
         key: client_key.clone(),
         hints: Mutex::new(None),
     });
-    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|_| setup("no TLS protocol version is available"))?
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_client_cert_resolver(asked.clone());
-    config.alpn_protocols = if target.path.is_some() {
-        vec![b"http/1.1".to_vec()]
-    } else {
-        Vec::new()
+    let alpn = match target.path {
+        Some(_) => vec![b"http/1.1".to_vec()],
+        None => Vec::new(),
     };
+    let config = client::config(
+        Arc::new(provider),
+        client::ServerCheck::Verifier(recorder.clone()),
+        client::Presented::Resolver(asked.clone()),
+        alpn,
+    )
+    .map_err(|_| setup("no TLS protocol version is available"))?;
     let sni = opts.sni.clone().unwrap_or_else(|| target.host.clone());
     let server_name = ServerName::try_from(sni.clone())
         .map_err(|_| setup(format!("{sni:?} is not a valid server name")))?;
@@ -309,13 +301,7 @@ fn get(
             Err(_) => break,
         }
     }
-    // The status line as an HTTP/1.1 parser reads it.
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    Ok(match resp.parse(&buf) {
-        Ok(_) => resp.code,
-        Err(_) => None,
-    })
+    Ok(tools::status_code(&buf))
 }
 
 fn rustls_error(e: &std::io::Error) -> rustls::Error {

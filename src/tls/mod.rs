@@ -8,6 +8,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod classify;
+pub(crate) mod client;
 pub(crate) mod rejection;
 pub(crate) mod sessions;
 pub(crate) mod upstream;

@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -20,7 +19,7 @@ use crate::identity::authz::{self, Allow, Decision};
 use crate::identity::PeerIdentity;
 use crate::material::Material;
 
-use super::TlsError;
+use super::{client, TlsError};
 
 /// What building an upstream needs besides its own settings: the limits,
 /// the loaded material, the crypto provider, and the system roots (loaded
@@ -43,19 +42,6 @@ pub struct UpstreamTls {
     pub config: Arc<ClientConfig>,
     /// SNI sent and name verified.
     pub server_name: ServerName<'static>,
-}
-
-/// Presents one client certificate whatever the server asks for.
-#[derive(Debug)]
-pub(crate) struct FixedClient(pub(crate) Arc<CertifiedKey>);
-
-impl ResolvesClientCert for FixedClient {
-    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
-    }
-    fn has_certs(&self) -> bool {
-        true
-    }
 }
 
 /// webpki verification, then the `allow` pin on the upstream's identity.
@@ -176,28 +162,30 @@ impl UpstreamTls {
             inner,
             allow: t.allow.clone(),
         });
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config {
-                what: format!("upstream {name}"),
-                source: e,
-            })?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let mut config = match &t.certificate {
+        let presented = match &t.certificate {
             Some(c) => {
                 let id = material
                     .identities
                     .get(c)
                     .ok_or_else(|| err(format!("certificate {c} not loaded")))?;
-                builder.with_client_cert_resolver(Arc::new(FixedClient(id.certified_key.clone())))
+                client::Presented::Certificate(id.certified_key.clone())
             }
-            None => builder.with_no_client_auth(),
+            None => client::Presented::Nothing,
         };
-        config.alpn_protocols = match &t.alpn {
+        let alpn = match &t.alpn {
             Some(list) => list.iter().map(|a| a.as_bytes().to_vec()).collect(),
             None => alpn.iter().map(|a| a.to_vec()).collect(),
         };
+        let config = client::config(
+            provider.clone(),
+            client::ServerCheck::Verifier(verifier),
+            presented,
+            alpn,
+        )
+        .map_err(|e| TlsError::Config {
+            what: format!("upstream {name}"),
+            source: e,
+        })?;
         Ok(UpstreamTls {
             config: Arc::new(config),
             server_name: t.server_name.clone(),
