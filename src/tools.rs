@@ -10,6 +10,57 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
+use crate::material::Problem;
+
+/// Why a tool cannot start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ToolError {
+    /// A URL of another scheme.
+    #[error("{target}: only https:// URLs or HOST:PORT are understood")]
+    Scheme {
+        /// The target as given.
+        target: String,
+    },
+    /// `[v6` without `]`.
+    #[error("{target}: unclosed [ in the address")]
+    Unclosed {
+        /// The target as given.
+        target: String,
+    },
+    /// A port that is not a number.
+    #[error("{target}: {port:?} is not a port")]
+    BadPort {
+        /// The target as given.
+        target: String,
+        /// What stood for the port.
+        port: String,
+    },
+    /// `HOST` alone.
+    #[error("{target}: give HOST:PORT or an https:// URL")]
+    NoPort {
+        /// The target as given.
+        target: String,
+    },
+    /// `:PORT` alone.
+    #[error("{target}: no host")]
+    NoHost {
+        /// The target as given.
+        target: String,
+    },
+    /// A `--resolve` entry that is not `NAME:PORT:ADDRESS`.
+    #[error("--resolve {entry:?}: expected NAME:PORT:ADDRESS (for example api.example.com:8443:127.0.0.1)")]
+    Resolve {
+        /// The entry.
+        entry: String,
+    },
+    /// `--cert` without `--key` or the reverse.
+    #[error("give --cert and --key together")]
+    Unpaired,
+    /// `--cert`, `--key` or `--ca` cannot be used.
+    #[error(transparent)]
+    Material(#[from] Problem),
+}
+
 /// `https://HOST[:PORT][/PATH]` or `HOST:PORT` (IPv6 in brackets).
 pub(crate) struct Target {
     pub(crate) host: String,
@@ -19,14 +70,11 @@ pub(crate) struct Target {
 }
 
 /// Parses a probe or bench target.
-pub(crate) fn parse_target(t: &str) -> Result<Target, String> {
+pub(crate) fn parse_target(t: &str) -> Result<Target, ToolError> {
+    let target = || t.to_string();
     let (rest, https) = match t.strip_prefix("https://") {
         Some(r) => (r, true),
-        None if t.contains("://") => {
-            return Err(format!(
-                "{t}: only https:// URLs or HOST:PORT are understood"
-            ))
-        }
+        None if t.contains("://") => return Err(ToolError::Scheme { target: target() }),
         None => (t, false),
     };
     let (authority, path) = match rest.find('/') {
@@ -37,7 +85,7 @@ pub(crate) fn parse_target(t: &str) -> Result<Target, String> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, p) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{t}: unclosed [ in the address"))?;
+            .ok_or_else(|| ToolError::Unclosed { target: target() })?;
         (h.to_string(), p.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -46,12 +94,15 @@ pub(crate) fn parse_target(t: &str) -> Result<Target, String> {
         }
     };
     let port = match (port, https) {
-        (Some(p), _) => p.parse().map_err(|_| format!("{t}: {p:?} is not a port"))?,
+        (Some(p), _) => p.parse().map_err(|_| ToolError::BadPort {
+            target: target(),
+            port: p.to_string(),
+        })?,
         (None, true) => 443,
-        (None, false) => return Err(format!("{t}: give HOST:PORT or an https:// URL")),
+        (None, false) => return Err(ToolError::NoPort { target: target() }),
     };
     if host.is_empty() {
-        return Err(format!("{t}: no host"));
+        return Err(ToolError::NoHost { target: target() });
     }
     Ok(Target { host, port, path })
 }
@@ -61,11 +112,9 @@ pub(crate) fn resolved(
     entries: &[String],
     host: &str,
     port: u16,
-) -> Result<Option<SocketAddr>, String> {
+) -> Result<Option<SocketAddr>, ToolError> {
     for e in entries {
-        let bad = || {
-            format!("--resolve {e:?}: expected NAME:PORT:ADDRESS (for example api.example.com:8443:127.0.0.1)")
-        };
+        let bad = || ToolError::Resolve { entry: e.clone() };
         let (name, rest) = e.split_once(':').ok_or_else(bad)?;
         let (p, addr) = rest.split_once(':').ok_or_else(bad)?;
         let p: u16 = p.parse().map_err(|_| bad())?;
@@ -87,13 +136,13 @@ pub(crate) fn client_certificate(
     cert: Option<&Path>,
     key: Option<&Path>,
     provider: &CryptoProvider,
-) -> Result<Option<Arc<CertifiedKey>>, String> {
+) -> Result<Option<Arc<CertifiedKey>>, ToolError> {
     match (cert, key) {
-        (Some(c), Some(k)) => {
-            crate::material::certified_key_from_files(c, k, provider).map(|ck| Some(Arc::new(ck)))
-        }
+        (Some(c), Some(k)) => Ok(Some(Arc::new(crate::material::certified_key_from_files(
+            c, k, provider,
+        )?))),
         (None, None) => Ok(None),
-        _ => Err("give --cert and --key together".into()),
+        _ => Err(ToolError::Unpaired),
     }
 }
 

@@ -45,6 +45,20 @@ pub(crate) enum Mode {
     Idle,
 }
 
+impl Mode {
+    /// Its name on the command line.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Mode::Handshake => "handshake",
+            Mode::Resume => "resume",
+            Mode::Keepalive => "keepalive",
+            Mode::H2 => "h2",
+            Mode::Stream => "stream",
+            Mode::Idle => "idle",
+        }
+    }
+}
+
 /// What to load, and how hard.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -97,8 +111,43 @@ pub(crate) struct Report {
 
 /// Why bench could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct BenchError(String);
+pub(crate) enum BenchError {
+    /// The target, `--resolve`, `--cert`/`--key` or `--ca`.
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolError),
+    /// A request mode with a `HOST:PORT` target.
+    #[error("{target}: mode {} needs an https:// URL", .mode.as_str())]
+    NeedsUrl {
+        /// The target as given.
+        target: String,
+        /// The mode.
+        mode: Mode,
+    },
+    /// The host has no address.
+    #[error("cannot resolve {host}")]
+    Unresolved {
+        /// The host.
+        host: String,
+    },
+    /// No `--ca`.
+    #[error("give --ca (the CA that issued the server's certificate)")]
+    NoCa,
+    /// rustls refused the client configuration.
+    #[error("cannot make the TLS client configuration")]
+    Tls(#[source] rustls::Error),
+    /// `--sni` (or the host) is not a server name.
+    #[error("{name:?} is not a server name")]
+    ServerName {
+        /// The name.
+        name: String,
+    },
+    /// `--duration` overflows the clock.
+    #[error("--duration {}s is too long", .duration.as_secs())]
+    TooLong {
+        /// The duration.
+        duration: Duration,
+    },
+}
 
 struct Target {
     addr: SocketAddr,
@@ -107,15 +156,15 @@ struct Target {
 }
 
 fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
-    let crate::tools::Target { host, port, path } =
-        crate::tools::parse_target(t).map_err(BenchError)?;
+    let crate::tools::Target { host, port, path } = crate::tools::parse_target(t)?;
     let path = match path {
         Some(p) => p,
         None if matches!(mode, Mode::Stream | Mode::Idle) => "/".to_string(),
         None => {
-            return Err(BenchError(format!(
-                "{t}: mode {mode:?} needs an https:// URL"
-            )))
+            return Err(BenchError::NeedsUrl {
+                target: t.to_string(),
+                mode,
+            })
         }
     };
     use std::net::ToSocketAddrs;
@@ -123,24 +172,18 @@ fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| BenchError(format!("cannot resolve {host}")))?;
+        .ok_or_else(|| BenchError::Unresolved { host: host.clone() })?;
     Ok(Target { addr, host, path })
 }
 
 fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let roots = match &o.ca {
-        Some(ca) => crate::material::roots_from_file(ca).map_err(BenchError)?,
-        None => {
-            return Err(BenchError(
-                "give --ca (the CA that issued the server's certificate)".into(),
-            ))
-        }
+        Some(ca) => crate::material::roots_from_file(ca).map_err(crate::tools::ToolError::from)?,
+        None => return Err(BenchError::NoCa),
     };
     let presented =
-        match crate::tools::client_certificate(o.cert.as_deref(), o.key.as_deref(), &provider)
-            .map_err(BenchError)?
-        {
+        match crate::tools::client_certificate(o.cert.as_deref(), o.key.as_deref(), &provider)? {
             Some(key) => client::Presented::Certificate(key),
             None => client::Presented::Nothing,
         };
@@ -155,7 +198,7 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
         presented,
         alpn,
     )
-    .map_err(|e| BenchError(e.to_string()))?;
+    .map_err(BenchError::Tls)?;
     if o.mode != Mode::Resume {
         c.resumption = rustls::client::Resumption::disabled();
     }
@@ -238,10 +281,12 @@ pub(crate) async fn run(o: Options) -> Result<Report, BenchError> {
     let cfg = client_config(&o)?;
     let name = o.sni.clone().unwrap_or_else(|| t.host.clone());
     let sni = ServerName::try_from(name.clone())
-        .map_err(|_| BenchError(format!("{name:?} is not a server name")))?;
+        .map_err(|_| BenchError::ServerName { name: name.clone() })?;
     let deadline = Instant::now()
         .checked_add(o.duration)
-        .ok_or_else(|| BenchError(format!("--duration {:?} is too long", o.duration)))?;
+        .ok_or(BenchError::TooLong {
+            duration: o.duration,
+        })?;
     let sh = Arc::new(Shared {
         deadline,
         budget: o.requests,
@@ -426,7 +471,10 @@ mod tests {
         let t = parse_target("[::1]:9", Mode::Stream).unwrap();
         assert_eq!(t.addr, "[::1]:9".parse().unwrap());
         let e = parse_target("127.0.0.1:9", Mode::Keepalive).err().unwrap();
-        assert!(e.0.contains("needs an https:// URL"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "127.0.0.1:9: mode keepalive needs an https:// URL"
+        );
         assert!(parse_target("127.0.0.1", Mode::Stream).is_err());
     }
 }

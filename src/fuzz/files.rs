@@ -77,7 +77,7 @@ pub(super) fn import(data: &[u8]) {
                 }
             }
         }
-        Err(e) => assert!(!e.0.is_empty()),
+        Err(e) => assert!(!crate::words::error_chain(&e).is_empty()),
     }
 }
 
@@ -90,7 +90,7 @@ pub(super) fn material(data: &[u8]) {
     match which % 3 {
         0 => match crate::material::sources::certs_from_pem(rest, "fuzz.crt") {
             Ok(certs) => assert!(!certs.is_empty()),
-            Err(e) => assert_words(&e, "fuzz.crt"),
+            Err(e) => assert_words(&crate::words::error_chain(&e), "fuzz.crt"),
         },
         1 => {
             if let Some(k) = crate::pki::keys::read_private_key(rest) {
@@ -108,7 +108,7 @@ pub(super) fn material(data: &[u8]) {
             if let Err(e) =
                 crate::material::sources::secret_manifest_entries(Path::new("s.yaml"), text)
             {
-                assert_words(&e, "s.yaml");
+                assert_words(&crate::words::error_chain(&e), "s.yaml");
             }
         }
     }
@@ -232,6 +232,6 @@ pub(super) fn crl(data: &[u8]) {
                 let _ = crate::material::crl::crl_freshness(&c.info, 0);
             }
         }
-        Err(e) => assert_words(&e, "fuzz.crl"),
+        Err(e) => assert_words(&crate::words::error_chain(&e), "fuzz.crl"),
     }
 }

@@ -20,8 +20,31 @@ pub struct Allow {
 
 /// Why an `allow` entry could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadPattern(pub String);
+pub enum BadPattern {
+    /// A `sha256Fingerprints` entry that is not 64 hex digits.
+    #[error("\"{0}\" is not a SHA-256 fingerprint (64 hex digits, colons optional)")]
+    NotAFingerprint(String),
+    /// An empty string in a list (`commonNames: [""]`).
+    #[error("an empty {0} never matches")]
+    Empty(&'static str),
+    /// An `allow` with every list empty.
+    #[error(
+        "allows nobody: give at least one entry, or remove it to allow any verified certificate"
+    )]
+    AllowsNobody,
+    /// A `uriSans` entry without a scheme.
+    #[error("\"{0}\" is not a URI (for example spiffe://example.org/ns/*)")]
+    NotAUri(String),
+    /// `**` before the end of a URI pattern.
+    #[error("\"{0}\": \"**\" is only allowed at the end")]
+    DoubleStarNotLast(String),
+    /// `**` or `*` right after `*`.
+    #[error("\"{0}\": two wildcards in a row")]
+    AdjacentWildcards(String),
+    /// A `dnsSans` entry that is not a DNS name or `*.` and one.
+    #[error("\"{0}\" is not a DNS name or \"*.\" followed by one (the wildcard is one whole left-most label)")]
+    NotADnsName(String),
+}
 
 /// The lists of an `allow` block as written.
 #[derive(Debug, Clone, Default)]
@@ -87,9 +110,7 @@ impl Allow {
                 errors.push((
                     "sha256Fingerprints".to_string(),
                     i,
-                    BadPattern(format!(
-                        "\"{f}\" is not a SHA-256 fingerprint (64 hex digits, colons optional)"
-                    )),
+                    BadPattern::NotAFingerprint(f.to_string()),
                 ));
             }
         }
@@ -104,20 +125,12 @@ impl Allow {
         ] {
             for (i, v) in values.iter().enumerate() {
                 if v.is_empty() {
-                    errors.push((
-                        list.to_string(),
-                        i,
-                        BadPattern(format!("an empty {name} never matches")),
-                    ));
+                    errors.push((list.to_string(), i, BadPattern::Empty(name)));
                 }
             }
         }
         if errors.is_empty() && a.is_empty() {
-            errors.push((
-                String::new(),
-                0,
-                BadPattern("allows nobody: give at least one entry, or remove it to allow any verified certificate".into()),
-            ));
+            errors.push((String::new(), 0, BadPattern::AllowsNobody));
         }
         if errors.is_empty() {
             Ok(a)
@@ -189,24 +202,20 @@ impl UriGlob {
     /// Compiles `pattern`.
     pub fn new(pattern: &str) -> Result<Self, BadPattern> {
         if !pattern.contains(':') {
-            return Err(BadPattern(format!(
-                "\"{pattern}\" is not a URI (for example spiffe://example.org/ns/*)"
-            )));
+            return Err(BadPattern::NotAUri(pattern.to_string()));
         }
         let mut parts = Vec::new();
         let mut rest = pattern;
         while !rest.is_empty() {
             if let Some(r) = rest.strip_prefix("**") {
                 if !r.is_empty() {
-                    return Err(BadPattern(format!(
-                        "\"{pattern}\": \"**\" is only allowed at the end"
-                    )));
+                    return Err(BadPattern::DoubleStarNotLast(pattern.to_string()));
                 }
                 parts.push(UriPart::Rest);
                 rest = r;
             } else if let Some(r) = rest.strip_prefix('*') {
                 if matches!(parts.last(), Some(UriPart::Star)) {
-                    return Err(BadPattern(format!("\"{pattern}\": two wildcards in a row")));
+                    return Err(BadPattern::AdjacentWildcards(pattern.to_string()));
                 }
                 parts.push(UriPart::Star);
                 rest = r;
@@ -261,9 +270,7 @@ impl DnsGlob {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         if name.is_empty() || !name.split('.').all(label_ok) {
-            return Err(BadPattern(format!(
-                "\"{pattern}\" is not a DNS name or \"*.\" followed by one (the wildcard is one whole left-most label)"
-            )));
+            return Err(BadPattern::NotADnsName(pattern.to_string()));
         }
         Ok(DnsGlob { wildcard, name })
     }

@@ -57,13 +57,13 @@ pub struct CertSummary {
 
 /// A certificate that could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("not a valid X.509 certificate: {0}")]
-pub struct BadCertificate(String);
+#[error("not a valid X.509 certificate")]
+pub struct BadCertificate(#[source] x509_cert::der::Error);
 
 impl CertSummary {
     /// Reads a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, BadCertificate> {
-        let cert = Certificate::from_der(der).map_err(|e| BadCertificate(e.to_string()))?;
+        let cert = Certificate::from_der(der).map_err(BadCertificate)?;
         let tbs = &cert.tbs_certificate;
         let mut s = CertSummary {
             subject: super::dn::rfc2253(&tbs.subject),

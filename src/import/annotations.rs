@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{err, ImportError};
+use super::ImportError;
 pub(super) use crate::config::raw::ClientAuthMode as Mode;
 
 /// Client authentication of a host (`auth-tls-*`).
@@ -106,11 +106,17 @@ pub(super) fn read(
     let mut leave = |a: &str, why: &str| left.push(format!("{object}: {prefix}/{a}: {why}"));
     let qualify = |v: &str| -> Result<String, ImportError> {
         match v.split_once('/') {
-            Some((n, s)) if super::k8s_namespace(n, "").is_ok() && super::k8s_name(s, "").is_ok() => {
+            Some((n, s))
+                if super::k8s_namespace(n, "").is_ok() && super::k8s_name(s, "").is_ok() =>
+            {
                 Ok(v.to_string())
             }
             None if super::k8s_name(v, "").is_ok() => Ok(format!("{ns}/{v}")),
-            _ => Err(err(format!("{object}: {prefix}/auth-tls-secret or proxy-ssl-secret {v:?} is not namespace/name"))),
+            _ => Err(ImportError::NotASecretRef {
+                object: object.to_string(),
+                prefix: prefix.to_string(),
+                value: v.to_string(),
+            }),
         }
     };
     if let Some(secret) = get.take("auth-tls-secret") {

@@ -5,9 +5,11 @@
 
 mod annotations;
 mod comments;
+mod error;
 mod refs;
 mod render;
 use comments::*;
+pub(crate) use error::ImportError;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,15 +26,6 @@ use annotations::{Auth, MatchCn, Upstream as UpTls};
 /// it admits no one. (`allow` cannot be empty, and no common name, SAN or
 /// organization is out of reach of a CA that signs what it is asked.)
 const ADMITS_NO_ONE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Why an import could not be done at all (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct ImportError(pub String);
-
-fn err(s: impl Into<String>) -> ImportError {
-    ImportError(s.into())
-}
 
 /// Options of the command.
 #[derive(Debug, Clone)]
@@ -104,9 +97,10 @@ pub(crate) fn k8s_name<'v>(value: &'v str, what: &str) -> Result<&'v str, Import
     if ok {
         Ok(value)
     } else {
-        Err(err(format!(
-            "{what} {value:?} is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')"
-        )))
+        Err(ImportError::NotAName {
+            what: what.to_string(),
+            value: value.to_string(),
+        })
     }
 }
 
@@ -115,9 +109,10 @@ pub(crate) fn k8s_name<'v>(value: &'v str, what: &str) -> Result<&'v str, Import
 pub(crate) fn k8s_namespace<'v>(value: &'v str, what: &str) -> Result<&'v str, ImportError> {
     let v = k8s_name(value, what)?;
     if v.contains('.') || v.len() > 63 {
-        return Err(err(format!(
-            "{what} {value:?} is not a valid Kubernetes namespace (lower-case letters, digits and '-', at most 63)"
-        )));
+        return Err(ImportError::NotANamespace {
+            what: what.to_string(),
+            value: value.to_string(),
+        });
     }
     Ok(v)
 }
@@ -138,12 +133,12 @@ impl State<'_> {
         )?
         .to_string();
         let name = str_at(obj, &["metadata", "name"])
-            .ok_or_else(|| err("an Ingress without metadata.name"))?;
+            .ok_or(ImportError::Unnamed { what: "an Ingress" })?;
         let name = k8s_name(name, &format!("Ingress {ns}/{name}: name"))?.to_string();
         let object = format!("{ns}/{name}");
-        let spec = obj
-            .get("spec")
-            .ok_or_else(|| err(format!("Ingress {object}: no spec")))?;
+        let spec = obj.get("spec").ok_or_else(|| ImportError::NoSpec {
+            object: object.clone(),
+        })?;
         let empty = Map::new();
         let ann = obj
             .pointer("/metadata/annotations")
@@ -206,7 +201,9 @@ impl State<'_> {
                 let path = str_at(p, &["path"]).unwrap_or("/").to_string();
                 let backend = p
                     .get("backend")
-                    .ok_or_else(|| err(format!("{object}: a path without a backend")))?;
+                    .ok_or_else(|| ImportError::PathWithoutBackend {
+                        object: object.clone(),
+                    })?;
                 if a.passthrough {
                     pt.get_or_insert(self.passthrough_upstream(&ns, backend, &object)?);
                     continue;
@@ -228,9 +225,10 @@ impl State<'_> {
                 // The API server admits only absolute paths; routes must be
                 // canonical (SPEC §2), or check refuses the config.
                 if !path.starts_with('/') {
-                    return Err(err(format!(
-                        "{object}: path {path:?} does not start with / (the API server would refuse it)"
-                    )));
+                    return Err(ImportError::RelativePath {
+                        object: object.clone(),
+                        path,
+                    });
                 }
                 match crate::path::canonicalize(&path, crate::path::EscapedSlashes::Reject) {
                     Ok(c) if c == path.as_str() => {}
@@ -296,9 +294,11 @@ impl State<'_> {
             if let Some(auth) = &a.auth {
                 match &entry.auth {
                     Some((prev, origin)) if prev != auth => {
-                        return Err(err(format!(
-                            "host {host}: client authentication differs between Ingress {origin} and Ingress {object}; make them agree"
-                        )))
+                        return Err(ImportError::AuthDiffers {
+                            host,
+                            first: origin.clone(),
+                            second: object.clone(),
+                        })
                     }
                     Some(_) => {}
                     None => entry.auth = Some((auth.clone(), object.clone())),
@@ -318,28 +318,36 @@ fn read_input(p: &Path) -> Result<String, ImportError> {
     if p.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .map_err(|e| err(format!("cannot read stdin: {e}")))?;
+            .map_err(ImportError::ReadStdin)?;
         Ok(s)
     } else {
-        std::fs::read_to_string(p).map_err(|e| err(format!("cannot read {}: {e}", p.display())))
+        std::fs::read_to_string(p).map_err(|source| ImportError::Read {
+            file: p.to_path_buf(),
+            source,
+        })
     }
 }
 
 /// A YAML error in words. A key that appears twice in one document is
 /// almost always two manifests concatenated without `---` between them.
-fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ImportError {
     use serde_saphyr::Error as E;
     let mut inner = e;
     while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
         inner = error;
     }
     match inner {
-        E::DuplicateMappingKey { key, location } => format!(
-            "{file}: line {}: key {} appears twice in one YAML document; if several manifests were concatenated (`cat a.yaml b.yaml`, `>>`), put a line `---` between them",
-            location.line(),
-            key.as_deref().map_or_else(|| "?".to_string(), |k| format!("\"{k}\"")),
-        ),
-        _ => format!("{file}: not YAML: {}", e.without_snippet()),
+        E::DuplicateMappingKey { key, location } => ImportError::DuplicateKey {
+            file: file.to_string(),
+            line: location.line(),
+            key: key
+                .as_deref()
+                .map_or_else(|| "?".to_string(), |k| format!("\"{k}\"")),
+        },
+        _ => ImportError::NotYaml {
+            file: file.to_string(),
+            reason: e.without_snippet().to_string(),
+        },
     }
 }
 
@@ -349,7 +357,10 @@ fn ingress_host(host: &str, object: &str) -> Result<(), ImportError> {
     let name = host.strip_prefix("*.").unwrap_or(host);
     k8s_name(name, &format!("{object}: host"))
         .map(|_| ())
-        .map_err(|_| err(format!("{object}: host {host:?} is not a DNS name")))
+        .map_err(|_| ImportError::NotAHost {
+            object: object.to_string(),
+            host: host.to_string(),
+        })
 }
 
 /// Runs the import.
@@ -369,7 +380,7 @@ pub(crate) fn from_texts(
     let mut objects = Vec::new();
     for (f, text) in inputs {
         let docs: Vec<Value> =
-            serde_saphyr::from_str_multiple(text).map_err(|e| err(yaml_error(f, &e)))?;
+            serde_saphyr::from_str_multiple(text).map_err(|e| yaml_error(f, &e))?;
         for d in docs {
             if d.is_null() {
                 continue;
@@ -382,7 +393,7 @@ pub(crate) fn from_texts(
                         .unwrap_or_default(),
                 ),
                 Some(_) => objects.push(d),
-                None => return Err(err(format!("{f}: a document without kind"))),
+                None => return Err(ImportError::NoKind { file: f.clone() }),
             }
         }
     }
@@ -410,7 +421,7 @@ pub(crate) fn from_texts(
                 "Secret namespace",
             )?;
             let name = str_at(o, &["metadata", "name"])
-                .ok_or_else(|| err("a Secret without metadata.name"))?;
+                .ok_or(ImportError::Unnamed { what: "a Secret" })?;
             let name = k8s_name(name, &format!("Secret {ns}/{name}: name"))?;
             // The manifest is copied as it is: what the gateway cannot read
             // is refused here, not at its first start.
@@ -418,8 +429,7 @@ pub(crate) fn from_texts(
             crate::material::sources::secret_manifest_entries(
                 std::path::Path::new(&format!("Secret {ns}/{name}")),
                 &as_yaml,
-            )
-            .map_err(err)?;
+            )?;
             st.secrets.insert(format!("{ns}/{name}"), o.clone());
         }
     }
@@ -434,9 +444,7 @@ pub(crate) fn from_texts(
         }
     }
     if st.hosts.is_empty() {
-        return Err(err(
-            "no Ingress with rules or a defaultBackend in the input",
-        ));
+        return Err(ImportError::Nothing);
     }
     st.render()
 }

@@ -45,9 +45,12 @@ impl State<'_> {
         source: String,
     ) -> Result<(), ImportError> {
         match self.claimed.get(&format!("{section}.{name}")) {
-            Some(prev) if *prev != source => Err(err(format!(
-                "{prev} and {source} would both be {section}.{name} in the imported config; rename one of them (generated names join namespace, name and port with '-')"
-            ))),
+            Some(prev) if *prev != source => Err(ImportError::NameClash {
+                first: prev.clone(),
+                second: source,
+                section: section.to_string(),
+                name: name.to_string(),
+            }),
             Some(_) => Ok(()),
             None => {
                 self.claimed.insert(format!("{section}.{name}"), source);
@@ -89,13 +92,14 @@ impl State<'_> {
         tls: Option<&UpTls>,
         object: &str,
     ) -> Result<String, ImportError> {
-        let svc = backend.get("service").ok_or_else(|| {
-            err(format!(
-                "{object}: a backend without a service (resource backends are not supported)"
-            ))
+        let svc = backend
+            .get("service")
+            .ok_or_else(|| ImportError::NoService {
+                object: object.to_string(),
+            })?;
+        let name = str_at(svc, &["name"]).ok_or_else(|| ImportError::UnnamedService {
+            object: object.to_string(),
         })?;
-        let name = str_at(svc, &["name"])
-            .ok_or_else(|| err(format!("{object}: a backend service without a name")))?;
         let name = k8s_name(name, &format!("{object}: backend service"))?;
         let port = match (
             svc.pointer("/port/number").and_then(Value::as_u64),
@@ -110,7 +114,10 @@ impl State<'_> {
                 p.to_string()
             }
             (None, None) => {
-                return Err(err(format!("{object}: backend service {name} has no port")))
+                return Err(ImportError::NoPort {
+                    object: object.to_string(),
+                    service: name.to_string(),
+                })
             }
         };
         let host = format!("{name}.{ns}.svc.cluster.local");
@@ -173,9 +180,12 @@ impl State<'_> {
     ) -> Result<String, ImportError> {
         let svc = backend
             .get("service")
-            .ok_or_else(|| err(format!("{object}: a passthrough backend without a service")))?;
-        let name = str_at(svc, &["name"])
-            .ok_or_else(|| err(format!("{object}: a backend service without a name")))?;
+            .ok_or_else(|| ImportError::PassthroughWithoutService {
+                object: object.to_string(),
+            })?;
+        let name = str_at(svc, &["name"]).ok_or_else(|| ImportError::UnnamedService {
+            object: object.to_string(),
+        })?;
         let name = k8s_name(name, &format!("{object}: backend service"))?;
         let port = svc
             .pointer("/port/number")

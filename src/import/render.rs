@@ -5,7 +5,7 @@ use super::*;
 /// A raw config part as the JSON value its parent section holds (the raw
 /// types keep sections as values so that each element fails on its own).
 fn value(v: impl serde::Serialize) -> Result<Value, ImportError> {
-    serde_json::to_value(v).map_err(|e| err(format!("cannot write the config: {e}")))
+    Ok(serde_json::to_value(v)?)
 }
 
 impl State<'_> {
@@ -109,7 +109,7 @@ impl State<'_> {
         let mut opts = serde_saphyr::SerializerOptions::default();
         opts.prefer_block_scalars = false;
         let yaml =
-            serde_saphyr::to_string_with_options(&config, opts).map_err(|e| err(e.to_string()))?;
+            serde_saphyr::to_string_with_options(&config, opts).map_err(ImportError::Yaml)?;
         self.out.config = format!(
             "# Imported from ingress-nginx by `portcullis import ingress-nginx`.\n{}",
             comment_nobody(&yaml, &nobody)

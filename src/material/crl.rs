@@ -7,6 +7,7 @@ use std::path::Path;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateRevocationListDer;
 
+use super::Problem;
 use crate::words::rfc3339;
 
 /// CRLs whose nextUpdate is sooner than this are warned about (SPEC §2).
@@ -43,9 +44,40 @@ pub(crate) enum Freshness {
     /// More than [`CRL_WARNING_DAYS`] left (or no nextUpdate).
     Fresh,
     /// Expires within [`CRL_WARNING_DAYS`]: a warning.
-    Expiring(String),
+    Expiring(CrlStanding),
     /// Past its nextUpdate: a problem.
-    Expired(String),
+    Expired(CrlStanding),
+}
+
+/// What is said of a CRL that lapsed or soon will.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CrlStanding {
+    /// Past its nextUpdate.
+    #[error(
+        "CRL {} (issuer {}) expired on {} (its nextUpdate): every client certificate \
+         checked against it is refused (crl_expired) until it is renewed: {}",
+        .crl.source, .crl.issuer, rfc3339(*.next_update), .crl.renew
+    )]
+    Expired {
+        /// The CRL.
+        crl: CrlInfo,
+        /// Its nextUpdate, Unix seconds.
+        next_update: u64,
+    },
+    /// Within [`CRL_WARNING_DAYS`] of its nextUpdate.
+    #[error(
+        "CRL {} (issuer {}) expires in {}, on {} (its nextUpdate); after that every \
+         client certificate checked against it is refused; renew it before: {}",
+        .crl.source, .crl.issuer, span_words(*.left), rfc3339(*.next_update), .crl.renew
+    )]
+    Expiring {
+        /// The CRL.
+        crl: CrlInfo,
+        /// Seconds left.
+        left: u64,
+        /// Its nextUpdate, Unix seconds.
+        next_update: u64,
+    },
 }
 
 /// A span of seconds in the largest whole unit that says enough.
@@ -66,24 +98,16 @@ pub(crate) fn crl_freshness(crl: &CrlInfo, now: u64) -> Freshness {
     };
     // webpki: a CRL is expired when now >= nextUpdate.
     if now >= next {
-        Freshness::Expired(format!(
-            "CRL {} (issuer {}) expired on {} (its nextUpdate): every client certificate \
-             checked against it is refused (crl_expired) until it is renewed: {}",
-            crl.source,
-            crl.issuer,
-            rfc3339(next),
-            crl.renew
-        ))
+        Freshness::Expired(CrlStanding::Expired {
+            crl: crl.clone(),
+            next_update: next,
+        })
     } else if next - now < CRL_WARNING_DAYS * 86_400 {
-        Freshness::Expiring(format!(
-            "CRL {} (issuer {}) expires in {}, on {} (its nextUpdate); after that every \
-             client certificate checked against it is refused; renew it before: {}",
-            crl.source,
-            crl.issuer,
-            span_words(next - now),
-            rfc3339(next),
-            crl.renew
-        ))
+        Freshness::Expiring(CrlStanding::Expiring {
+            crl: crl.clone(),
+            left: next - now,
+            next_update: next,
+        })
     } else {
         Freshness::Fresh
     }
@@ -159,22 +183,30 @@ fn crl_error_words(e: &webpki::Error) -> &'static str {
 
 /// Parses the CRLs in `bytes`, read from `what`; `renew` says how to renew
 /// them.
-pub(crate) fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, String> {
+pub(crate) fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Crl>, Problem> {
     let ders: Vec<CertificateRevocationListDer<'static>> = if bytes.starts_with(b"-----") {
         CertificateRevocationListDer::pem_slice_iter(bytes)
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("{what}: not a PEM CRL file: {e}"))?
+            .map_err(|source| Problem::CrlNotPem {
+                what: what.to_string(),
+                source,
+            })?
     } else {
         vec![CertificateRevocationListDer::from(bytes.to_vec())]
     };
     if ders.is_empty() {
-        return Err(format!("{what}: contains no CRL"));
+        return Err(Problem::NoCrl {
+            what: what.to_string(),
+        });
     }
     let mut out = Vec::new();
     for der in ders {
         use x509_cert::der::Decode;
-        let parsed = webpki::OwnedCertRevocationList::from_der(&der)
-            .map_err(|e| format!("{what}: not a valid CRL: {}", crl_error_words(&e)))?;
+        let parsed =
+            webpki::OwnedCertRevocationList::from_der(&der).map_err(|e| Problem::BadCrl {
+                what: what.to_string(),
+                why: crl_error_words(&e),
+            })?;
         let info = x509_cert::crl::CertificateList::from_der(&der).ok();
         let issuer = info
             .as_ref()
@@ -260,7 +292,9 @@ mod tests {
         ));
         assert!(turned(&crls, warn, next - 1).is_empty(), "said once");
         let e = turned(&crls, next - 1, next);
-        assert!(matches!(e.as_slice(), [(_, Freshness::Expired(m))] if m.contains("expired on")));
+        assert!(
+            matches!(e.as_slice(), [(_, Freshness::Expired(m))] if m.to_string().contains("expired on"))
+        );
         assert!(turned(&crls, next, next + DAY).is_empty(), "said once");
         // Both passed during one long wait: only how it stands now.
         let both = turned(&crls, 0, next + 5);

@@ -8,12 +8,14 @@
 //! builds a new one. No message ever contains key material.
 
 pub(crate) mod crl;
+mod problem;
 pub(crate) mod sources;
+
+pub(crate) use problem::Problem;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::words::rfc3339;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -79,34 +81,38 @@ pub struct Material {
 }
 
 /// One problem with one piece of material.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct MaterialError {
     /// Key path of the config entry (`certificates.gateway`).
     pub path: String,
     /// What is wrong, naming the file.
-    pub message: String,
+    pub(crate) problem: Problem,
+}
+
+impl MaterialError {
+    /// The problem and its causes on one line.
+    pub fn message(&self) -> String {
+        crate::words::error_chain(&self.problem)
+    }
 }
 
 /// Every problem found while loading.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", .0.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>().join("\n"))]
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| format!("{}: {}", e.path, e.message())).collect::<Vec<_>>().join("\n"))]
 pub struct MaterialErrors(pub Vec<MaterialError>);
 
 /// Reads every certificate in a PEM file.
-pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Problem> {
     certs_from_pem(&sources::read(path)?, &path.display().to_string())
 }
 
 /// Trust anchors from a PEM file (probe, bench: the `--ca` flag).
-pub(crate) fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+pub(crate) fn roots_from_file(path: &Path) -> Result<RootCertStore, Problem> {
     let mut roots = RootCertStore::empty();
     for (i, der) in read_certs(path)?.into_iter().enumerate() {
-        roots.add(der).map_err(|_| {
-            format!(
-                "{}: certificate {} is not a usable trust anchor: webpki cannot read it as an X.509 certificate",
-                path.display(),
-                i + 1
-            )
+        roots.add(der).map_err(|_| Problem::NotAnAnchor {
+            origin: path.display().to_string(),
+            index: i + 1,
         })?;
     }
     Ok(roots)
@@ -117,15 +123,11 @@ pub(crate) fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
 pub(crate) fn certified_key(
     f: sources::Fetched,
     provider: &CryptoProvider,
-) -> Result<CertifiedKey, String> {
+) -> Result<CertifiedKey, Problem> {
     let (origin, key_origin) = (f.origin, f.key_origin);
     CertifiedKey::from_der(f.chain, f.key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => {
-            format!(
-                "the private key in {key_origin} does not belong to the certificate in {origin}"
-            )
-        }
-        other => format!("{key_origin}: unusable private key: {other}"),
+        rustls::Error::InconsistentKeys(_) => Problem::KeyMismatch { key_origin, origin },
+        source => Problem::UnusableKey { key_origin, source },
     })
 }
 
@@ -134,7 +136,7 @@ pub(crate) fn certified_key_from_files(
     cert: &Path,
     key: &Path,
     provider: &CryptoProvider,
-) -> Result<CertifiedKey, String> {
+) -> Result<CertifiedKey, Problem> {
     let f = sources::fetch_identity(&crate::config::model::CertificateSource::Files {
         cert_file: cert.to_path_buf(),
         key_file: key.to_path_buf(),
@@ -158,16 +160,16 @@ pub(crate) fn load(
                 if let Some(days) = expires_soon(&id.leaf, now) {
                     m.warnings.push(MaterialError {
                         path: path.clone(),
-                        message: format!(
-                            "certificate \"{}\" expires in {days} days ({})",
-                            id.leaf.subject,
-                            rfc3339(id.leaf.not_after)
-                        ),
+                        problem: Problem::ExpiresSoon {
+                            subject: id.leaf.subject.clone(),
+                            days,
+                            not_after: id.leaf.not_after,
+                        },
                     });
                 }
                 m.identities.insert(name.clone(), Arc::new(id));
             }
-            Err(message) => errors.push(MaterialError { path, message }),
+            Err(problem) => errors.push(MaterialError { path, problem }),
         }
     }
     for (name, src) in &config.trust_bundles {
@@ -178,26 +180,29 @@ pub(crate) fn load(
                     if let Some(days) = expires_soon(ca, now) {
                         m.warnings.push(MaterialError {
                             path: path.clone(),
-                            message: format!("CA \"{}\" expires in {days} days", ca.subject),
+                            problem: Problem::CaExpiresSoon {
+                                subject: ca.subject.clone(),
+                                days,
+                            },
                         });
                     }
                 }
                 for crl in &b.crl_info {
                     match crl_freshness(crl, now) {
                         Freshness::Fresh => {}
-                        Freshness::Expiring(message) => m.warnings.push(MaterialError {
+                        Freshness::Expiring(s) => m.warnings.push(MaterialError {
                             path: path.clone(),
-                            message,
+                            problem: Problem::Crl(s),
                         }),
-                        Freshness::Expired(message) => m.problems.push(MaterialError {
+                        Freshness::Expired(s) => m.problems.push(MaterialError {
                             path: path.clone(),
-                            message,
+                            problem: Problem::Crl(s),
                         }),
                     }
                 }
                 m.trust_bundles.insert(name.clone(), Arc::new(b));
             }
-            Err(message) => errors.push(MaterialError { path, message }),
+            Err(problem) => errors.push(MaterialError { path, problem }),
         }
     }
     // A server certificate must cover every hostname it serves.
@@ -220,11 +225,11 @@ pub(crate) fn load(
                     covers.extend(id.leaf.ip_sans.iter().map(ToString::to_string));
                     errors.push(MaterialError {
                         path: format!("listeners[{i}].hosts[{j}].hostnames[{k}]"),
-                        message: format!(
-                            "certificate \"{}\" does not cover \"{name}\"; it covers [{}]",
-                            t.certificate,
-                            covers.join(", ")
-                        ),
+                        problem: Problem::DoesNotCover {
+                            certificate: t.certificate.clone(),
+                            name,
+                            covers,
+                        },
                     });
                 }
             }
@@ -248,13 +253,16 @@ fn load_identity(
     src: &model::CertificateSource,
     provider: &CryptoProvider,
     now: u64,
-) -> Result<Credential, String> {
+) -> Result<Credential, Problem> {
     let f = sources::fetch_identity(src)?;
     let origin = f.origin.clone();
     let mut summaries = Vec::new();
     for (i, der) in f.chain.iter().enumerate() {
-        let s = CertSummary::from_der(der)
-            .map_err(|e| format!("{origin}: certificate {}: {e}", i + 1))?;
+        let s = CertSummary::from_der(der).map_err(|source| Problem::BadCertificate {
+            origin: origin.clone(),
+            index: i + 1,
+            source,
+        })?;
         summaries.push(s);
     }
     let leaf = summaries.remove(0);
@@ -262,12 +270,11 @@ fn load_identity(
     check_validity(&origin, &leaf, now)?;
     for (i, s) in summaries.iter().enumerate() {
         if !s.is_ca {
-            return Err(format!(
-                "{origin}: certificate {} of the chain ({}) is not a CA, so the chain cannot lead to a trust anchor; \
-                 the file must hold the leaf first, then its intermediates",
-                i + 2,
-                s.subject
-            ));
+            return Err(Problem::ChainNotCa {
+                origin,
+                index: i + 2,
+                subject: s.subject.clone(),
+            });
         }
     }
     Ok(Credential {
@@ -277,20 +284,20 @@ fn load_identity(
     })
 }
 
-fn check_validity(origin: &str, s: &CertSummary, now: u64) -> Result<(), String> {
+fn check_validity(origin: &str, s: &CertSummary, now: u64) -> Result<(), Problem> {
     if now < s.not_before {
-        return Err(format!(
-            "{origin}: certificate \"{}\" is not valid before {}",
-            s.subject,
-            rfc3339(s.not_before)
-        ));
+        return Err(Problem::NotYetValid {
+            origin: origin.to_string(),
+            subject: s.subject.clone(),
+            not_before: s.not_before,
+        });
     }
     if now > s.not_after {
-        return Err(format!(
-            "{origin}: certificate \"{}\" expired on {}",
-            s.subject,
-            rfc3339(s.not_after)
-        ));
+        return Err(Problem::Expired {
+            origin: origin.to_string(),
+            subject: s.subject.clone(),
+            not_after: s.not_after,
+        });
     }
     Ok(())
 }
@@ -299,32 +306,33 @@ fn load_bundle(
     name: &str,
     src: &model::TrustBundleSource,
     now: u64,
-) -> Result<TrustBundle, String> {
+) -> Result<TrustBundle, Problem> {
     let (certs, crl_in_secret, origin) = sources::fetch_cas(&src.ca)?;
     let mut roots = RootCertStore::empty();
     let mut cas = Vec::new();
     for (i, der) in certs.into_iter().enumerate() {
-        let s = CertSummary::from_der(&der)
-            .map_err(|e| format!("{origin}: certificate {}: {e}", i + 1))?;
+        let s = CertSummary::from_der(&der).map_err(|source| Problem::BadCertificate {
+            origin: origin.clone(),
+            index: i + 1,
+            source,
+        })?;
         if !s.is_ca {
-            return Err(format!(
-                "{origin}: certificate {} ({}) is not a CA certificate; a trust bundle holds only CAs",
-                i + 1,
-                s.subject
-            ));
+            return Err(Problem::NotACa {
+                origin,
+                index: i + 1,
+                subject: s.subject,
+            });
         }
         if now > s.not_after {
-            return Err(format!(
-                "{origin}: CA \"{}\" expired on {}",
-                s.subject,
-                rfc3339(s.not_after)
-            ));
+            return Err(Problem::CaExpired {
+                origin,
+                subject: s.subject,
+                not_after: s.not_after,
+            });
         }
-        roots.add(der).map_err(|_| {
-            format!(
-                "{origin}: certificate {} is not a usable trust anchor: webpki cannot read it as an X.509 certificate",
-                i + 1
-            )
+        roots.add(der).map_err(|_| Problem::NotAnAnchor {
+            origin: origin.clone(),
+            index: i + 1,
         })?;
         cas.push(s);
     }

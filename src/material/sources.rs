@@ -9,23 +9,32 @@ use base64::Engine;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::Problem;
 use crate::config::model::{CaSource, CertificateSource, PasswordSource};
 
 /// Reads a file, naming it in the error.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Problem> {
+    std::fs::read(path).map_err(|source| Problem::Read {
+        file: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Every certificate in PEM bytes; `what` names them in errors.
 pub(crate) fn certs_from_pem(
     bytes: &[u8],
     what: &str,
-) -> Result<Vec<CertificateDer<'static>>, String> {
+) -> Result<Vec<CertificateDer<'static>>, Problem> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{what}: not a PEM certificate file: {e}"))?;
+        .map_err(|source| Problem::NotPem {
+            what: what.to_string(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!("{what}: contains no PEM certificate"));
+        return Err(Problem::NoCertificate {
+            what: what.to_string(),
+        });
     }
     Ok(certs)
 }
@@ -42,9 +51,10 @@ struct SecretManifest {
 
 /// The entries of a Secret manifest, decoded (`stringData` wins, as in the
 /// API server).
-fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let text = String::from_utf8(read(path)?)
-        .map_err(|_| format!("{}: not a YAML file", path.display()))?;
+fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
+    let text = String::from_utf8(read(path)?).map_err(|_| Problem::NotYaml {
+        file: path.to_path_buf(),
+    })?;
     secret_manifest_entries(path, &text)
 }
 
@@ -52,27 +62,26 @@ fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
 pub(crate) fn secret_manifest_entries(
     path: &Path,
     text: &str,
-) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let m: SecretManifest = serde_saphyr::from_str(text).map_err(|e| {
-        format!(
-            "{}: not a Kubernetes Secret manifest: {}",
-            path.display(),
-            e.without_snippet()
-        )
+) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
+    let m: SecretManifest = serde_saphyr::from_str(text).map_err(|e| Problem::NotASecret {
+        file: path.to_path_buf(),
+        reason: e.without_snippet().to_string(),
     })?;
     if m.kind.as_deref().is_some_and(|k| k != "Secret") {
-        return Err(format!(
-            "{}: kind is {:?}, not Secret",
-            path.display(),
-            m.kind.unwrap_or_default()
-        ));
+        return Err(Problem::WrongKind {
+            file: path.to_path_buf(),
+            kind: m.kind.unwrap_or_default(),
+        });
     }
     let mut out = BTreeMap::new();
     for (k, v) in m.data {
         let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(clean)
-            .map_err(|_| format!("{}: data.{k} is not base64", path.display()))?;
+            .map_err(|_| Problem::NotBase64 {
+                file: path.to_path_buf(),
+                key: k.clone(),
+            })?;
         out.insert(k, bytes);
     }
     for (k, v) in m.string_data {
@@ -81,9 +90,11 @@ pub(crate) fn secret_manifest_entries(
     Ok(out)
 }
 
-fn secret_dir_entries(dir: &Path, keys: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+fn secret_dir_entries(dir: &Path, keys: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
     if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+        return Err(Problem::NotADirectory {
+            dir: dir.to_path_buf(),
+        });
     }
     let mut out = BTreeMap::new();
     for k in keys {
@@ -100,13 +111,14 @@ fn pick<'a>(entries: &'a BTreeMap<String, Vec<u8>>, keys: &[&str]) -> Option<&'a
 }
 
 /// A password from its source.
-pub(crate) fn password(p: &PasswordSource) -> Result<String, String> {
+pub(crate) fn password(p: &PasswordSource) -> Result<String, Problem> {
     match p {
-        PasswordSource::Env(v) => std::env::var(v)
-            .map_err(|_| format!("environment variable {v} is not set (passwordEnv)")),
+        PasswordSource::Env(v) => {
+            std::env::var(v).map_err(|_| Problem::PasswordEnvUnset { var: v.clone() })
+        }
         PasswordSource::File(f) => {
             let t = String::from_utf8(read(f)?)
-                .map_err(|_| format!("{}: not a text file", f.display()))?;
+                .map_err(|_| Problem::PasswordNotText { file: f.clone() })?;
             let t = t.strip_suffix('\n').unwrap_or(&t);
             Ok(t.strip_suffix('\r').unwrap_or(t).to_string())
         }
@@ -131,31 +143,36 @@ const CERT_KEYS: [&str; 2] = ["tls.crt", "cert"];
 const KEY_KEYS: [&str; 2] = ["tls.key", "key"];
 const CA_KEYS: [&str; 2] = ["ca.crt", "cacert"];
 
-fn from_entries(entries: &BTreeMap<String, Vec<u8>>, origin: String) -> Result<Fetched, String> {
-    let cert = pick(entries, &CERT_KEYS).ok_or_else(|| format!("{origin}: no tls.crt or cert"))?;
-    let key = pick(entries, &KEY_KEYS).ok_or_else(|| format!("{origin}: no tls.key or key"))?;
+fn missing(origin: &str, entry: &'static str) -> Problem {
+    Problem::MissingEntry {
+        origin: origin.to_string(),
+        entry,
+    }
+}
+
+fn from_entries(entries: &BTreeMap<String, Vec<u8>>, origin: String) -> Result<Fetched, Problem> {
+    let cert = pick(entries, &CERT_KEYS).ok_or_else(|| missing(&origin, "tls.crt or cert"))?;
+    let key = pick(entries, &KEY_KEYS).ok_or_else(|| missing(&origin, "tls.key or key"))?;
     Ok(Fetched {
         chain: certs_from_pem(cert, &format!("{origin} (certificate)"))?,
-        key: PrivateKeyDer::from_pem_slice(key)
-            .map_err(|_| format!("{origin}: no PKCS#8, PKCS#1 or SEC1 private key in PEM form"))?,
+        key: PrivateKeyDer::from_pem_slice(key).map_err(|_| Problem::NoKey {
+            origin: origin.clone(),
+        })?,
         key_origin: format!("{origin} (key)"),
         origin,
     })
 }
 
 /// Reads a certificate source.
-pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String> {
+pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, Problem> {
     match src {
         CertificateSource::Files {
             cert_file,
             key_file,
         } => Ok(Fetched {
             chain: certs_from_pem(&read(cert_file)?, &cert_file.display().to_string())?,
-            key: PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|_| {
-                format!(
-                    "{}: no PKCS#8, PKCS#1 or SEC1 private key in PEM form",
-                    key_file.display()
-                )
+            key: PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|_| Problem::NoKey {
+                origin: key_file.display().to_string(),
             })?,
             origin: cert_file.display().to_string(),
             key_origin: key_file.display().to_string(),
@@ -169,13 +186,15 @@ pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String>
         ),
         CertificateSource::Pkcs12 { file, password: pw } => {
             let pw = password(pw)?;
-            let c = crate::pki::p12::open(&read(file)?, &pw)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let c = crate::pki::p12::open(&read(file)?, &pw).map_err(|source| Problem::Pkcs12 {
+                file: file.clone(),
+                source,
+            })?;
             let key = c
                 .key_der
-                .ok_or_else(|| format!("{}: holds no private key", file.display()))?;
+                .ok_or_else(|| Problem::Pkcs12NoKey { file: file.clone() })?;
             if c.certs.is_empty() {
-                return Err(format!("{}: holds no certificate", file.display()));
+                return Err(Problem::Pkcs12NoCertificate { file: file.clone() });
             }
             Ok(Fetched {
                 chain: c.certs.into_iter().map(CertificateDer::from).collect(),
@@ -191,7 +210,7 @@ pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, String>
 pub(crate) type FetchedCas = (Vec<CertificateDer<'static>>, Option<Vec<u8>>, String);
 
 /// The CA certificates (PEM) and any CRL found with them.
-pub(crate) fn fetch_cas(src: &CaSource) -> Result<FetchedCas, String> {
+pub(crate) fn fetch_cas(src: &CaSource) -> Result<FetchedCas, Problem> {
     let (entries, origin) = match src {
         CaSource::File(f) => {
             return Ok((
@@ -206,7 +225,7 @@ pub(crate) fn fetch_cas(src: &CaSource) -> Result<FetchedCas, String> {
             d.display().to_string(),
         ),
     };
-    let ca = pick(&entries, &CA_KEYS).ok_or_else(|| format!("{origin}: no ca.crt or cacert"))?;
+    let ca = pick(&entries, &CA_KEYS).ok_or_else(|| missing(&origin, "ca.crt or cacert"))?;
     Ok((
         certs_from_pem(ca, &origin)?,
         entries.get("ca.crl").cloned(),

@@ -35,6 +35,11 @@ fn setup(why: impl Into<String>) -> Unreachable {
     }
 }
 
+/// A tool error, in words, as what stopped the probe.
+fn unusable(e: impl std::error::Error) -> Unreachable {
+    setup(crate::words::error_chain(&e))
+}
+
 /// Records the server chain and judges it without stopping the handshake,
 /// so the rest (client authentication) can still be diagnosed.
 #[derive(Debug)]
@@ -121,16 +126,16 @@ impl ResolvesClientCert for Asked {
 
 /// Connects, handshakes, and for an https:// target sends one GET.
 pub(super) fn observe(opts: &Options) -> Result<Observation, Unreachable> {
-    let target = parse_target(&opts.target).map_err(setup)?;
+    let target = parse_target(&opts.target).map_err(unusable)?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let algs = provider.signature_verification_algorithms;
     let client_key =
         tools::client_certificate(opts.cert.as_deref(), opts.key.as_deref(), &provider)
-            .map_err(setup)?;
+            .map_err(unusable)?;
     let inner = match &opts.ca {
         None => None,
         Some(ca) => {
-            let roots = crate::material::roots_from_file(ca).map_err(setup)?;
+            let roots = crate::material::roots_from_file(ca).map_err(unusable)?;
             Some(
                 WebPkiServerVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -169,7 +174,7 @@ pub(super) fn observe(opts: &Options) -> Result<Observation, Unreachable> {
     let sni = opts.sni.clone().unwrap_or_else(|| target.host.clone());
     let server_name = ServerName::try_from(sni.clone())
         .map_err(|_| setup(format!("{sni:?} is not a valid server name")))?;
-    let addr = match resolved(&opts.resolve, &target.host, target.port).map_err(setup)? {
+    let addr = match resolved(&opts.resolve, &target.host, target.port).map_err(unusable)? {
         Some(a) => a,
         None => match (target.host.as_str(), target.port)
             .to_socket_addrs()

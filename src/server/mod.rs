@@ -64,7 +64,7 @@ fn prefix_lines(config: &Config, errors: &MaterialErrors) -> String {
     errors.sort_by_key(|e| config.lines.get(&e.path).copied().unwrap_or(u64::MAX));
     errors
         .iter()
-        .map(|e| format!("{}: {}: {}", config.locate(&e.path), e.path, e.message))
+        .map(|e| format!("{}: {}: {}", config.locate(&e.path), e.path, e.message()))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -161,12 +161,12 @@ impl Snapshot {
             warnings: material
                 .warnings
                 .iter()
-                .map(|w| format!("{}: {}: {}", config.locate(&w.path), w.path, w.message))
+                .map(|w| format!("{}: {}: {}", config.locate(&w.path), w.path, w.message()))
                 .collect(),
             problems: material
                 .problems
                 .iter()
-                .map(|p| format!("{}: {}: {}", config.locate(&p.path), p.path, p.message))
+                .map(|p| format!("{}: {}: {}", config.locate(&p.path), p.path, p.message()))
                 .collect(),
             facts: super::inventory::Inventory::of(material),
         })

@@ -36,11 +36,11 @@ pub enum UpstreamError {
     #[error("connect timeout")]
     Timeout,
     /// The TLS handshake with the upstream failed.
-    #[error("TLS handshake failed: {0}")]
-    Tls(String),
+    #[error("TLS handshake failed")]
+    Tls(#[source] std::io::Error),
     /// Anything else.
-    #[error("{0}")]
-    Io(std::io::Error),
+    #[error("cannot connect")]
+    Io(#[source] std::io::Error),
 }
 
 impl UpstreamError {
@@ -99,7 +99,7 @@ impl TcpUpstream {
                 .await
                 {
                     Err(_) => Err(UpstreamError::Timeout),
-                    Ok(Err(e)) => Err(UpstreamError::Tls(crate::words::error_chain(&e))),
+                    Ok(Err(e)) => Err(UpstreamError::Tls(e)),
                     Ok(Ok(s)) => Ok(Box::new(s)),
                 }
             }
@@ -114,7 +114,7 @@ impl TcpUpstream {
             upstream = self.name.as_str(),
             client = %client,
             kind = e.kind().as_str(),
-            error = %e,
+            error = crate::words::error_chain(e),
             "upstream connection failed"
         );
     }
