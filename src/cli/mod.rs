@@ -161,7 +161,7 @@ fn finish(result: Result<String, crate::pki::PkiError>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("portcullis: {e}");
+            report(&e);
             ExitCode::FAILURE
         }
     }
@@ -293,7 +293,7 @@ pub fn main() -> ExitCode {
             };
             match crate::import::run(&opts) {
                 Err(e) => {
-                    eprintln!("portcullis: {e}");
+                    report(&e);
                     ExitCode::from(2)
                 }
                 Ok(out) => {
@@ -313,7 +313,7 @@ pub fn main() -> ExitCode {
                         }
                     }
                     if let Err(e) = crate::pki::write_files(&files) {
-                        eprintln!("portcullis: {e}");
+                        report(&e);
                         return ExitCode::from(2);
                     }
                     print!("{}", out.config);
@@ -377,7 +377,7 @@ pub fn main() -> ExitCode {
                     }
                 }
                 Err(e) => {
-                    eprintln!("portcullis: {e}");
+                    report(&e);
                     ExitCode::FAILURE
                 }
             }

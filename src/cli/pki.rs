@@ -10,7 +10,7 @@ use crate::pki::ca::{self, InitSpec};
 use crate::pki::crl::{self, Reason, Revoked};
 use crate::pki::inspect;
 use crate::pki::secret::{self, Layout};
-use crate::pki::{self, invalid, IssueSpec, KeyType, Output, PkiError, Profile};
+use crate::pki::{self, IssueSpec, KeyType, Output, PkiError, Profile};
 
 /// `--days` and `--crl-days`: at least one day, at most 100 years (larger
 /// values would overflow the certificate's time fields).
@@ -328,7 +328,7 @@ pub(super) fn cert(cmd: CertCommand) -> Result<String, PkiError> {
                 .map(|f| inspect::inspect(f, password.as_deref()))
                 .collect::<Result<Vec<_>, _>>()?;
             if json {
-                serde_json::to_string_pretty(&reports).map_err(|e| invalid(e.to_string()))
+                Ok(serde_json::to_string_pretty(&reports)?)
             } else {
                 Ok(inspect::text(&reports).trim_end().to_string())
             }
@@ -368,7 +368,7 @@ pub(super) fn secret(cmd: SecretCommand) -> Result<String, PkiError> {
         SecretCommand::Generic(a) => (Layout::Generic, a),
     };
     if layout != Layout::Generic && (a.cert.is_none() || a.key.is_none()) {
-        return Err(invalid("give --cert and --key"));
+        return Err(PkiError::Usage("give --cert and --key"));
     }
     let read = |p: &Option<PathBuf>| p.as_deref().map(pki::read).transpose();
     let files = secret::Files {

@@ -12,7 +12,7 @@ use rcgen::{
 use x509_cert::der::Decode;
 
 use super::keys::KeyType;
-use super::{invalid, read_text, refuse_existing, write_files, Output, PkiError};
+use super::{read_text, refuse_existing, write_files, Output, PkiError};
 use crate::identity::CertSummary;
 
 /// A CA able to issue.
@@ -51,8 +51,7 @@ pub(crate) fn set_validity(params: &mut CertificateParams, days: u32) {
 /// A random positive serial of 127 bits (RFC 5280 asks for at least 64).
 pub(crate) fn random_serial() -> Result<rcgen::SerialNumber, PkiError> {
     let mut serial = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut serial)
-        .map_err(|_| invalid("the system random generator failed"))?;
+    aws_lc_rs::rand::fill(&mut serial).map_err(|_| PkiError::Random)?;
     serial[0] = (serial[0] & 0x7f) | 0x40;
     Ok(rcgen::SerialNumber::from_slice(&serial))
 }
@@ -119,7 +118,7 @@ pub(crate) fn create(
             (c, chain)
         }
     };
-    let summary = CertSummary::from_der(cert.der()).map_err(|e| invalid(e.to_string()))?;
+    let summary = CertSummary::from_der(cert.der())?;
     let key_pem = key.serialize_pem();
     let ca = Ca {
         dir: dir.to_path_buf(),
@@ -137,44 +136,42 @@ pub(crate) fn load(dir: &Path) -> Result<Ca, PkiError> {
     let crt = dir.join("ca.crt");
     let key_path = dir.join("ca.key");
     if !crt.exists() || !key_path.exists() {
-        return Err(invalid(format!(
-            "{} is not a CA directory (it needs ca.crt and ca.key; create one with `portcullis ca init --out {}`)",
-            dir.display(),
-            dir.display()
-        )));
+        return Err(PkiError::NotACaDirectory {
+            dir: dir.to_path_buf(),
+        });
     }
     let cert_pem = read_text(&crt)?;
     let key_pem = read_text(&key_path)?;
     let der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
         .map(|d: rustls_pki_types::CertificateDer<'_>| d.to_vec())
-        .map_err(|_| invalid(format!("{}: no PEM certificate", crt.display())))?;
-    let summary =
-        CertSummary::from_der(&der).map_err(|e| invalid(format!("{}: {e}", crt.display())))?;
+        .map_err(|_| PkiError::NoPemCertificate { path: crt.clone() })?;
+    let in_crt = |e: PkiError| PkiError::In {
+        path: crt.clone(),
+        source: Box::new(e),
+    };
+    let summary = CertSummary::from_der(&der).map_err(|e| in_crt(e.into()))?;
     if !summary.is_ca {
-        return Err(invalid(format!(
-            "{} is not a CA certificate (basicConstraints CA:TRUE missing)",
-            crt.display()
-        )));
+        return Err(PkiError::NotACa { path: crt });
     }
-    let key = KeyPair::from_pem(&key_pem).map_err(|_| {
-        invalid(format!(
-            "{}: not a PKCS#8 private key in PEM form",
-            key_path.display()
-        ))
+    let key = KeyPair::from_pem(&key_pem).map_err(|_| PkiError::KeyNotPkcs8 {
+        path: key_path.clone(),
     })?;
-    let cert = x509_cert::Certificate::from_der(&der)
-        .map_err(|e| invalid(format!("{}: {e}", crt.display())))?;
+    let cert = x509_cert::Certificate::from_der(&der).map_err(|source| {
+        in_crt(PkiError::Der {
+            what: "certificate",
+            source,
+        })
+    })?;
     let spki_key = cert
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key
         .raw_bytes();
     if spki_key != key.public_key_raw() {
-        return Err(invalid(format!(
-            "{} does not belong to {}",
-            key_path.display(),
-            crt.display()
-        )));
+        return Err(PkiError::KeyMismatch {
+            key: key_path.display().to_string(),
+            cert: crt.display().to_string(),
+        });
     }
     let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
     let chain_file = dir.join("chain.crt");

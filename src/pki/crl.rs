@@ -18,7 +18,7 @@ use x509_cert::der::{Decode, Encode};
 use x509_cert::ext::pkix::{CrlNumber, CrlReason};
 
 use super::ca::Ca;
-use super::{invalid, read, write_file, PkiError};
+use super::{read, write_file, PkiError};
 use crate::identity::CertSummary;
 
 /// Days until a new CRL's nextUpdate, unless `--days` (`ca crl`) or
@@ -194,6 +194,14 @@ fn signed_by(crl: &CertificateList, ca: &x509_cert::Certificate) -> bool {
     })
 }
 
+/// The CA's own certificate, parsed.
+fn ca_certificate(ca: &Ca) -> Result<x509_cert::Certificate, PkiError> {
+    let ca_der = pem::parse(&ca.cert_pem)
+        .map(|p| p.into_contents())
+        .map_err(|_| PkiError::UnreadableCaCertificate)?;
+    x509_cert::Certificate::from_der(&ca_der).map_err(|_| PkiError::UnreadableCaCertificate)
+}
+
 /// Reads `DIR/ca.crl` (none yet: no entries, number 0), refusing one this
 /// CA did not sign or whose entries could not be carried over whole.
 fn current(ca: &Ca) -> Result<Current, PkiError> {
@@ -204,28 +212,33 @@ fn current(ca: &Ca) -> Result<Current, PkiError> {
             number: vec![0],
         });
     }
-    let shown = path.display();
+    let shown = path.display().to_string();
     let bytes = read(&path)?;
     let der = pem::parse(&bytes)
         .map(|p| p.into_contents())
-        .map_err(|_| invalid(format!("{shown}: not a PEM CRL")))?;
-    let crl = CertificateList::from_der(&der).map_err(|e| invalid(format!("{shown}: {e}")))?;
-    let ca_der = pem::parse(&ca.cert_pem)
-        .map(|p| p.into_contents())
-        .map_err(|_| invalid("unreadable ca.crt"))?;
-    let ca_cert = x509_cert::Certificate::from_der(&ca_der).map_err(|e| invalid(e.to_string()))?;
+        .map_err(|_| PkiError::CrlNotPem {
+            file: shown.clone(),
+        })?;
+    let crl = CertificateList::from_der(&der).map_err(|source| PkiError::In {
+        path: path.clone(),
+        source: Box::new(PkiError::Der {
+            what: "CRL",
+            source,
+        }),
+    })?;
+    let ca_cert = ca_certificate(ca)?;
     if crl.tbs_cert_list.issuer != ca_cert.tbs_certificate.subject {
-        return Err(invalid(format!(
-            "{shown} was issued by {}, not by this CA ({}); move it away to start a new CRL",
-            crate::identity::dn::rfc2253(&crl.tbs_cert_list.issuer),
-            ca.summary.subject
-        )));
+        return Err(PkiError::CrlIssuer {
+            file: shown,
+            issuer: crate::identity::dn::rfc2253(&crl.tbs_cert_list.issuer),
+            ca: ca.summary.subject.clone(),
+        });
     }
     if !signed_by(&crl, &ca_cert) {
-        return Err(invalid(format!(
-            "{shown} is not signed by the key of {}: its entries cannot be trusted; move it away to start a new CRL",
-            ca.dir.join("ca.crt").display()
-        )));
+        return Err(PkiError::CrlSignature {
+            file: shown,
+            ca_crt: ca.dir.join("ca.crt"),
+        });
     }
     let tbs = crl.tbs_cert_list;
     let mut number = vec![0];
@@ -237,10 +250,10 @@ fn current(ca: &Ca) -> Result<Current, PkiError> {
         } else if ext.critical && ext.extn_id != rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER {
             // An issuing distribution point or a delta-CRL indicator changes
             // what the CRL means; re-signing without it would change that.
-            return Err(invalid(format!(
-                "{shown} has a critical extension ({}) portcullis cannot carry over",
-                ext.extn_id
-            )));
+            return Err(PkiError::CrlExtension {
+                file: shown,
+                oid: ext.extn_id.to_string(),
+            });
         }
     }
     let mut entries = Vec::new();
@@ -263,11 +276,11 @@ fn current(ca: &Ca) -> Result<Current, PkiError> {
             } else {
                 // A certificateIssuer (indirect CRL) or anything else we
                 // would silently drop, changing the entry's meaning.
-                return Err(invalid(format!(
-                    "{shown}: the entry for serial {} has an extension ({}) portcullis cannot carry over",
-                    crate::identity::cert::hex_upper(r.serial_number.as_bytes()),
-                    e.extn_id
-                )));
+                return Err(PkiError::CrlEntryExtension {
+                    file: shown,
+                    serial: crate::identity::cert::hex_upper(r.serial_number.as_bytes()),
+                    oid: e.extn_id.to_string(),
+                });
             }
         }
         entries.push(entry);
@@ -316,18 +329,14 @@ pub(crate) fn revoke(
     let der = pem::parse(cert)
         .map(|p| p.into_contents())
         .or_else(|_| Ok::<_, PkiError>(cert.to_vec()))?;
-    let x = x509_cert::Certificate::from_der(&der)
-        .map_err(|_| invalid("not a certificate (PEM or DER)"))?;
-    let leaf = CertSummary::from_der(&der).map_err(|e| invalid(e.to_string()))?;
-    let ca_der = pem::parse(&ca.cert_pem)
-        .map(|p| p.into_contents())
-        .map_err(|_| invalid("unreadable ca.crt"))?;
-    let ca_cert = x509_cert::Certificate::from_der(&ca_der).map_err(|e| invalid(e.to_string()))?;
+    let x = x509_cert::Certificate::from_der(&der).map_err(|_| PkiError::NotACertificate)?;
+    let leaf = CertSummary::from_der(&der)?;
+    let ca_cert = ca_certificate(ca)?;
     if x.tbs_certificate.issuer.to_der().ok() != ca_cert.tbs_certificate.subject.to_der().ok() {
-        return Err(invalid(format!(
-            "this certificate was issued by {}, not by this CA ({})",
-            leaf.issuer, ca.summary.subject
-        )));
+        return Err(PkiError::NotIssuedHere {
+            issuer: leaf.issuer,
+            ca: ca.summary.subject.clone(),
+        });
     }
     let serial = x.tbs_certificate.serial_number.as_bytes().to_vec();
     let mut cur = current(ca)?;

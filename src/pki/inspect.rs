@@ -10,7 +10,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 
 use super::keys::{classify, describe_spki};
-use super::{invalid, read, PkiError};
+use super::{read, PkiError};
 use crate::identity::dn::rfc2253;
 use crate::identity::CertSummary;
 use crate::words::rfc3339;
@@ -165,8 +165,11 @@ fn eku_name(oid: &str) -> String {
 
 /// Inspects one DER certificate.
 pub(crate) fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
-    let s = CertSummary::from_der(der).map_err(|e| invalid(e.to_string()))?;
-    let c = x509_cert::Certificate::from_der(der).map_err(|e| invalid(e.to_string()))?;
+    let s = CertSummary::from_der(der)?;
+    let c = x509_cert::Certificate::from_der(der).map_err(|source| PkiError::Der {
+        what: "certificate",
+        source,
+    })?;
     let sans = match c.tbs_certificate.get::<SubjectAltName>() {
         Ok(Some((_, san))) => san_strings(&san.0),
         _ => Vec::new(),
@@ -189,7 +192,10 @@ pub(crate) fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
 }
 
 fn csr_item(der: &[u8]) -> Result<Item, PkiError> {
-    let req = x509_cert::request::CertReq::from_der(der).map_err(|e| invalid(e.to_string()))?;
+    let req = x509_cert::request::CertReq::from_der(der).map_err(|source| PkiError::Der {
+        what: "CSR",
+        source,
+    })?;
     let info = &req.info;
     let mut sans = Vec::new();
     for attr in info.attributes.iter() {
@@ -220,7 +226,10 @@ fn csr_item(der: &[u8]) -> Result<Item, PkiError> {
 }
 
 fn crl_item(der: &[u8]) -> Result<Item, PkiError> {
-    let crl = x509_cert::crl::CertificateList::from_der(der).map_err(|e| invalid(e.to_string()))?;
+    let crl = x509_cert::crl::CertificateList::from_der(der).map_err(|source| PkiError::Der {
+        what: "CRL",
+        source,
+    })?;
     let t = crl.tbs_cert_list;
     Ok(Item::Crl {
         issuer: rfc2253(&t.issuer),
@@ -241,8 +250,7 @@ fn crl_item(der: &[u8]) -> Result<Item, PkiError> {
 }
 
 fn key_item(der: rustls_pki_types::PrivateKeyDer<'_>) -> Result<Item, PkiError> {
-    let k = classify(&der)
-        .ok_or_else(|| invalid("a private key of a type portcullis does not know"))?;
+    let k = classify(&der).ok_or(PkiError::UnknownKey)?;
     Ok(Item::PrivateKey { key: k.kind })
 }
 
@@ -250,11 +258,13 @@ fn key_item(der: rustls_pki_types::PrivateKeyDer<'_>) -> Result<Item, PkiError> 
 pub(crate) fn inspect(path: &Path, password: Option<&str>) -> Result<FileReport, PkiError> {
     let bytes = read(path)?;
     let file = path.display().to_string();
-    let fail = |e: PkiError| invalid(format!("{file}: {e}"));
+    let fail = |e: PkiError| PkiError::In {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
     let mut items = Vec::new();
     if bytes.starts_with(b"-----BEGIN") || bytes.windows(10).any(|w| w == b"-----BEGIN") {
-        let blocks =
-            pem::parse_many(&bytes).map_err(|e| invalid(format!("{file}: unreadable PEM: {e}")))?;
+        let blocks = pem::parse_many(&bytes).map_err(|e| fail(e.into()))?;
         for b in blocks {
             let der = b.contents();
             let item = match b.tag() {
@@ -273,16 +283,8 @@ pub(crate) fn inspect(path: &Path, password: Option<&str>) -> Result<FileReport,
                     key_item(rustls_pki_types::PrivateSec1KeyDer::from(der.to_vec()).into())
                         .map_err(fail)?
                 }
-                "ENCRYPTED PRIVATE KEY" => {
-                    return Err(invalid(format!(
-                        "{file}: an encrypted private key; decrypt it first (openssl pkcs8)"
-                    )))
-                }
-                other => {
-                    return Err(invalid(format!(
-                        "{file}: a PEM block \"{other}\" portcullis does not inspect"
-                    )))
-                }
+                "ENCRYPTED PRIVATE KEY" => return Err(fail(PkiError::Encrypted)),
+                other => return Err(fail(PkiError::UnknownBlock(other.to_string()))),
             };
             items.push(item);
         }
@@ -311,16 +313,14 @@ pub(crate) fn inspect(path: &Path, password: Option<&str>) -> Result<FileReport,
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
     {
-        return Err(invalid(format!(
-            "{file} is PKCS#12: give its password with --password-env or --password-file"
-        )));
+        return Err(PkiError::NeedsPassword {
+            path: path.to_path_buf(),
+        });
     } else {
-        return Err(invalid(format!(
-            "{file}: not a certificate, key, CSR, CRL or PKCS#12 file"
-        )));
+        return Err(fail(PkiError::UnknownFile));
     }
     if items.is_empty() {
-        return Err(invalid(format!("{file}: empty")));
+        return Err(fail(PkiError::Empty));
     }
     Ok(FileReport { file, items })
 }

@@ -11,7 +11,7 @@ use rcgen::{
 
 use super::ca::{random_serial, set_validity, Ca};
 use super::keys::KeyType;
-use super::{invalid, PkiError};
+use super::{CsrRefusal, PkiError};
 
 /// What a leaf is for (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,12 +87,16 @@ fn dns_ok(name: &str) -> bool {
 /// Issues a leaf with a new key.
 pub(crate) fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issued, PkiError> {
     if profile == Profile::Server && spec.dns.is_empty() && spec.ip.is_empty() {
-        return Err(invalid("a server certificate needs at least one --dns or --ip (clients check the name they connect to)"));
+        return Err(PkiError::Usage("a server certificate needs at least one --dns or --ip (clients check the name they connect to)"));
     }
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     for d in &spec.dns {
         if !dns_ok(d) {
-            return Err(invalid(format!("--dns {d:?} is not a DNS name")));
+            return Err(PkiError::NotA {
+                flag: "--dns",
+                value: d.clone(),
+                kind: "a DNS name",
+            });
         }
         params
             .subject_alt_names
@@ -103,9 +107,11 @@ pub(crate) fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issue
     }
     for u in &spec.uri {
         if !u.contains(':') || u.chars().any(char::is_whitespace) {
-            return Err(invalid(format!(
-                "--uri {u:?} is not a URI (for example spiffe://example.org/ns/app/sa/web)"
-            )));
+            return Err(PkiError::NotA {
+                flag: "--uri",
+                value: u.clone(),
+                kind: "a URI (for example spiffe://example.org/ns/app/sa/web)",
+            });
         }
         params
             .subject_alt_names
@@ -113,7 +119,11 @@ pub(crate) fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issue
     }
     for m in &spec.email {
         if !m.contains('@') {
-            return Err(invalid(format!("--email {m:?} is not an email address")));
+            return Err(PkiError::NotA {
+                flag: "--email",
+                value: m.clone(),
+                kind: "an email address",
+            });
         }
         params
             .subject_alt_names
@@ -128,9 +138,9 @@ pub(crate) fn issue(ca: &Ca, profile: Profile, spec: &IssueSpec) -> Result<Issue
             .or_else(|| spec.ip.first().map(ToString::to_string))
             .or_else(|| spec.uri.first().cloned())
             .or_else(|| spec.email.first().cloned())
-            .ok_or_else(|| {
-                invalid("give --cn or at least one SAN (--dns, --ip, --uri, --email)")
-            })?,
+            .ok_or(PkiError::Usage(
+                "give --cn or at least one SAN (--dns, --ip, --uri, --email)",
+            ))?,
     };
     params.distinguished_name = DistinguishedName::new();
     if let Some(o) = &spec.org {
@@ -196,57 +206,44 @@ fn writable_dn(dn: &rcgen::DistinguishedName) -> rcgen::DistinguishedName {
 /// only, so a CSR asking for CA:TRUE still gets a leaf.
 pub(crate) fn sign(ca: &Ca, profile: Profile, csr: &[u8], days: u32) -> Result<Issued, PkiError> {
     let parsed = if csr.starts_with(b"-----") {
-        let text = std::str::from_utf8(csr).map_err(|_| invalid("the CSR is not PEM text"))?;
+        let text = std::str::from_utf8(csr).map_err(|_| CsrRefusal::NotText)?;
         CertificateSigningRequestParams::from_pem(text)
     } else {
         CertificateSigningRequestParams::from_der(&csr.to_vec().into())
     };
     let req = parsed.map_err(|e| match e {
-        rcgen::Error::InvalidCertificationRequestSignature => {
-            invalid("the CSR's signature does not verify: it was not made with the key it names")
-        }
-        rcgen::Error::UnsupportedExtension => {
-            invalid("the CSR requests an extension portcullis does not sign")
-        }
-        other => invalid(format!("unreadable CSR: {other}")),
+        rcgen::Error::InvalidCertificationRequestSignature => CsrRefusal::Signature,
+        rcgen::Error::UnsupportedExtension => CsrRefusal::Extension,
+        other => CsrRefusal::Rcgen(other),
     })?;
     // The key's algorithm comes from the CSR's SubjectPublicKeyInfo, not
     // from its signature algorithm (a P-384 key may sign with SHA-256).
     let der = if csr.starts_with(b"-----") {
         pem::parse(csr)
             .map(|p| p.into_contents())
-            .map_err(|_| invalid("unreadable CSR PEM"))?
+            .map_err(|_| CsrRefusal::Pem)?
     } else {
         csr.to_vec()
     };
     let spki = {
         use x509_cert::der::{Decode, Encode};
-        let r = x509_cert::request::CertReq::from_der(&der)
-            .map_err(|e| invalid(format!("unreadable CSR: {e}")))?;
+        let r = x509_cert::request::CertReq::from_der(&der).map_err(CsrRefusal::Der)?;
         // rcgen keeps one value per attribute type: a subject with two CNs
         // (or two OUs) would be signed with only one of them, a subject
         // other than the one the requester and a reviewer saw.
         let asked: usize = r.info.subject.0.iter().map(|rdn| rdn.0.len()).sum();
         if asked != req.params.distinguished_name.iter().count() {
-            return Err(invalid(
-                "the CSR's subject repeats an attribute (two CN or OU values, say); portcullis signs one value per attribute: ask for one",
-            ));
+            return Err(CsrRefusal::RepeatedAttribute.into());
         }
-        r.info
-            .public_key
-            .to_der()
-            .map_err(|e| invalid(format!("unreadable CSR key: {e}")))?
+        r.info.public_key.to_der().map_err(CsrRefusal::Key)?
     };
-    let public_key = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|_| {
-        invalid("the CSR's key type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)")
-    })?;
+    let public_key =
+        rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|_| CsrRefusal::KeyType)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = writable_dn(&req.params.distinguished_name);
     params.subject_alt_names = req.params.subject_alt_names.clone();
     if profile == Profile::Server && params.subject_alt_names.is_empty() {
-        return Err(invalid(
-            "a server certificate needs a DNS or IP name: the CSR has no subjectAltName",
-        ));
+        return Err(CsrRefusal::NoName.into());
     }
     let alg = rcgen::PublicKeyData::algorithm(&public_key);
     let rsa = [

@@ -8,6 +8,7 @@
 
 pub(crate) mod ca;
 pub(crate) mod crl;
+mod error;
 pub(crate) mod inspect;
 pub(crate) mod issue;
 pub(crate) mod keys;
@@ -17,54 +18,22 @@ pub(crate) mod secret;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub(crate) use error::{CsrRefusal, PkiError};
 pub(crate) use issue::{IssueSpec, Profile};
 pub(crate) use keys::KeyType;
 
-/// Certificate tooling failures; each prints as one actionable line.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum PkiError {
-    /// rcgen refused the parameters.
-    #[error("cannot create the certificate: {0}")]
-    Generate(#[from] rcgen::Error),
-    /// A file could not be read.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The input is unusable; the message says why and what to do.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Shorthand for an [`PkiError::Invalid`].
-pub(crate) fn invalid(msg: impl Into<String>) -> PkiError {
-    PkiError::Invalid(msg.into())
-}
-
 /// Reads a whole file.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
-    std::fs::read(path).map_err(|e| PkiError::Read {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    std::fs::read(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
 /// Reads a whole text file.
 pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
-    String::from_utf8(read(path)?).map_err(|_| PkiError::Read {
-        path: path.display().to_string(),
-        reason: "not a text (PEM) file".into(),
+    String::from_utf8(read(path)?).map_err(|_| PkiError::NotText {
+        path: path.to_path_buf(),
     })
 }
 
@@ -173,10 +142,9 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(
 pub(crate) fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
     for p in paths {
         if p.exists() {
-            return Err(invalid(format!(
-                "{} already exists; remove it or choose another output",
-                p.display()
-            )));
+            return Err(PkiError::Exists {
+                path: p.to_path_buf(),
+            });
         }
     }
     Ok(())
@@ -186,10 +154,8 @@ pub(crate) fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
 /// newline stripped).
 pub(crate) fn password(env: Option<&str>, file: Option<&Path>) -> Result<String, PkiError> {
     let p = match (env, file) {
-        (Some(var), None) => std::env::var(var).map_err(|_| {
-            invalid(format!(
-                "environment variable {var} is not set (--password-env)"
-            ))
+        (Some(var), None) => std::env::var(var).map_err(|_| PkiError::PasswordEnvUnset {
+            var: var.to_string(),
         })?,
         (None, Some(f)) => {
             let text = read_text(f)?;
@@ -197,13 +163,13 @@ pub(crate) fn password(env: Option<&str>, file: Option<&Path>) -> Result<String,
             t.strip_suffix('\r').unwrap_or(t).to_string()
         }
         _ => {
-            return Err(invalid(
+            return Err(PkiError::Usage(
                 "give the password with --password-env VAR or --password-file FILE",
             ))
         }
     };
     if p.is_empty() {
-        return Err(invalid("the password is empty"));
+        return Err(PkiError::Usage("the password is empty"));
     }
     Ok(p)
 }

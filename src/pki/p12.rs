@@ -11,7 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::keys::read_private_key;
-use super::{invalid, PkiError};
+use super::PkiError;
 
 /// Builds the PKCS#12 bytes.
 pub(crate) fn build(
@@ -24,32 +24,47 @@ pub(crate) fn build(
 ) -> Result<Vec<u8>, PkiError> {
     let mut certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|_| invalid("--cert is not a PEM certificate file"))?;
+        .map_err(|_| PkiError::NotPem {
+            what: "--cert".into(),
+            of: "certificate",
+        })?;
     if certs.is_empty() {
-        return Err(invalid("--cert holds no certificate"));
+        return Err(PkiError::Holds {
+            what: "--cert".into(),
+            of: "certificate",
+        });
     }
     if let Some(chain) = chain_pem {
         let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
             .collect::<Result<_, _>>()
-            .map_err(|_| invalid("--chain is not a PEM certificate file"))?;
+            .map_err(|_| PkiError::NotPem {
+                what: "--chain".into(),
+                of: "certificate",
+            })?;
         for c in extra {
             if !certs.contains(&c) {
                 certs.push(c);
             }
         }
     }
-    let key = read_private_key(key_pem)
-        .ok_or_else(|| invalid("--key holds no PKCS#8, PKCS#1 or SEC1 private key"))?;
+    let key = read_private_key(key_pem).ok_or_else(|| PkiError::Holds {
+        what: "--key".into(),
+        of: "PKCS#8, PKCS#1 or SEC1 private key",
+    })?;
     check_key_matches(&certs[0], &key)?;
     let p12_certs = certs
         .iter()
         .map(|c| {
-            Certificate::from_der(c.as_ref())
-                .map_err(|e| invalid(format!("unusable certificate: {e}")))
+            Certificate::from_der(c.as_ref()).map_err(|source| PkiError::Unusable {
+                what: "certificate",
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKey::from_der(&key.pkcs8)
-        .map_err(|e| invalid(format!("unusable private key: {e}")))?;
+    let key = PrivateKey::from_der(&key.pkcs8).map_err(|source| PkiError::Unusable {
+        what: "private key",
+        source,
+    })?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, certs[0].as_ref());
     let local_key_id = digest.as_ref()[..20].to_vec();
     let mut store = KeyStore::new();
@@ -67,9 +82,7 @@ pub(crate) fn build(
             .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
             .mac_algorithm(MacAlgorithm::HmacSha256)
     };
-    writer
-        .write()
-        .map_err(|e| invalid(format!("cannot build the PKCS#12 file: {e}")))
+    writer.write().map_err(PkiError::P12Build)
 }
 
 /// Refuses a key that does not belong to the certificate.
@@ -78,17 +91,20 @@ pub(crate) fn check_key_matches(
     key: &super::keys::PrivateKey,
 ) -> Result<(), PkiError> {
     use x509_cert::der::Decode;
-    let c = x509_cert::Certificate::from_der(cert.as_ref())
-        .map_err(|e| invalid(format!("unusable certificate: {e}")))?;
+    let c = x509_cert::Certificate::from_der(cert.as_ref()).map_err(|source| PkiError::Der {
+        what: "certificate",
+        source,
+    })?;
     let spki = c
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key
         .raw_bytes();
     if spki != key.public.as_slice() {
-        return Err(invalid(
-            "the private key does not belong to the certificate",
-        ));
+        return Err(PkiError::KeyMismatch {
+            key: "the private key".into(),
+            cert: "the certificate".into(),
+        });
     }
     Ok(())
 }
@@ -105,10 +121,8 @@ pub(crate) struct Contents {
 
 /// Opens a PKCS#12 file.
 pub(crate) fn open(data: &[u8], password: &str) -> Result<Contents, PkiError> {
-    let store =
-        KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed).map_err(|_| {
-            invalid("cannot open the PKCS#12 file: wrong password or not a PKCS#12 file")
-        })?;
+    let store = KeyStore::from_pkcs12(data, password, Pkcs12ImportPolicy::Relaxed)
+        .map_err(|_| PkiError::P12Open)?;
     let mut out = Contents {
         certs: Vec::new(),
         key: None,

@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use super::keys::read_private_key;
 use super::p12::check_key_matches;
-use super::{invalid, PkiError};
+use super::PkiError;
 
 /// Which layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +75,15 @@ fn dns_label(s: &str) -> bool {
 fn certs(what: &str, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<_, _>>()
-        .map_err(|_| invalid(format!("{what} is not a PEM certificate file")))?;
+        .map_err(|_| PkiError::NotPem {
+            what: what.to_string(),
+            of: "certificate",
+        })?;
     if certs.is_empty() {
-        return Err(invalid(format!("{what} holds no PEM certificate")));
+        return Err(PkiError::Holds {
+            what: what.to_string(),
+            of: "PEM certificate",
+        });
     }
     Ok(certs)
 }
@@ -90,25 +96,35 @@ pub(crate) fn render(
     files: &Files,
 ) -> Result<String, PkiError> {
     if !dns_subdomain(name) {
-        return Err(invalid(format!(
-            "--name {name:?} is not a valid Secret name (lower-case letters, digits, '-' and '.', at most 253)"
-        )));
+        return Err(PkiError::NotA {
+            flag: "--name",
+            value: name.to_string(),
+            kind: "a valid Secret name (lower-case letters, digits, '-' and '.', at most 253)",
+        });
     }
     if let Some(ns) = namespace {
         if !dns_label(ns) {
-            return Err(invalid(format!("--namespace {ns:?} is not a valid namespace (lower-case letters, digits and '-', at most 63)")));
+            return Err(PkiError::NotA {
+                flag: "--namespace",
+                value: ns.to_string(),
+                kind: "a valid namespace (lower-case letters, digits and '-', at most 63)",
+            });
         }
     }
     match (&files.cert, &files.key) {
         (Some(c), Some(k)) => {
             let chain = certs("--cert", c)?;
-            let key = read_private_key(k)
-                .ok_or_else(|| invalid("--key holds no PKCS#8, PKCS#1 or SEC1 private key"))?;
-            check_key_matches(&chain[0], &key)
-                .map_err(|_| invalid("--key does not belong to the certificate in --cert"))?;
+            let key = read_private_key(k).ok_or_else(|| PkiError::Holds {
+                what: "--key".into(),
+                of: "PKCS#8, PKCS#1 or SEC1 private key",
+            })?;
+            check_key_matches(&chain[0], &key).map_err(|_| PkiError::KeyMismatch {
+                key: "--key".into(),
+                cert: "the certificate in --cert".into(),
+            })?;
         }
         (None, None) if layout == Layout::Generic => {}
-        _ => return Err(invalid("give --cert and --key together")),
+        _ => return Err(PkiError::Usage("give --cert and --key together")),
     }
     if let Some(ca) = &files.ca {
         certs("--ca", ca)?;
@@ -117,9 +133,15 @@ pub(crate) fn render(
         let crls: Vec<CertificateRevocationListDer<'static>> =
             CertificateRevocationListDer::pem_slice_iter(crl)
                 .collect::<Result<_, _>>()
-                .map_err(|_| invalid("--crl is not a PEM CRL file"))?;
+                .map_err(|_| PkiError::NotPem {
+                    what: "--crl".into(),
+                    of: "CRL",
+                })?;
         if crls.is_empty() {
-            return Err(invalid("--crl holds no PEM CRL"));
+            return Err(PkiError::Holds {
+                what: "--crl".into(),
+                of: "PEM CRL",
+            });
         }
     }
     let b64 = |b: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(b);
@@ -137,12 +159,14 @@ pub(crate) fn render(
             (false, Some(bytes)) => {
                 data.insert(*key, b64(bytes));
             }
-            (true, Some(_)) => return Err(invalid("--crl only goes into a generic Secret")),
+            (true, Some(_)) => {
+                return Err(PkiError::Usage("--crl only goes into a generic Secret"))
+            }
             _ => {}
         }
     }
     if data.is_empty() {
-        return Err(invalid(
+        return Err(PkiError::Usage(
             "nothing to put in the Secret: give --cert/--key, --ca or --crl",
         ));
     }
@@ -160,5 +184,5 @@ pub(crate) fn render(
     // concatenated into one file (`secret tls … >> s.yaml; secret generic … >> s.yaml`).
     serde_saphyr::to_string_with_options(&secret, options)
         .map(|yaml| format!("---\n{yaml}"))
-        .map_err(|e| invalid(format!("cannot write YAML: {e}")))
+        .map_err(PkiError::Yaml)
 }
