@@ -10,7 +10,8 @@
 //! After `validate` the model holds no reference to resolve and no kind to
 //! guess: listeners and host entries are enums of their kinds, upstreams are
 //! ids of the right kind, so building a snapshot fails only inside rustls
-//! (tests/it/model.rs builds every config of a grammar).
+//! or for the machine (no system CAs for an upstream without a trust
+//! bundle); tests/it/model.rs builds every config of a grammar.
 //!
 //! Dependencies run one way (tests/it/layout.rs checks that no top-level
 //! module depends on itself through others):

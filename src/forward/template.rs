@@ -52,13 +52,30 @@ enum Part {
     Var(Var),
 }
 
+/// Why a template does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A `%` that opens a variable no `%` closes.
+    #[error("\"{0}\": unterminated variable (write %% for a literal %)")]
+    Unterminated(String),
+    /// A variable of no known name.
+    #[error("unknown variable %{0}%; known: {known}", known = known_variables())]
+    Unknown(String),
+}
+
+/// `%NAME%` of every variable, for messages.
+fn known_variables() -> String {
+    let known: Vec<String> = VARS.iter().map(|(n, _)| format!("%{n}%")).collect();
+    known.join(", ")
+}
+
 /// A compiled template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template(Vec<Part>);
 
 impl Template {
     /// Compiles `text`: `%NAME%` is a variable, `%%` a literal `%`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut rest = text;
@@ -71,17 +88,11 @@ impl Template {
                 continue;
             }
             let Some(end) = rest.find('%') else {
-                return Err(format!(
-                    "\"{text}\": unterminated variable (write %% for a literal %)"
-                ));
+                return Err(TemplateError::Unterminated(text.to_string()));
             };
             let name = &rest[..end];
             let Some((_, var)) = VARS.iter().find(|(n, _)| *n == name) else {
-                let known: Vec<String> = VARS.iter().map(|(n, _)| format!("%{n}%")).collect();
-                return Err(format!(
-                    "unknown variable %{name}%; known: {}",
-                    known.join(", ")
-                ));
+                return Err(TemplateError::Unknown(name.to_string()));
             };
             if !lit.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut lit)));
@@ -155,10 +166,20 @@ mod tests {
 
     #[test]
     fn unknown_and_unterminated_variables_are_errors() {
+        assert_eq!(
+            Template::parse("%DOWNSTREAM_PEER_NAME%"),
+            Err(TemplateError::Unknown("DOWNSTREAM_PEER_NAME".into()))
+        );
         assert!(Template::parse("%DOWNSTREAM_PEER_NAME%")
             .unwrap_err()
-            .contains("unknown variable %DOWNSTREAM_PEER_NAME%"));
-        assert!(Template::parse("50%").unwrap_err().contains("unterminated"));
+            .to_string()
+            .starts_with(
+                "unknown variable %DOWNSTREAM_PEER_NAME%; known: %DOWNSTREAM_PEER_SUBJECT%"
+            ));
+        assert_eq!(
+            Template::parse("50%"),
+            Err(TemplateError::Unterminated("50%".into()))
+        );
     }
 
     #[test]

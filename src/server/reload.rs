@@ -218,6 +218,18 @@ impl Cause {
     }
 }
 
+/// Why a reload did not take effect (the previous snapshot keeps serving).
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The new configuration or material could not be prepared, or a new
+    /// listener could not be bound.
+    #[error(transparent)]
+    Prepare(#[from] StartError),
+    /// The preparing task did not finish (it panicked or was cancelled).
+    #[error("the reload task did not finish")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Builds a new snapshot and swaps it in; on any error the old one keeps
 /// serving and the error is returned (the caller reports it).
 async fn reload(
@@ -227,16 +239,10 @@ async fn reload(
     permits: &Arc<Semaphore>,
     drain: &wch::Receiver<bool>,
     why: Cause,
-) -> Result<(), String> {
+) -> Result<(), ReloadError> {
     let p = path.to_path_buf();
-    let snapshot = match tokio::task::spawn_blocking(move || prepare(&p)).await {
-        Ok(Ok((_, s))) => s,
-        Ok(Err(e)) => return Err(crate::words::error_chain(&e)),
-        Err(e) => return Err(e.to_string()),
-    };
-    let sockets = bind_new(&snapshot, bound)
-        .await
-        .map_err(|e| crate::words::error_chain(&e))?;
+    let (_, snapshot) = tokio::task::spawn_blocking(move || prepare(&p)).await??;
+    let sockets = bind_new(&snapshot, bound).await?;
     snapshot.log_findings();
     bound.stop_removed(&snapshot);
     state.publish(snapshot);
@@ -246,11 +252,11 @@ async fn reload(
     Ok(())
 }
 
-fn report_failure(why: Cause, error: &str) {
+fn report_failure(why: Cause, error: &ReloadError) {
     metrics().reload_failures.inc();
     tracing::error!(
         trigger = why.as_str(),
-        error,
+        error = crate::words::error_chain(error),
         "reload failed; the previous configuration keeps serving"
     );
 }
@@ -273,7 +279,7 @@ pub(super) async fn watch(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A failure that files triggered, held back for SETTLE in case the
     // files are still being replaced: (trigger, error, report at).
-    let mut pending: Option<(Cause, String, tokio::time::Instant)> = None;
+    let mut pending: Option<(Cause, ReloadError, tokio::time::Instant)> = None;
     loop {
         let report_at = pending.as_ref().map(|p| p.2);
         let why = tokio::select! {

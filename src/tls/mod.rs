@@ -119,6 +119,36 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
+    /// A name the material does not hold. `material::load` loads every
+    /// name the validated config holds or fails, so this means a snapshot
+    /// was built from another config's material.
+    #[error("{what} {name} is not in the loaded material")]
+    NotLoaded {
+        /// `certificate`, `trust bundle`.
+        what: &'static str,
+        /// Its config name.
+        name: String,
+    },
+    /// An upstream without a trust bundle on a machine without CAs.
+    #[error("no system CA certificates found; give the upstream a trustBundle")]
+    NoSystemRoots,
+    /// webpki cannot verify servers with these CAs.
+    #[error("upstream {upstream}: its trust bundle cannot verify servers")]
+    Verifier {
+        /// The upstream.
+        upstream: String,
+        /// Why.
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
+}
+
+/// [`TlsError::NotLoaded`].
+pub(crate) fn not_loaded(what: &'static str, name: &str) -> TlsError {
+    TlsError::NotLoaded {
+        what,
+        name: name.to_string(),
+    }
 }
 
 impl HostTls {
@@ -170,26 +200,18 @@ impl HostTls {
                     builder.with_client_cert_verifier(v.clone()),
                     PeerPolicy::Verified(v),
                 ),
-                None => {
-                    return Err(err(rustls::Error::General(
-                        "trust bundle not loaded".into(),
-                    )))
-                }
+                None => return Err(not_loaded("trust bundle", &p.trust_bundle)),
             },
             ClientAuth::OptionalNoCa(p) => match make(p, true) {
                 Some(v) => (
                     builder.with_client_cert_verifier(v.clone()),
                     PeerPolicy::Mark(v),
                 ),
-                None => {
-                    return Err(err(rustls::Error::General(
-                        "trust bundle not loaded".into(),
-                    )))
-                }
+                None => return Err(not_loaded("trust bundle", &p.trust_bundle)),
             },
         };
         let Some(identity) = material.identities.get(certificate) else {
-            return Err(err(rustls::Error::General("certificate not loaded".into())));
+            return Err(not_loaded("certificate", certificate));
         };
         let mut config =
             builder.with_cert_resolver(Arc::new(Fixed(identity.certified_key.clone())));

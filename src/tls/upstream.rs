@@ -115,12 +115,7 @@ pub(crate) fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
         let _ = roots.add(c);
     }
     if roots.is_empty() {
-        return Err(TlsError::Config {
-            what: "system roots".into(),
-            source: rustls::Error::General(
-                "no system CA certificates found; give the upstream a trustBundle".into(),
-            ),
-        });
+        return Err(TlsError::NoSystemRoots);
     }
     Ok(Arc::new(roots))
 }
@@ -135,16 +130,12 @@ impl UpstreamTls {
         provider: &Arc<CryptoProvider>,
         system: &mut Option<Arc<RootCertStore>>,
     ) -> Result<Self, TlsError> {
-        let err = |m: String| TlsError::Config {
-            what: format!("upstream {name}"),
-            source: rustls::Error::General(m),
-        };
         let roots = match &t.trust_bundle {
             Some(b) => material
                 .trust_bundles
                 .get(b)
                 .map(|b| b.roots.clone())
-                .ok_or_else(|| err(format!("trust bundle {b} not loaded")))?,
+                .ok_or_else(|| super::not_loaded("trust bundle", b))?,
             None => match system {
                 Some(r) => r.clone(),
                 None => {
@@ -156,7 +147,10 @@ impl UpstreamTls {
         };
         let inner = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|source| TlsError::Verifier {
+                upstream: name.to_string(),
+                source,
+            })?;
         let verifier = Arc::new(Pinned {
             upstream: name.to_string(),
             inner,
@@ -167,7 +161,7 @@ impl UpstreamTls {
                 let id = material
                     .identities
                     .get(c)
-                    .ok_or_else(|| err(format!("certificate {c} not loaded")))?;
+                    .ok_or_else(|| super::not_loaded("certificate", c))?;
                 client::Presented::Certificate(id.certified_key.clone())
             }
             None => client::Presented::Nothing,

@@ -106,8 +106,8 @@ pub(super) fn forward_settings(
         }
         match Template::parse(value) {
             Ok(t) => request_headers.push((lower, t)),
-            Err(msg) => {
-                e.push(&hp, msg);
+            Err(why) => {
+                e.push(&hp, why.to_string());
                 ok = false;
             }
         }
