@@ -112,6 +112,22 @@ fn top_level_modules_have_no_import_cycle() {
         }
         false
     };
+    // The serving path never reaches the client tools or the CLI.
+    for serving in [
+        "server", "http", "stream", "tls", "material", "config", "forward",
+    ] {
+        for tool in ["cli", "bench", "probe", "import", "tools"] {
+            assert!(
+                !reaches(serving, tool),
+                "{serving} reaches {tool}: {deps:#?}"
+            );
+        }
+    }
+    // The tools share `tools`, not each other.
+    assert!(
+        !reaches("bench", "probe") && !reaches("probe", "bench"),
+        "{deps:#?}"
+    );
     let mut cycles = Vec::new();
     for (m, ds) in &deps {
         for d in ds {
