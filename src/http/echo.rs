@@ -2,11 +2,43 @@
 //! gateway's processing, and the TLS facts of the connection (like httpbin's
 //! `/headers`, plus the peer identity).
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use super::Conn;
+use crate::identity::PeerIdentity;
+
+/// The answer's JSON, borrowed from the request (typed, so serializing it
+/// allocates only the output).
+#[derive(Serialize)]
+struct Echo<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    /// By name (sorted); a repeated header lists its values in order.
+    headers: BTreeMap<&'a str, Values<'a>>,
+    tls: Tls<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Values<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+#[derive(Serialize)]
+struct Tls<'a> {
+    sni: Option<&'a str>,
+    version: Option<&'a str>,
+    cipher: Option<&'a str>,
+    alpn: Option<&'a str>,
+    peer: Option<&'a PeerIdentity>,
+}
 
 /// The JSON answer for one request.
 pub(crate) fn respond(
@@ -15,33 +47,35 @@ pub(crate) fn respond(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response<Bytes> {
-    let mut hs = Map::new();
+    let mut hs: BTreeMap<&str, Values<'_>> = BTreeMap::new();
     for (name, value) in headers {
-        let v = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let v = String::from_utf8_lossy(value.as_bytes());
         match hs.get_mut(name.as_str()) {
-            Some(Value::Array(list)) => list.push(v),
+            Some(Values::Many(list)) => list.push(v),
             Some(prev) => {
-                let first = prev.take();
-                *prev = Value::Array(vec![first, v]);
+                let first = std::mem::replace(prev, Values::Many(Vec::new()));
+                if let Values::One(first) = first {
+                    *prev = Values::Many(vec![first, v]);
+                }
             }
             None => {
-                hs.insert(name.as_str().to_string(), v);
+                hs.insert(name.as_str(), Values::One(v));
             }
         }
     }
-    let body = json!({
-        "method": method.as_str(),
-        "path": uri.path(),
-        "query": uri.query(),
-        "headers": hs,
-        "tls": {
-            "sni": conn.tls.sni,
-            "version": conn.tls.version,
-            "cipher": conn.tls.cipher,
-            "alpn": conn.tls.alpn,
-            "peer": conn.identity.as_deref(),
+    let body = Echo {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        headers: hs,
+        tls: Tls {
+            sni: conn.tls.sni.as_deref(),
+            version: conn.tls.version,
+            cipher: conn.tls.cipher,
+            alpn: conn.tls.alpn.as_deref(),
+            peer: conn.identity.as_deref(),
         },
-    });
+    };
     let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
     text.push(b'\n');
     let mut resp = Response::new(Bytes::from(text));
