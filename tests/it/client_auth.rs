@@ -476,6 +476,30 @@ fn none_does_not_request_a_certificate() {
     );
 }
 
+#[test]
+fn echo_lists_a_repeated_header_in_order_and_a_single_one_as_text() {
+    let m = matrix();
+    let mut s = client::connect(m.addr(), "none.test", &config(&m.root, None, &[])).unwrap();
+    let raw = "GET /echo?q=1 HTTP/1.1\r\nHost: none.test\r\nX-Many: one\r\nX-One: alone\r\nX-Many: two\r\nConnection: close\r\n\r\n";
+    let v = client::exchange(&mut s, raw).json();
+    assert_eq!(
+        v["headers"]["x-many"],
+        serde_json::json!(["one", "two"]),
+        "{v}"
+    );
+    assert_eq!(v["headers"]["x-one"], "alone", "{v}");
+    assert_eq!(
+        (
+            v["method"].as_str(),
+            v["path"].as_str(),
+            v["query"].as_str()
+        ),
+        (Some("GET"), Some("/echo"), Some("q=1"))
+    );
+    assert_eq!(v["tls"]["sni"], "none.test");
+    assert_eq!(v["tls"]["alpn"], serde_json::Value::Null);
+}
+
 // ---- verifyDepth (1 = at most one intermediate) ----
 
 #[test]
