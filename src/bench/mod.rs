@@ -205,26 +205,6 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
     Ok(Arc::new(c))
 }
 
-/// An error kind: the TLS alert's name, or what the socket said.
-fn kind(e: &std::io::Error) -> String {
-    if let Some(re) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return match re {
-            rustls::Error::AlertReceived(a) => crate::tls::classify::alert_name(*a),
-            other => format!(
-                "tls: {}",
-                crate::tls::HandshakeResult::from_rustls(other).as_str()
-            ),
-        };
-    }
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connect_refused".into(),
-        std::io::ErrorKind::ConnectionReset => "reset".into(),
-        std::io::ErrorKind::UnexpectedEof => "eof".into(),
-        std::io::ErrorKind::TimedOut => "timeout".into(),
-        _ => "io".into(),
-    }
-}
-
 struct Shared {
     deadline: Instant,
     budget: Option<u64>,

@@ -1,6 +1,7 @@
 //! The load loops of each mode: connect, request, stream, hold.
 
 use super::*;
+use crate::tls::classify::client_failure;
 
 #[allow(clippy::expect_used)]
 pub(super) fn new_hist() -> Histogram<u64> {
@@ -89,7 +90,7 @@ pub(super) async fn worker(
                 let start = Instant::now();
                 match one_request(&t, &sni, &cfg, &req, &sh).await {
                     Ok(()) => sh.done(start, &mut local),
-                    Err(e) => sh.failed(kind(&e)),
+                    Err(e) => sh.failed(client_failure(&e)),
                 }
             }
         }
@@ -98,7 +99,7 @@ pub(super) async fn worker(
                 let s = match tls_connect(&t, &sni, &cfg).await {
                     Ok(s) => s,
                     Err(e) => {
-                        sh.failed(kind(&e));
+                        sh.failed(client_failure(&e));
                         continue;
                     }
                 };
@@ -164,7 +165,7 @@ pub(super) async fn h2_workers(
         let s = match tls_connect(&t, &sni, &cfg).await {
             Ok(s) => s,
             Err(e) => {
-                sh.failed(kind(&e));
+                sh.failed(client_failure(&e));
                 continue;
             }
         };
@@ -225,18 +226,18 @@ pub(super) async fn stream_worker(
         let mut s = match tls_connect(&t, &sni, &cfg).await {
             Ok(s) => s,
             Err(e) => {
-                sh.failed(kind(&e));
+                sh.failed(client_failure(&e));
                 continue;
             }
         };
         loop {
             let start = Instant::now();
             if let Err(e) = s.write_all(&out).await {
-                sh.failed(kind(&e));
+                sh.failed(client_failure(&e));
                 continue 'conn;
             }
             if let Err(e) = s.read_exact(&mut back).await {
-                sh.failed(kind(&e));
+                sh.failed(client_failure(&e));
                 continue 'conn;
             }
             sh.done(start, &mut local);
@@ -261,7 +262,7 @@ pub(super) async fn idle_worker(
             let mut one = [0u8; 1];
             match tokio::time::timeout(Duration::from_millis(200), s.read(&mut one)).await {
                 Ok(Err(e)) => {
-                    sh.failed(kind(&e));
+                    sh.failed(client_failure(&e));
                     return;
                 }
                 Ok(Ok(0)) => {
@@ -275,6 +276,6 @@ pub(super) async fn idle_worker(
             hold.notified().await;
             drop(s);
         }
-        Err(e) => sh.failed(kind(&e)),
+        Err(e) => sh.failed(client_failure(&e)),
     }
 }

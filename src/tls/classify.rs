@@ -152,6 +152,25 @@ pub(crate) fn alert_name(a: rustls::AlertDescription) -> String {
     out
 }
 
+/// What a client (bench) saw fail, as the key of its error counts: the
+/// alert the server sent by name, our own TLS refusal by its result label
+/// (`tls: unknown_ca`), or what the socket said.
+pub(crate) fn client_failure(e: &std::io::Error) -> String {
+    if let Some(re) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return match re {
+            rustls::Error::AlertReceived(a) => alert_name(*a),
+            other => format!("tls: {}", HandshakeResult::from_rustls(other).as_str()),
+        };
+    }
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect_refused".into(),
+        std::io::ErrorKind::ConnectionReset => "reset".into(),
+        std::io::ErrorKind::UnexpectedEof => "eof".into(),
+        std::io::ErrorKind::TimedOut => "timeout".into(),
+        _ => "io".into(),
+    }
+}
+
 /// `kind` label of `portcullis_upstream_errors_total`: why a request or a
 /// stream could not reach its upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
