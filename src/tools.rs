@@ -146,6 +146,22 @@ pub(crate) fn client_certificate(
     }
 }
 
+/// The one request the tools send on a connection of their own: `GET` of
+/// `path`, `Connection: close`, and a `Host` that is a valid authority (an
+/// IPv6 literal in brackets, the port unless it is 443).
+pub(crate) fn get_request(path: &str, host: &str, port: u16, agent: &str) -> Vec<u8> {
+    let host = match host.contains(':') {
+        true => format!("[{host}]"),
+        false => host.to_string(),
+    };
+    let authority = match port {
+        443 => host,
+        p => format!("{host}:{p}"),
+    };
+    format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n")
+        .into_bytes()
+}
+
 /// The status code of the response that `head` starts with, once its
 /// status line is complete.
 pub(crate) fn status_code(head: &[u8]) -> Option<u16> {
@@ -177,6 +193,21 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port, t.path), ("127.0.0.1", 2379, None));
         assert!(parse_target("a.test").is_err());
         assert!(parse_target("http://a.test").is_err());
+    }
+
+    #[test]
+    fn requests_name_a_valid_authority() {
+        let req = |host, port| String::from_utf8(get_request("/x", host, port, "t")).unwrap();
+        assert!(req("a.test", 443).contains("\r\nHost: a.test\r\n"));
+        assert!(req("a.test", 8443).contains("\r\nHost: a.test:8443\r\n"));
+        assert!(req("::1", 8443).contains("\r\nHost: [::1]:8443\r\n"));
+        assert!(req("::1", 443).starts_with("GET /x HTTP/1.1\r\nHost: [::1]\r\n"));
+        // What the gateway's own request parser makes of it.
+        let text = req("::1", 8443);
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut r = httparse::Request::new(&mut headers);
+        assert!(r.parse(text.as_bytes()).unwrap().is_complete());
+        assert_eq!(crate::http::host::name("[::1]:8443"), Ok("::1"));
     }
 
     #[test]

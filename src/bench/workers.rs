@@ -81,11 +81,7 @@ pub(super) async fn worker(
             } else {
                 cfg
             };
-            let req = format!(
-                "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
-                t.path
-            )
-            .into_bytes();
+            let req = crate::tools::get_request(&t.path, &host, t.addr.port(), "portcullis-bench");
             while sh.next() {
                 let start = Instant::now();
                 match one_request(&t, &sni, &cfg, &req, &sh).await {

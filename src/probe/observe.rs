@@ -231,7 +231,7 @@ pub(super) fn observe(opts: &Options) -> Result<Observation, Unreachable> {
             Some(path) => {
                 // With --sni the request names that host too (like curl --resolve).
                 let host = opts.sni.as_deref().unwrap_or(&target.host);
-                get(&mut tls, path, host)
+                get(&mut tls, path, host, target.port)
             }
             None => {
                 let _ = tls.sock.set_read_timeout(Some(Duration::from_millis(1500)));
@@ -285,11 +285,9 @@ fn get(
     tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
     path: &str,
     host: &str,
+    port: u16,
 ) -> std::io::Result<Option<u16>> {
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: portcullis-probe\r\nConnection: close\r\n\r\n"
-    );
-    tls.write_all(req.as_bytes())?;
+    tls.write_all(&tools::get_request(path, host, port, "portcullis-probe"))?;
     tls.flush()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
