@@ -97,10 +97,7 @@ impl State<'_> {
             .ok_or_else(|| ImportError::NoService {
                 object: object.to_string(),
             })?;
-        let name = str_at(svc, &["name"]).ok_or_else(|| ImportError::UnnamedService {
-            object: object.to_string(),
-        })?;
-        let name = k8s_name(name, &format!("{object}: backend service"))?;
+        let name = service_name(svc, object)?;
         let port = match (
             svc.pointer("/port/number").and_then(Value::as_u64),
             str_at(svc, &["port", "name"]),
@@ -183,10 +180,7 @@ impl State<'_> {
             .ok_or_else(|| ImportError::PassthroughWithoutService {
                 object: object.to_string(),
             })?;
-        let name = str_at(svc, &["name"]).ok_or_else(|| ImportError::UnnamedService {
-            object: object.to_string(),
-        })?;
-        let name = k8s_name(name, &format!("{object}: backend service"))?;
+        let name = service_name(svc, object)?;
         let port = svc
             .pointer("/port/number")
             .and_then(Value::as_u64)
@@ -205,6 +199,14 @@ impl State<'_> {
             });
         Ok(up_name)
     }
+}
+
+/// A backend service's name, as the API server admits it.
+fn service_name<'v>(svc: &'v Value, object: &str) -> Result<&'v str, ImportError> {
+    let name = str_at(svc, &["name"]).ok_or_else(|| ImportError::UnnamedService {
+        object: object.to_string(),
+    })?;
+    k8s_name(name, &format!("{object}: backend service"))
 }
 
 /// `certificates.NAME: { secretFile: FILE }`
