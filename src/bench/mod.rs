@@ -153,10 +153,14 @@ struct Target {
     addr: SocketAddr,
     host: String,
     path: String,
+    /// An https:// URL was given: `idle` sends one GET on each connection
+    /// before holding it (what a keep-alive client leaves open).
+    url: bool,
 }
 
 fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
     let crate::tools::Target { host, port, path } = crate::tools::parse_target(t)?;
+    let url = path.is_some();
     let path = match path {
         Some(p) => p,
         None if matches!(mode, Mode::Stream | Mode::Idle) => "/".to_string(),
@@ -173,7 +177,12 @@ fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| BenchError::Unresolved { host: host.clone() })?;
-    Ok(Target { addr, host, path })
+    Ok(Target {
+        addr,
+        host,
+        path,
+        url,
+    })
 }
 
 fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
@@ -189,6 +198,7 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
         };
     let alpn = match o.mode {
         Mode::H2 => vec![b"h2".to_vec()],
+        Mode::Idle if o.target.starts_with("https://") => vec![b"http/1.1".to_vec()],
         Mode::Stream | Mode::Idle => Vec::new(),
         _ => vec![b"http/1.1".to_vec()],
     };

@@ -252,26 +252,49 @@ pub(super) async fn idle_worker(
     sh: Arc<Shared>,
     hold: Arc<tokio::sync::Notify>,
 ) {
-    match tls_connect(&t, &sni, &cfg).await {
-        Ok(mut s) => {
-            // Make the server finish its side (and judge our certificate).
-            let mut one = [0u8; 1];
-            match tokio::time::timeout(Duration::from_millis(200), s.read(&mut one)).await {
-                Ok(Err(e)) => {
-                    sh.failed(client_failure(&e));
-                    return;
-                }
-                Ok(Ok(0)) => {
-                    sh.failed("eof".into());
-                    return;
-                }
-                _ => {}
+    let s = match tls_connect(&t, &sni, &cfg).await {
+        Ok(s) => s,
+        Err(e) => return sh.failed(client_failure(&e)),
+    };
+    if t.url {
+        // One keep-alive request, then hold the connection as a client
+        // between requests leaves it.
+        let Ok((mut send, conn)) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await
+        else {
+            return sh.failed("http".into());
+        };
+        let driver = tokio::spawn(conn);
+        let req = http::Request::get(t.path.as_str())
+            .header(http::header::HOST, sni_host(&sni, &t))
+            .body(Empty::<Bytes>::new());
+        let Ok(req) = req else {
+            return sh.failed("http".into());
+        };
+        match send.send_request(req).await {
+            Ok(resp) if resp.status().is_success() => {
+                let _ = resp.into_body().collect().await;
             }
-            sh.ok.fetch_add(1, Ordering::Relaxed);
-            sh.open.fetch_add(1, Ordering::Relaxed);
-            hold.notified().await;
-            drop(s);
+            Ok(_) => return sh.failed("status".into()),
+            Err(_) => return sh.failed("http".into()),
         }
-        Err(e) => sh.failed(client_failure(&e)),
+        sh.ok.fetch_add(1, Ordering::Relaxed);
+        sh.open.fetch_add(1, Ordering::Relaxed);
+        hold.notified().await;
+        drop(send);
+        driver.abort();
+        return;
     }
+    // Make the server finish its side (and judge our certificate).
+    let mut s = s;
+    let mut one = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(200), s.read(&mut one)).await {
+        Ok(Err(e)) => return sh.failed(client_failure(&e)),
+        Ok(Ok(0)) => return sh.failed("eof".into()),
+        _ => {}
+    }
+    sh.ok.fetch_add(1, Ordering::Relaxed);
+    sh.open.fetch_add(1, Ordering::Relaxed);
+    hold.notified().await;
+    drop(s);
 }
