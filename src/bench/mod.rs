@@ -70,6 +70,9 @@ pub(crate) struct Options {
     pub cert: Option<PathBuf>,
     /// Client key.
     pub key: Option<PathBuf>,
+    /// A directory of `NAME.crt` + `NAME.key` pairs: each new connection
+    /// presents the next one (a fleet of clients, not one client).
+    pub client_certs: Option<PathBuf>,
     /// CA bundle to verify the server.
     pub ca: Option<PathBuf>,
     /// Server name (default: the target's host).
@@ -132,6 +135,27 @@ pub(crate) enum BenchError {
     /// No `--ca`.
     #[error("give --ca (the CA that issued the server's certificate)")]
     NoCa,
+    /// `--client-certs` with `--cert`/`--key`.
+    #[error("give --cert and --key, or --client-certs, not both")]
+    TwoIdentities,
+    /// `--client-certs` with `resume`.
+    #[error("--client-certs does not go with resume (a resumed session keeps one identity)")]
+    PoolResume,
+    /// `--client-certs` cannot be listed.
+    #[error("cannot read --client-certs {}", .dir.display())]
+    Pool {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--client-certs` without pairs.
+    #[error("--client-certs {} holds no NAME.crt with its NAME.key", .dir.display())]
+    EmptyPool {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// rustls refused the client configuration.
     #[error("cannot make the TLS client configuration")]
     Tls(#[source] rustls::Error),
@@ -185,34 +209,114 @@ fn parse_target(t: &str, mode: Mode) -> Result<Target, BenchError> {
     })
 }
 
-fn client_config(o: &Options) -> Result<Arc<ClientConfig>, BenchError> {
+/// The client configurations new connections take in turn: one, or one
+/// per certificate of `--client-certs`.
+pub(super) struct Clients {
+    configs: Vec<Arc<ClientConfig>>,
+    next: AtomicU64,
+}
+
+impl Clients {
+    /// One configuration for every connection.
+    pub(super) fn one(c: ClientConfig) -> Self {
+        Clients {
+            configs: vec![Arc::new(c)],
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration of the next connection.
+    pub(super) fn pick(&self) -> &Arc<ClientConfig> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.configs.len();
+        &self.configs[i]
+    }
+
+    /// The first configuration (the only one without `--client-certs`).
+    pub(super) fn first(&self) -> &Arc<ClientConfig> {
+        &self.configs[0]
+    }
+}
+
+/// The `NAME.crt` + `NAME.key` pairs of `dir`, in name order.
+fn certificate_pool(
+    dir: &std::path::Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Vec<Arc<rustls::sign::CertifiedKey>>, BenchError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| BenchError::Pool {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let mut crts: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .filter(|p| p.with_extension("key").exists())
+        .collect();
+    crts.sort();
+    if crts.is_empty() {
+        return Err(BenchError::EmptyPool {
+            dir: dir.to_path_buf(),
+        });
+    }
+    crts.iter()
+        .map(|c| {
+            crate::tools::client_certificate(Some(c), Some(&c.with_extension("key")), provider)?
+                .ok_or(BenchError::EmptyPool {
+                    dir: dir.to_path_buf(),
+                })
+        })
+        .collect()
+}
+
+fn client_config(o: &Options) -> Result<Clients, BenchError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let roots = match &o.ca {
-        Some(ca) => crate::material::roots_from_file(ca).map_err(crate::tools::ToolError::from)?,
+        Some(ca) => {
+            Arc::new(crate::material::roots_from_file(ca).map_err(crate::tools::ToolError::from)?)
+        }
         None => return Err(BenchError::NoCa),
     };
-    let presented =
-        match crate::tools::client_certificate(o.cert.as_deref(), o.key.as_deref(), &provider)? {
+    let presented: Vec<client::Presented> = match &o.client_certs {
+        Some(_) if o.cert.is_some() || o.key.is_some() => return Err(BenchError::TwoIdentities),
+        // Resumption reuses one identity; a pool of them would measure
+        // full handshakes under another name.
+        Some(_) if o.mode == Mode::Resume => return Err(BenchError::PoolResume),
+        Some(dir) => certificate_pool(dir, &provider)?
+            .into_iter()
+            .map(client::Presented::Certificate)
+            .collect(),
+        None => vec![match crate::tools::client_certificate(
+            o.cert.as_deref(),
+            o.key.as_deref(),
+            &provider,
+        )? {
             Some(key) => client::Presented::Certificate(key),
             None => client::Presented::Nothing,
-        };
+        }],
+    };
     let alpn = match o.mode {
         Mode::H2 => vec![b"h2".to_vec()],
         Mode::Idle if o.target.starts_with("https://") => vec![b"http/1.1".to_vec()],
         Mode::Stream | Mode::Idle => Vec::new(),
         _ => vec![b"http/1.1".to_vec()],
     };
-    let mut c = client::config(
-        provider,
-        client::ServerCheck::Roots(Arc::new(roots)),
-        presented,
-        alpn,
-    )
-    .map_err(BenchError::Tls)?;
-    if o.mode != Mode::Resume {
-        c.resumption = rustls::client::Resumption::disabled();
+    let mut configs = Vec::new();
+    for p in presented {
+        let mut c = client::config(
+            provider.clone(),
+            client::ServerCheck::Roots(roots.clone()),
+            p,
+            alpn.clone(),
+        )
+        .map_err(BenchError::Tls)?;
+        if o.mode != Mode::Resume {
+            c.resumption = rustls::client::Resumption::disabled();
+        }
+        configs.push(Arc::new(c));
     }
-    Ok(Arc::new(c))
+    Ok(Clients {
+        configs,
+        next: AtomicU64::new(0),
+    })
 }
 
 struct Shared {
@@ -268,7 +372,7 @@ impl Shared {
 /// Runs a benchmark on the current runtime.
 pub(crate) async fn run(o: Options) -> Result<Report, BenchError> {
     let t = Arc::new(parse_target(&o.target, o.mode)?);
-    let cfg = client_config(&o)?;
+    let cfg = Arc::new(client_config(&o)?);
     let name = o.sni.clone().unwrap_or_else(|| t.host.clone());
     let sni = ServerName::try_from(name.clone())
         .map_err(|_| BenchError::ServerName { name: name.clone() })?;

@@ -13,11 +13,11 @@ pub(super) fn new_hist() -> Histogram<u64> {
 pub(super) async fn tls_connect(
     t: &Target,
     sni: &ServerName<'static>,
-    cfg: &Arc<ClientConfig>,
+    cfg: &Clients,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(t.addr).await?;
     tcp.set_nodelay(true)?;
-    tokio_rustls::TlsConnector::from(cfg.clone())
+    tokio_rustls::TlsConnector::from(cfg.pick().clone())
         .connect(sni.clone(), tcp)
         .await
 }
@@ -29,7 +29,7 @@ const HEAD_BYTES: usize = 1024;
 pub(super) async fn one_request(
     t: &Target,
     sni: &ServerName<'static>,
-    cfg: &Arc<ClientConfig>,
+    cfg: &Clients,
     req: &[u8],
     sh: &Shared,
 ) -> std::io::Result<()> {
@@ -62,7 +62,7 @@ pub(super) async fn worker(
     mode: Mode,
     t: Arc<Target>,
     sni: ServerName<'static>,
-    cfg: Arc<ClientConfig>,
+    cfg: Arc<Clients>,
     sh: Arc<Shared>,
     idle_hold: Arc<tokio::sync::Notify>,
 ) {
@@ -75,9 +75,9 @@ pub(super) async fn worker(
             // once) runs dry when more workers than that connect at once,
             // and the mode would measure a mix with full handshakes.
             let cfg = if mode == Mode::Resume {
-                let mut own = (*cfg).clone();
+                let mut own = (**cfg.first()).clone();
                 own.resumption = rustls::client::Resumption::in_memory_sessions(4);
-                Arc::new(own)
+                Arc::new(Clients::one(own))
             } else {
                 cfg
             };
@@ -150,7 +150,7 @@ pub(super) async fn h2_workers(
     o: &Options,
     t: Arc<Target>,
     sni: ServerName<'static>,
-    cfg: Arc<ClientConfig>,
+    cfg: Arc<Clients>,
     sh: Arc<Shared>,
 ) {
     let host = sni_host(&sni, &t);
@@ -212,7 +212,7 @@ pub(super) const CHUNK: usize = 64 * 1024;
 pub(super) async fn stream_worker(
     t: Arc<Target>,
     sni: ServerName<'static>,
-    cfg: Arc<ClientConfig>,
+    cfg: Arc<Clients>,
     sh: Arc<Shared>,
 ) {
     let mut local = new_hist();
@@ -248,7 +248,7 @@ pub(super) async fn stream_worker(
 pub(super) async fn idle_worker(
     t: Arc<Target>,
     sni: ServerName<'static>,
-    cfg: Arc<ClientConfig>,
+    cfg: Arc<Clients>,
     sh: Arc<Shared>,
     hold: Arc<tokio::sync::Notify>,
 ) {

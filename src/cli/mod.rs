@@ -72,6 +72,11 @@ enum Command {
         target: String,
         #[command(flatten)]
         tls: ClientTlsArgs,
+        /// A directory of NAME.crt + NAME.key pairs: each new connection
+        /// presents the next one, as a fleet of clients would (instead of
+        /// --cert/--key; not with resume).
+        #[arg(long, value_name = "DIR")]
+        client_certs: Option<PathBuf>,
         /// Parallel connections (streams for h2; connections held for idle).
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
@@ -335,6 +340,7 @@ pub fn main() -> ExitCode {
             mode,
             target,
             tls: ClientTlsArgs { cert, key, ca, sni },
+            client_certs,
             concurrency,
             duration,
             requests,
@@ -357,6 +363,7 @@ pub fn main() -> ExitCode {
                 target,
                 cert,
                 key,
+                client_certs,
                 ca,
                 sni,
                 concurrency: concurrency.max(1),

@@ -18,7 +18,10 @@ pub(crate) enum LogFormat {
 }
 
 /// Installs the global subscriber: logs go to stdout, JSON unless stdout is
-/// a terminal. `RUST_LOG` filters (default `info`).
+/// a terminal. `RUST_LOG` filters (default `warn,portcullis=info,access=info`: our
+/// own lines, and only warnings of the libraries, whose informational
+/// lines speak in their own types; notify logged
+/// `Os { code: 22, kind: InvalidInput, … }` at info).
 pub(crate) fn init(format: Option<LogFormat>) {
     let format = format.unwrap_or(if std::io::stdout().is_terminal() {
         LogFormat::Text
@@ -26,7 +29,7 @@ pub(crate) fn init(format: Option<LogFormat>) {
         LogFormat::Json
     });
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,portcullis=info,access=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

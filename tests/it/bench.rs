@@ -194,3 +194,160 @@ fn a_refused_client_shows_the_alert_name() {
     assert_eq!(r["ops"], 0);
     assert_eq!(r["errors_by_kind"]["certificate_required"], 5, "{r}");
 }
+
+/// A gateway in front of a recording upstream that is told who the client
+/// was (`X-Subject`), for the modes whose effect is seen upstream.
+fn recorded() -> (
+    Gateway,
+    crate::support::upstream::Upstream,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Bench CA");
+    write(d, "ca.crt", &ca.cert_pem);
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["bench.test"])));
+    write_leaf(d, "client", &ca.leaf(&Spec::client("bench-client")));
+    std::fs::create_dir(d.join("fleet")).unwrap();
+    for cn in ["fleet-a", "fleet-b", "fleet-c"] {
+        write_leaf(&d.join("fleet"), cn, &ca.leaf(&Spec::client(cn)));
+    }
+    // Not a pair: ignored.
+    write(&d.join("fleet"), "lonely.crt", &ca.cert_pem);
+    let up = crate::support::upstream::Upstream::start();
+    let gw = Gateway::start_with(
+        d,
+        &format!(
+            "certificates: {{ server: {{ certFile: server.crt, keyFile: server.key }} }}
+trustBundles: {{ ca: {{ caFile: ca.crt }} }}
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [bench.test]
+        certificate: server
+        clientAuth: {{ mode: require, trustBundle: ca }}
+        requestHeaders: {{ X-Subject: \"%DOWNSTREAM_PEER_SUBJECT%\" }}
+        routes: [{{ pathPrefix: /, upstream: up }}]
+upstreams:
+  up: {{ url: \"http://{}\" }}
+",
+            up.addr
+        ),
+        &["--threads", "1"],
+    );
+    (gw, up, dir)
+}
+
+fn run_bench(gw: &Gateway, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("bench")
+        .args(args)
+        .args(["--sni", "bench.test", "--ca", "ca.crt", "--json"])
+        .current_dir(&gw.dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn idle_mode_with_a_url_sends_one_request_on_each_connection_it_holds() {
+    let (gw, up, _dir) = recorded();
+    let url = format!("https://{}/held", gw.addr("web"));
+    let out = run_bench(
+        &gw,
+        &[
+            "idle",
+            &url,
+            "--cert",
+            "client.crt",
+            "--key",
+            "client.key",
+            "--concurrency",
+            "7",
+            "--duration",
+            "300ms",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["open_connections"], 7, "{r}");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 7, "one GET per held connection");
+    assert!(seen.iter().all(|s| s.uri == "/held"));
+}
+
+#[test]
+fn client_certs_presents_each_certificate_of_the_directory_in_turn() {
+    let (gw, up, _dir) = recorded();
+    let url = format!("https://{}/", gw.addr("web"));
+    let out = run_bench(
+        &gw,
+        &[
+            "handshake",
+            &url,
+            "--client-certs",
+            "fleet",
+            "--requests",
+            "9",
+            "--concurrency",
+            "1",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["ops"].as_u64(), r["errors"].as_u64()),
+        (Some(9), Some(0)),
+        "{r}"
+    );
+    let mut subjects: Vec<String> = up
+        .seen()
+        .iter()
+        .map(|s| s.header("x-subject").unwrap().to_string())
+        .collect();
+    subjects.sort();
+    let want: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(format!("CN=fleet-{c}"), 3))
+        .collect();
+    assert_eq!(subjects, want);
+}
+
+#[test]
+fn client_certs_refuses_what_it_cannot_use() {
+    let (gw, _up, _dir) = recorded();
+    std::fs::create_dir(gw.dir.join("empty")).unwrap();
+    let url = format!("https://{}/", gw.addr("web"));
+    for (args, says) in [
+        (
+            vec![
+                "handshake",
+                &url,
+                "--client-certs",
+                "fleet",
+                "--cert",
+                "client.crt",
+                "--key",
+                "client.key",
+            ],
+            "give --cert and --key, or --client-certs, not both",
+        ),
+        (
+            vec!["resume", &url, "--client-certs", "fleet"],
+            "--client-certs does not go with resume",
+        ),
+        (
+            vec!["handshake", &url, "--client-certs", "empty"],
+            "--client-certs empty holds no NAME.crt with its NAME.key",
+        ),
+        (
+            vec!["handshake", &url, "--client-certs", "missing"],
+            "cannot read --client-certs missing: ",
+        ),
+    ] {
+        let out = run_bench(&gw, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
