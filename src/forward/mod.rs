@@ -111,6 +111,9 @@ fn bounded_value(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(value).ok()
 }
 
+/// `x-forwarded-client-cert`, built at compile time.
+const XFCC_NAME: HeaderName = HeaderName::from_static(XFCC);
+
 /// Whether `name`, lower-cased with `_` read as `-`, equals `wanted` (which
 /// is lower case with `-`).
 pub(crate) fn same_header(name: &str, wanted: &str) -> bool {
@@ -204,7 +207,10 @@ impl HostForward {
         // Incoming XFCC (exact name only; spellings with `_` are stripped).
         let incoming = match self.settings.mode {
             Mode::ForwardOnly | Mode::AppendForward | Mode::AlwaysForwardOnly => {
-                let mut all = headers.get_all(XFCC).iter().filter(|v| v.to_str().is_ok());
+                let mut all = headers
+                    .get_all(&XFCC_NAME)
+                    .iter()
+                    .filter(|v| v.to_str().is_ok());
                 match (all.next(), all.next()) {
                     (None, _) => None,
                     (Some(one), None) => Some(one.clone()),
@@ -230,7 +236,7 @@ impl HostForward {
         }
         let own = prepared.xfcc.as_ref();
         if let Some(v) = xfcc::outgoing(self.settings.mode, verified_client, own, incoming) {
-            headers.insert(HeaderName::from_static(XFCC), v);
+            headers.insert(XFCC_NAME, v);
         }
         for (name, value) in &prepared.set {
             headers.insert(name.clone(), value.clone());

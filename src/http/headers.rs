@@ -100,16 +100,17 @@ pub(crate) fn set_forwarded(
             headers.remove(name);
         }
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-for"),
-        forwarded_for.clone(),
-    );
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("https"),
-    );
-    headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    headers.insert(X_FORWARDED_FOR, forwarded_for.clone());
+    headers.insert(X_FORWARDED_PROTO, HTTPS);
+    headers.insert(X_FORWARDED_HOST, host.clone());
 }
+
+// Built at compile time: `from_static` in a function runs its checks on
+// every call.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// The names the gateway sets, whatever spelling a client uses.
 const FORWARDED_NAMES: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
