@@ -30,15 +30,54 @@ pub fn summary(leaf: &[u8]) -> Option<Arc<CertSummary>> {
     PROCESS.summary(leaf)
 }
 
-/// Inserts into a map bounded at [`CAPACITY`], dropping an arbitrary entry
-/// when it is full.
-pub(crate) fn insert_bounded<K: Eq + Hash + Copy, V>(map: &mut HashMap<K, V>, key: K, v: V) {
-    if map.len() >= CAPACITY && !map.contains_key(&key) {
-        if let Some(k) = map.keys().next().copied() {
-            map.remove(&k);
+/// How many locks a memo is split over: a handshake locks one shard,
+/// chosen by its key, so worker threads rarely wait on each other.
+const SHARDS: usize = 16;
+
+/// A memo bounded at [`CAPACITY`] entries, split over [`SHARDS`] maps
+/// (each bounded at its share) by the low bits of the key's hash.
+#[derive(Debug)]
+pub(crate) struct Sharded<K, V> {
+    shards: [Mutex<HashMap<K, V>>; SHARDS],
+}
+
+impl<K, V> Default for Sharded<K, V> {
+    fn default() -> Self {
+        Sharded {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
         }
     }
-    map.insert(key, v);
+}
+
+impl<K: Eq + Hash + Copy, V> Sharded<K, V> {
+    fn shard(&self, pick: u64) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+        self.shards[pick as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `f` makes of the entry of `key` (`pick` is its hash).
+    pub(crate) fn get_with<R>(&self, pick: u64, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+        self.shard(pick).get(key).map(f)
+    }
+
+    /// Remembers `v` for `key`, dropping an arbitrary entry of its shard
+    /// when the shard is full.
+    pub(crate) fn insert(&self, pick: u64, key: K, v: V) {
+        let mut m = self.shard(pick);
+        if m.len() >= CAPACITY / SHARDS && !m.contains_key(&key) {
+            if let Some(k) = m.keys().next().copied() {
+                m.remove(&k);
+            }
+        }
+        m.insert(key, v);
+    }
+
+    /// Entries remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        (0..SHARDS as u64).map(|i| self.shard(i).len()).sum()
+    }
 }
 
 /// A remembered leaf: its bytes (to confirm a hit) and what it says.
@@ -48,31 +87,28 @@ type Entry = (Box<[u8]>, Arc<CertSummary>);
 #[derive(Debug, Default)]
 struct SummaryMemo {
     hasher: RandomState,
-    slots: Mutex<HashMap<u64, Entry>>,
+    slots: Sharded<u64, Entry>,
 }
 
 impl SummaryMemo {
     fn summary(&self, leaf: &[u8]) -> Option<Arc<CertSummary>> {
         let key = self.hasher.hash_one(leaf);
-        {
-            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((bytes, s)) = slots.get(&key) {
-                if **bytes == *leaf {
-                    return Some(s.clone());
-                }
-            }
+        let hit = self.slots.get_with(key, &key, |(bytes, s)| {
+            (**bytes == *leaf).then(|| s.clone())
+        });
+        if let Some(Some(s)) = hit {
+            return Some(s);
         }
         let s = Arc::new(CertSummary::from_der(leaf).ok()?);
         if leaf.len() <= MAX_REMEMBERED_LEAF {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            insert_bounded(&mut slots, key, (leaf.into(), s.clone()));
+            self.slots.insert(key, key, (leaf.into(), s.clone()));
         }
         Some(s)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+        self.slots.len()
     }
 }
 
@@ -119,12 +155,16 @@ mod tests {
     }
 
     #[test]
-    fn bounded_maps_stay_bounded_and_keep_the_newest() {
-        let mut map = HashMap::new();
-        for i in 0..CAPACITY + 10 {
-            insert_bounded(&mut map, i, ());
+    fn sharded_memos_stay_bounded_and_keep_the_newest() {
+        let m: Sharded<u64, ()> = Sharded::default();
+        let hasher = RandomState::new();
+        for i in 0..4 * CAPACITY as u64 {
+            m.insert(hasher.hash_one(i), i, ());
+            let newest = hasher.hash_one(i);
+            assert_eq!(m.get_with(newest, &i, |_| ()), Some(()));
         }
-        assert_eq!(map.len(), CAPACITY);
-        assert!(map.contains_key(&(CAPACITY + 9)));
+        assert!(m.len() <= CAPACITY, "{}", m.len());
+        // Every shard took its share: the keys spread.
+        assert!(m.len() > CAPACITY * 3 / 4, "{}", m.len());
     }
 }
