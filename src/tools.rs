@@ -150,7 +150,7 @@ pub(crate) fn client_certificate(
 /// `path`, `Connection: close`, and a `Host` that is a valid authority (an
 /// IPv6 literal in brackets, the port unless it is 443).
 pub(crate) fn get_request(path: &str, host: &str, port: u16, agent: &str) -> Vec<u8> {
-    let host = match host.contains(':') {
+    let host = match host.contains(':') && !host.starts_with('[') {
         true => format!("[{host}]"),
         false => host.to_string(),
     };
@@ -202,6 +202,7 @@ mod tests {
         assert!(req("a.test", 8443).contains("\r\nHost: a.test:8443\r\n"));
         assert!(req("::1", 8443).contains("\r\nHost: [::1]:8443\r\n"));
         assert!(req("::1", 443).starts_with("GET /x HTTP/1.1\r\nHost: [::1]\r\n"));
+        assert!(req("[::1]", 8443).contains("\r\nHost: [::1]:8443\r\n"));
         // What the gateway's own request parser makes of it.
         let text = req("::1", 8443);
         let mut headers = [httparse::EMPTY_HEADER; 8];

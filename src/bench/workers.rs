@@ -142,6 +142,8 @@ pub(super) async fn worker(
 pub(super) fn sni_host(sni: &ServerName<'static>, t: &Target) -> String {
     match sni {
         ServerName::DnsName(d) => d.as_ref().to_string(),
+        // An IPv6 literal is bracketed in Host and in a URI (RFC 3986).
+        _ if t.host.contains(':') => format!("[{}]", t.host),
         _ => t.host.clone(),
     }
 }
