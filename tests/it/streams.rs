@@ -322,6 +322,7 @@ fn backend(name: &'static str, leaf: &Leaf) -> Backend {
 struct Pass {
     gw: Gateway,
     ca: Ca,
+    gw_ca: Ca,
     _a: Backend,
     _b: Backend,
     _dir: tempfile::TempDir,
@@ -331,16 +332,13 @@ fn passthrough(default: bool) -> Pass {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ca = Ca::root("Backend CA");
+    let gw_ca = Ca::root("Gateway CA");
     let a = backend("A", &ca.leaf(&Spec::server(&["a.test"])));
     let b = backend(
         "B",
         &ca.leaf(&Spec::server(&["b.test", "*.b.test", "other.test"])),
     );
-    write_leaf(
-        d,
-        "gw",
-        &Ca::root("Gateway CA").leaf(&Spec::server(&["locked.test"])),
-    );
+    write_leaf(d, "gw", &gw_ca.leaf(&Spec::server(&["locked.test"])));
     write(d, "ca.crt", &ca.cert_pem);
     let default_line = if default {
         "    defaultUpstream: b\n"
@@ -369,6 +367,7 @@ listeners:
       - hostnames: [locked.test]
         certificate: gw
         clientAuth: {{ mode: require, trustBundle: ca }}
+        strictSni: false
         routes: [{{ pathPrefix: /, upstream: echo }}]
 upstreams:
   a: {{ address: \"{}\" }}
@@ -381,6 +380,7 @@ upstreams:
     Pass {
         gw,
         ca,
+        gw_ca,
         _a: a,
         _b: b,
         _dir: dir,
@@ -578,4 +578,58 @@ upstreams:
         v["message"] == "upstream identity not allowed by upstreams.tls.allow"
     });
     assert_eq!(line["uri_sans"], "spiffe://example.org/ns/other/sa/api");
+}
+
+/// A request on a terminated connection whose host names a passthrough
+/// entry is never served, in any spelling, over HTTP/1.1 or HTTP/2, even
+/// with strictSni off (the entry has no routes, policy or TLS of its own).
+#[test]
+fn a_host_of_a_passthrough_entry_is_not_served_on_a_terminated_connection() {
+    let p = passthrough(false);
+    let addr = p.gw.addr("mixed");
+    let leaf = p.ca.leaf(&Spec::client("mixed-client"));
+    let cfg = config(&p.gw_ca, Some(&leaf), &[]);
+    let ask = |raw: &str| {
+        let mut s = connect(addr, "locked.test", &cfg).unwrap();
+        client::exchange(&mut s, raw)
+    };
+    // Control: the terminated host itself is served.
+    assert_eq!(
+        ask("GET / HTTP/1.1\r\nHost: locked.test\r\nConnection: close\r\n\r\n").status(),
+        200
+    );
+    for host in ["a.test", "A.TEST", "a.test.", "a.test:443", "a.test.:8443"] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        assert_eq!(ask(&raw).status(), 421, "Host: {host}");
+        let raw = format!(
+            "GET https://{host}/ HTTP/1.1\r\nHost: locked.test\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(ask(&raw).status(), 421, "absolute form {host}");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config(&p.gw_ca, Some(&leaf), &["h2"]))
+            .connect(
+                rustls::pki_types::ServerName::try_from("locked.test").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("https://A.test/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        send.send_request(req).await.unwrap().status()
+    });
+    assert_eq!(status, 421, "HTTP/2 :authority");
 }
