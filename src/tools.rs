@@ -86,7 +86,14 @@ pub(crate) fn parse_target(t: &str) -> Result<Target, ToolError> {
         let (h, p) = v6
             .split_once(']')
             .ok_or_else(|| ToolError::Unclosed { target: target() })?;
-        (h.to_string(), p.strip_prefix(':'))
+        let port = match p {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| ToolError::BadPort {
+                target: target(),
+                port: p.to_string(),
+            })?),
+        };
+        (h.to_string(), port)
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), Some(p)),
@@ -164,10 +171,14 @@ pub(crate) fn get_request(path: &str, host: &str, port: u16, agent: &str) -> Vec
 
 /// The status code of the response that `head` starts with, once its
 /// status line is complete.
+/// Only the status line is parsed: what follows (more headers than a
+/// buffer holds, one httparse refuses) does not hide the status.
 pub(crate) fn status_code(head: &[u8]) -> Option<u16> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(head) {
+    let end = head.windows(2).position(|w| w == b"\r\n")?;
+    let mut line = head[..end + 2].to_vec();
+    line.extend_from_slice(b"\r\n");
+    let mut resp = httparse::Response::new(&mut []);
+    match resp.parse(&line) {
         Ok(_) => resp.code,
         Err(_) => None,
     }
@@ -193,6 +204,9 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port, t.path), ("127.0.0.1", 2379, None));
         assert!(parse_target("a.test").is_err());
         assert!(parse_target("http://a.test").is_err());
+        // Nothing but :PORT after an IPv6 literal.
+        assert!(parse_target("https://[::1]x/").is_err());
+        assert!(parse_target("[::1]9").is_err());
     }
 
     #[test]
@@ -220,6 +234,14 @@ mod tests {
         );
         assert_eq!(status_code(b"HTTP/1.0 503 \r\n"), Some(503));
         assert_eq!(status_code(b"HTTP/1.1 20"), None);
+        let many: String = (0..100).map(|i| format!("X-{i}: v\r\n")).collect();
+        let long = format!("HTTP/1.1 204 No Content\r\n{many}\r\n");
+        assert_eq!(
+            status_code(long.as_bytes()),
+            Some(204),
+            "more headers than a buffer"
+        );
+        assert_eq!(status_code(b"HTTP/1.1 200 OK\r\nBad Header\r\n"), Some(200));
         assert_eq!(status_code(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(status_code(b""), None);
     }
