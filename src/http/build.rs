@@ -27,25 +27,28 @@ pub(crate) fn upstream(
             tls,
         } => (authority, *host_header, tls),
     };
-    let tls_client = match tls {
+    let tls = match tls {
         None => None,
-        Some(t) => {
-            let ut = UpstreamTls::build(
-                name,
-                t,
-                &[b"http/1.1"],
-                cx.material,
-                cx.provider,
-                &mut cx.system,
-            )?;
-            Some(super::https_client(&ut, cx.limits.connect_timeout))
-        }
+        Some(t) => Some(Arc::new(UpstreamTls::build(
+            name,
+            t,
+            &[b"http/1.1"],
+            cx.material,
+            cx.provider,
+            &mut cx.system,
+        )?)),
+    };
+    let connect = stream::TcpUpstream {
+        name: name.to_string(),
+        address: authority.as_str().to_string(),
+        tls,
+        connect_timeout: cx.limits.connect_timeout,
     };
     Ok(super::HttpUpstream::Http {
         name: name.to_string(),
         authority: authority.clone(),
         host_header,
-        tls_client,
+        pool: Arc::new(super::pool::Pool::new(connect)),
     })
 }
 
@@ -66,7 +69,6 @@ pub(crate) fn listener(
     material: &Material,
     provider: &Arc<CryptoProvider>,
     upstreams: &Upstreams<'_>,
-    client: &super::UpstreamClient,
 ) -> Result<super::HttpsListener, TlsError> {
     let mut hosts = Vec::new();
     let mut passthrough = Vec::new();
@@ -137,7 +139,6 @@ pub(crate) fn listener(
         sni,
         limits: config.limits.clone(),
         access_log: config.access_log,
-        client: client.clone(),
         server: super::server_builder(&config.limits),
         succession: Default::default(),
     })

@@ -7,6 +7,7 @@ pub(crate) mod echo;
 pub(crate) mod headers;
 pub(crate) mod host;
 mod pipeline;
+pub(crate) mod pool;
 mod proxy;
 pub(crate) mod route;
 
@@ -20,8 +21,6 @@ use http::header::HeaderValue;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::closer::{Closer, Succession, Successive};
@@ -35,7 +34,7 @@ use crate::tls::{HostTls, SniTable};
 use route::RouteTable;
 
 /// Response bodies: streamed from an upstream, or made here.
-pub(crate) type Body = Either<Incoming, Full<Bytes>>;
+pub(crate) type Body = Either<pool::PooledBody, Full<Bytes>>;
 
 /// One upstream, ready to receive requests.
 #[derive(Debug)]
@@ -53,46 +52,10 @@ pub enum HttpUpstream {
         authority: http::uri::Authority,
         /// Which Host the origin sees.
         host_header: HostHeader,
-        /// For `https://` upstreams: this upstream's own pooled client, so a
-        /// connection authenticated with one client identity is never
-        /// reused for another.
-        tls_client: Option<HttpsClient>,
+        /// Its own connection pool: a connection authenticated with one
+        /// client identity is never reused for another upstream.
+        pool: Arc<pool::Pool>,
     },
-}
-
-/// A pooled client originating (mutual) TLS for one upstream.
-pub(crate) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
-
-/// Builds the pooled HTTPS client of one upstream.
-pub(crate) fn https_client(
-    tls: &crate::tls::upstream::UpstreamTls,
-    connect_timeout: std::time::Duration,
-) -> HttpsClient {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    let connector = hyper_rustls::HttpsConnector::new(
-        http,
-        tls.config.clone(),
-        true,
-        Arc::new(hyper_rustls::FixedServerNameResolver::new(
-            tls.server_name.clone(),
-        )),
-    );
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-/// The shared upstream client (one per identity the gateway presents; plain
-/// HTTP has none, so one pool serves all).
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
-
-/// Builds the pooled client for plain-HTTP upstreams.
-pub(crate) fn upstream_client(connect_timeout: std::time::Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// Where a route leads, and who may take it.
@@ -171,8 +134,6 @@ pub struct HttpsListener {
     pub limits: model::Limits,
     /// Whether to write access lines.
     pub access_log: bool,
-    /// Pooled client for HTTP upstreams.
-    pub client: UpstreamClient,
     /// HTTP/1.1 + HTTP/2 server settings (limits applied), shared by every
     /// connection of the listener.
     pub server: hyper_util::server::conn::auto::Builder<TokioExecutor>,

@@ -411,17 +411,10 @@ impl Conn {
                 name,
                 authority,
                 host_header,
-                tls_client,
+                pool,
             } => {
-                self.proxy(
-                    req,
-                    name,
-                    authority,
-                    *host_header,
-                    tls_client.as_ref(),
-                    host,
-                )
-                .await
+                self.proxy(req, name, authority, *host_header, pool, host)
+                    .await
             }
         }
     }

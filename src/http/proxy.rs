@@ -8,7 +8,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::pipeline::plain;
-use super::{headers, Body, Conn, HttpsClient};
+use super::pool::Pool;
+use super::{headers, Body, Conn};
 use crate::config::model::HostHeader;
 
 impl Conn {
@@ -19,31 +20,20 @@ impl Conn {
         name: &str,
         authority: &http::uri::Authority,
         host_header: HostHeader,
-        tls_client: Option<&HttpsClient>,
+        pool: &std::sync::Arc<Pool>,
         host: &HeaderValue,
     ) -> Response<Body> {
         // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
         // the `Upgrade` header only for WebSocket.
         let upgrade = req.headers().get(http::header::UPGRADE).cloned();
-        // The parts are shared, not copied.
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(if tls_client.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        });
-        parts.authority = Some(authority.clone());
-        parts.path_and_query = Some(
-            req.uri()
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-        );
-        let uri = match Uri::from_parts(parts) {
-            Ok(u) => u,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target"),
-        };
-        *req.uri_mut() = uri;
+        // Origin-form: the connection already leads to the upstream. The
+        // path is shared, not copied.
+        let target = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(target);
         *req.version_mut() = Version::HTTP_11;
         match host_header {
             HostHeader::Preserve => {
@@ -65,10 +55,7 @@ impl Conn {
         } else {
             None
         };
-        let sent = match tls_client {
-            Some(c) => c.request(req).await,
-            None => self.listener.client.request(req).await,
-        };
+        let sent = pool.send(req).await;
         match sent {
             Ok(mut resp) => {
                 match (resp.status(), downstream_upgrade) {
@@ -82,7 +69,7 @@ impl Conn {
                 resp.map(Either::Left)
             }
             Err(e) => {
-                let kind = crate::tls::UpstreamFailure::of(&e);
+                let kind = e.kind();
                 crate::telemetry::metrics::upstream_error(name, kind.as_str());
                 tracing::warn!(upstream = name, kind = kind.as_str(), error = %crate::words::error_chain(&e), "upstream request failed");
                 plain(

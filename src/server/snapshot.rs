@@ -115,12 +115,11 @@ impl Snapshot {
             http: &http_upstreams,
             tcp: &tcp_upstreams,
         };
-        let client = http::upstream_client(limits.connect_timeout);
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let rt = match &l.kind {
                 model::ListenerKind::Https { .. } => AnyListener::Https(Arc::new(
-                    http::build::listener(l, config, material, provider, &upstreams, &client)?,
+                    http::build::listener(l, config, material, provider, &upstreams)?,
                 )),
                 model::ListenerKind::Tls {
                     certificate,
