@@ -33,6 +33,9 @@ cd "$W"
 # A fleet of clients: more distinct certificates than any verification memo
 # holds (portcullis remembers verified chains per host entry).
 FLEET=${FLEET:-4000}
+# The fixed request rate of the `paced` row (what a proxy costs at a load it
+# keeps up with, rather than flat out).
+RATE=${RATE:-8000}
 mkdir -p fleet
 seq "$FLEET" | xargs -P 2 -I{} "$BIN" cert issue --ca ca --profile client --out fleet/c{} --cn fleet-{} >/dev/null
 cat srv.crt srv.key > srv.pem
@@ -175,12 +178,13 @@ IDLE_NG=$(idle "$NGX_WORKER" "$NG"); IDLE_HA=$(idle "$HA_PID" "$HA"); IDLE_CA=$(
 PROXIES=(nginx:$NG haproxy:$HA caddy:$CA portcullis:$PC)
 declare -A PID_OF=([nginx]=$NGX_WORKER [haproxy]=$HA_PID [caddy]=$CA_PID [portcullis]=$PC_PID)
 for _ in $(seq "$ROUNDS"); do
-  for w in handshake:16 fleet:16 resume:16 keepalive:32 h2:32; do
+  for w in handshake:16 fleet:16 resume:16 keepalive:32 paced:32 h2:32; do
     name=${w%%:*}; conc=${w##*:}
     for pp in "${PROXIES[@]}"; do
       p=${pp%%:*}; port=${pp##*:}
       case $name in
         fleet) measure "fleet/$p" "${PID_OF[$p]}" handshake "https://127.0.0.1:$port/" "$conc" --client-certs fleet ;;
+        paced) measure "paced/$p" "${PID_OF[$p]}" keepalive "https://127.0.0.1:$port/" "$conc" "${ONE[@]}" --rate "$RATE" ;;
         *) measure "$name/$p" "${PID_OF[$p]}" "$name" "https://127.0.0.1:$port/" "$conc" ;;
       esac
     done
@@ -207,9 +211,10 @@ echo "CPU per operation on one pinned core, ${ROUNDS}×${SECS} s per target, int
 echo
 echo "| workload | proxy | proxy CPU | ops/s | p99 (max of rounds) | ratio to nginx |"
 echo "|---|---|---:|---:|---:|---:|"
-for w in handshake fleet resume keepalive h2; do for p in nginx haproxy caddy portcullis; do row "$w" "$p" nginx; done; done
+for w in handshake fleet resume keepalive paced h2; do for p in nginx haproxy caddy portcullis; do row "$w" "$p" nginx; done; done
 echo
 echo "fleet: full handshakes, each connection presenting the next of $FLEET client certificates."
+echo "paced: keep-alive GETs at a fixed $RATE requests/s in all (open loop; p99 counts from each request's scheduled time)."
 echo
 echo "| workload | proxy | proxy CPU | ops/s | p99 | ratio to haproxy |"
 echo "|---|---|---:|---:|---:|---:|"

@@ -83,6 +83,8 @@ pub(crate) struct Options {
     pub duration: Duration,
     /// Stop after this many operations.
     pub requests: Option<u64>,
+    /// keepalive: requests per second in all, paced (open loop).
+    pub rate: Option<u64>,
 }
 
 /// The final report.
@@ -110,6 +112,8 @@ pub(crate) struct Report {
     pub full: u64,
     /// Connections open at the end (idle mode).
     pub open_connections: u64,
+    /// The paced rate asked for (`--rate`), requests per second.
+    pub rate: Option<u64>,
 }
 
 /// Why bench could not start.
@@ -123,6 +127,14 @@ pub(crate) enum BenchError {
     NeedsUrl {
         /// The target as given.
         target: String,
+        /// The mode.
+        mode: Mode,
+    },
+    /// `--rate` with another mode than keepalive, or zero.
+    #[error("--rate {rate}: give a rate above 0, with mode keepalive (mode {} runs closed loop)", .mode.as_str())]
+    Rate {
+        /// The rate given.
+        rate: u64,
         /// The mode.
         mode: Mode,
     },
@@ -319,6 +331,13 @@ fn client_config(o: &Options) -> Result<Clients, BenchError> {
     })
 }
 
+/// When a paced (`--rate`) connection sends its requests.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    first: Instant,
+    every: Duration,
+}
+
 struct Shared {
     deadline: Instant,
     budget: Option<u64>,
@@ -371,6 +390,11 @@ impl Shared {
 
 /// Runs a benchmark on the current runtime.
 pub(crate) async fn run(o: Options) -> Result<Report, BenchError> {
+    if let Some(rate) = o.rate {
+        if rate == 0 || o.mode != Mode::Keepalive {
+            return Err(BenchError::Rate { rate, mode: o.mode });
+        }
+    }
     let t = Arc::new(parse_target(&o.target, o.mode)?);
     let cfg = Arc::new(client_config(&o)?);
     let name = o.sni.clone().unwrap_or_else(|| t.host.clone());
@@ -465,15 +489,23 @@ pub(crate) async fn run(o: Options) -> Result<Report, BenchError> {
             }
         }
         mode => {
+            // With --rate, connection k sends at started + k/rate, then
+            // every concurrency/rate seconds: the rate in all, evenly spread.
+            let pace = |k: usize| {
+                o.rate.map(|r| Pace {
+                    first: started + Duration::from_secs_f64(k as f64 / r as f64),
+                    every: Duration::from_secs_f64(o.concurrency as f64 / r as f64),
+                })
+            };
             let tasks: Vec<_> = (0..o.concurrency)
-                .map(|_| {
+                .map(|k| {
                     tokio::spawn(worker(
                         mode,
                         t.clone(),
                         sni.clone(),
                         cfg.clone(),
                         sh.clone(),
-                        hold.clone(),
+                        pace(k),
                     ))
                 })
                 .collect();
@@ -518,6 +550,7 @@ pub(crate) async fn run(o: Options) -> Result<Report, BenchError> {
         resumed: sh.resumed.load(Ordering::Relaxed),
         full: sh.full.load(Ordering::Relaxed),
         open_connections: sh.open.load(Ordering::Relaxed),
+        rate: o.rate,
     })
 }
 

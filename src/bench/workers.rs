@@ -64,7 +64,7 @@ pub(super) async fn worker(
     sni: ServerName<'static>,
     cfg: Arc<Clients>,
     sh: Arc<Shared>,
-    idle_hold: Arc<tokio::sync::Notify>,
+    pace: Option<Pace>,
 ) {
     let mut local = new_hist();
     let host = sni_host(&sni, &t);
@@ -91,6 +91,11 @@ pub(super) async fn worker(
             }
         }
         Mode::Keepalive => {
+            let mut schedule = pace.map(|p| {
+                let mut i = tokio::time::interval_at(p.first.into(), p.every);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                i
+            });
             'conn: while sh.next() {
                 let s = match tls_connect(&t, &sni, &cfg).await {
                     Ok(s) => s,
@@ -107,7 +112,15 @@ pub(super) async fn worker(
                 };
                 tokio::spawn(conn);
                 loop {
-                    let start = Instant::now();
+                    let start = match &mut schedule {
+                        // Late ticks are sent at once (open loop), and
+                        // their wait counts as latency.
+                        Some(s) => s.tick().await.into_std(),
+                        None => Instant::now(),
+                    };
+                    if Instant::now() >= sh.deadline {
+                        break 'conn;
+                    }
                     let req = http::Request::get(t.path.as_str())
                         .header(http::header::HOST, host.as_str())
                         .body(Empty::<Bytes>::new());
@@ -136,7 +149,6 @@ pub(super) async fn worker(
         Mode::H2 | Mode::Stream | Mode::Idle => {}
     }
     sh.merge(&local);
-    let _ = idle_hold;
 }
 
 pub(super) fn sni_host(sni: &ServerName<'static>, t: &Target) -> String {

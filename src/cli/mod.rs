@@ -86,6 +86,11 @@ enum Command {
         /// Stop after this many operations.
         #[arg(long)]
         requests: Option<u64>,
+        /// keepalive only: send this many requests per second in all, on a
+        /// fixed schedule (open loop); latency counts from each request's
+        /// scheduled time, so a stalled server shows as latency, as wrk2 does.
+        #[arg(long)]
+        rate: Option<u64>,
         /// Worker threads of the load generator (default: CPUs).
         #[arg(long)]
         threads: Option<usize>,
@@ -344,6 +349,7 @@ pub fn main() -> ExitCode {
             concurrency,
             duration,
             requests,
+            rate,
             threads,
             json,
         } => {
@@ -369,6 +375,7 @@ pub fn main() -> ExitCode {
                 concurrency: concurrency.max(1),
                 duration,
                 requests,
+                rate,
             };
             match rt.block_on(crate::bench::run(opts)) {
                 Ok(r) => {

@@ -351,3 +351,58 @@ fn client_certs_refuses_what_it_cannot_use() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn rate_paces_keepalive_requests_and_never_sends_more_than_scheduled() {
+    let (gw, up, _dir) = recorded();
+    let url = format!("https://{}/", gw.addr("web"));
+    // 40/s for 1 s over 2 connections: each sends every 50 ms, the second
+    // 25 ms after the first, so at most 40 requests are scheduled.
+    let out = run_bench(
+        &gw,
+        &[
+            "keepalive",
+            &url,
+            "--cert",
+            "client.crt",
+            "--key",
+            "client.key",
+            "--rate",
+            "40",
+            "--concurrency",
+            "2",
+            "--duration",
+            "1s",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["rate"], 40, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    let ops = r["ops"].as_u64().unwrap();
+    // Unpaced, this gateway answers thousands in that second.
+    assert!(
+        (1..=40).contains(&ops),
+        "{ops} requests at --rate 40 for 1s"
+    );
+    // Every counted request really reached the upstream, and no more did.
+    assert_eq!(up.seen().len() as u64, ops);
+}
+
+#[test]
+fn rate_is_refused_where_it_means_nothing() {
+    let (gw, _up, _dir) = recorded();
+    let url = format!("https://{}/", gw.addr("web"));
+    for (mode, rate) in [("keepalive", "0"), ("handshake", "10"), ("h2", "10")] {
+        let out = run_bench(&gw, &[mode, &url, "--rate", rate, "--requests", "1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{mode} --rate {rate}");
+        assert!(
+            err.contains(&format!(
+                "--rate {rate}: give a rate above 0, with mode keepalive"
+            )),
+            "{mode}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
