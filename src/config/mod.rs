@@ -214,6 +214,25 @@ upstreams:
     }
 
     #[test]
+    fn an_upstream_url_with_user_information_is_refused() {
+        for url in [
+            "http://user:pw@10.0.0.1:80",
+            "https://user@api.test",
+            "http://@api.test",
+        ] {
+            let bad = GOOD.replace(
+                "echo: { builtin: echo }",
+                &format!("echo: {{ url: \"{url}\" }}"),
+            );
+            assert_eq!(
+                errors(&bad),
+                vec!["gw.yaml:17: upstreams.echo.url: an upstream URL has no user information (user:password@ is never sent)".to_string()],
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn dangling_references_name_their_key() {
         let bad = GOOD
             .replace("upstream: echo", "upstream: nope")

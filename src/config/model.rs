@@ -398,12 +398,12 @@ pub struct UpstreamTls {
 }
 
 /// `hostHeader`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostHeader {
     /// The client's Host.
     Preserve,
-    /// The upstream URL's authority.
-    Upstream,
+    /// The upstream URL's authority, as the header value it is sent as.
+    Upstream(http::HeaderValue),
 }
 
 /// `limits:`

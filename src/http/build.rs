@@ -25,7 +25,7 @@ pub(crate) fn upstream(
             authority,
             host_header,
             tls,
-        } => (authority, *host_header, tls),
+        } => (authority, host_header.clone(), tls),
     };
     let tls = match tls {
         None => None,
@@ -46,7 +46,6 @@ pub(crate) fn upstream(
     };
     Ok(super::HttpUpstream::Http {
         name: name.to_string(),
-        authority: authority.clone(),
         host_header,
         pool: Arc::new(super::pool::Pool::new(connect)),
     })

@@ -48,8 +48,6 @@ pub enum HttpUpstream {
     Http {
         /// Its name (logs, errors).
         name: String,
-        /// `host:port`.
-        authority: http::uri::Authority,
         /// Which Host the origin sees.
         host_header: HostHeader,
         /// Its own connection pool: a connection authenticated with one

@@ -409,13 +409,9 @@ impl Conn {
             }
             HttpUpstream::Http {
                 name,
-                authority,
                 host_header,
                 pool,
-            } => {
-                self.proxy(req, name, authority, *host_header, pool, host)
-                    .await
-            }
+            } => self.proxy(req, name, host_header, pool, host).await,
         }
     }
 }

@@ -7,10 +7,14 @@
 //! when its response body has been read to the end and it is ready for the
 //! next request — no key is hashed and, unless the exchange is still
 //! finishing then, no task is spawned per request. A connection whose response was not read to
-//! the end (the client went away, an error, an upgrade) is closed.
+//! the end (the client went away, an error, an upgrade) is closed, and so is
+//! one whose response ended before its request did (an early answer such as
+//! `413`): the rest of that request would otherwise reach the upstream as
+//! the start of the next one.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,10 @@ const IDLE_FOR: Duration = Duration::from_secs(90);
 
 /// Idle connections kept per upstream; more are closed when they go idle.
 const MAX_IDLE: usize = 256;
+
+/// How long a connection whose request has been sent may take to become
+/// ready again after its response ended; one that takes longer is closed.
+const SETTLE_FOR: Duration = Duration::from_secs(10);
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +59,21 @@ impl SendError {
     }
 }
 
+/// One upstream connection: the handle requests are sent on, and its task
+/// (aborted to close it while a request is still on it).
+struct Connection {
+    sender: SendRequest<Tracked>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Connection {
+    fn close(self) {
+        self.task.abort();
+    }
+}
+
 struct Idle {
-    sender: SendRequest<Incoming>,
+    conn: Connection,
     since: Instant,
 }
 
@@ -62,6 +83,8 @@ pub struct Pool {
     upstream: TcpUpstream,
     /// Idle connections, oldest first.
     idle: Mutex<Vec<Idle>>,
+    /// Whether the task that closes expired idle connections runs.
+    reaping: AtomicBool,
 }
 
 impl std::fmt::Debug for Pool {
@@ -79,6 +102,7 @@ impl Pool {
         Pool {
             upstream,
             idle: Mutex::new(Vec::new()),
+            reaping: AtomicBool::new(false),
         }
     }
 
@@ -88,85 +112,119 @@ impl Pool {
     /// another one, since none of it was written.
     pub(crate) async fn send(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
     ) -> Result<Response<PooledBody>, SendError> {
-        while let Some(mut sender) = self.checkout() {
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(resp, sender)),
+        let (parts, body) = req.into_parts();
+        let (body, sent) = Tracked::new(body);
+        let mut req = Request::from_parts(parts, body);
+        while let Some(mut conn) = self.checkout() {
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.wrap(resp, conn, sent)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
                     None => return Err(SendError::Request(e.into_error())),
                 },
             }
         }
-        let mut sender = self.connect().await?;
-        let resp = sender.send_request(req).await?;
-        Ok(self.wrap(resp, sender))
+        let mut conn = self.connect().await?;
+        let resp = conn.sender.send_request(req).await?;
+        Ok(self.wrap(resp, conn, sent))
     }
 
     /// The most recently used idle connection that is still open. Only
     /// ready connections enter the pool; one that stopped being ready (its
     /// upstream closed it) is dropped.
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self) -> Option<Connection> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        while let Some(mut sender) = self.pop() {
-            if let Poll::Ready(Ok(())) = sender.poll_ready(&mut cx) {
-                return Some(sender);
+        while let Some(mut conn) = self.pop() {
+            if let Poll::Ready(Ok(())) = conn.sender.poll_ready(&mut cx) {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn pop(&self) -> Option<SendRequest<Incoming>> {
+    fn pop(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let Idle { sender, since } = idle.pop()?;
+        let Idle { conn, since } = idle.pop()?;
         if since.elapsed() < IDLE_FOR {
-            return Some(sender);
+            return Some(conn);
         }
         // This was the newest: every other one expired too.
         idle.clear();
         None
     }
 
-    fn put(&self, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
+    fn put(&self, conn: Connection) {
+        if conn.sender.is_closed() {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        Self::expire(&mut idle, now);
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { conn, since: now });
+        }
+    }
+
+    /// Drops the idle connections unused for `IDLE_FOR` (the oldest come
+    /// first) and those their upstream closed.
+    fn expire(idle: &mut Vec<Idle>, now: Instant) {
         let expired = idle
             .iter()
             .take_while(|i| now.duration_since(i.since) >= IDLE_FOR)
             .count();
         idle.drain(..expired);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle { sender, since: now });
+        idle.retain(|i| !i.conn.sender.is_closed());
+    }
+
+    /// Closes idle connections once they expire, even when no request comes
+    /// to reuse them; ends with the pool (a reload that replaced its
+    /// upstream drops the pool, and its idle connections with it).
+    fn reap(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::Relaxed) {
+            return;
         }
+        let pool: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(IDLE_FOR / 3);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                Self::expire(&mut idle, Instant::now());
+            }
+        });
     }
 
     /// Opens a connection (TCP, then TLS when the upstream is `https://`)
     /// and starts its task.
-    async fn connect(&self) -> Result<SendRequest<Incoming>, SendError> {
+    async fn connect(self: &Arc<Self>) -> Result<Connection, SendError> {
+        self.reap();
         let io = self.upstream.connect().await?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // Its errors reach the request that was on it.
             let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+        })
+        .abort_handle();
+        Ok(Connection { sender, task })
     }
 
     fn wrap(
         self: &Arc<Self>,
         resp: Response<Incoming>,
-        sender: SendRequest<Incoming>,
+        conn: Connection,
+        sent: Option<Arc<AtomicBool>>,
     ) -> Response<PooledBody> {
         // A switched connection belongs to the tunnel now.
         let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Back {
             pool: self.clone(),
-            sender,
+            conn,
+            sent,
         });
         resp.map(|inner| {
             let mut body = PooledBody { inner, back };
@@ -180,7 +238,62 @@ impl Pool {
 
 struct Back {
     pool: Arc<Pool>,
-    sender: SendRequest<Incoming>,
+    conn: Connection,
+    /// Set when the request's body has been handed to the connection to its
+    /// end; `None` when the request had no body.
+    sent: Option<Arc<AtomicBool>>,
+}
+
+/// A request body that tells when it has been read to its end.
+pub(crate) struct Tracked {
+    inner: Incoming,
+    sent: Option<Arc<AtomicBool>>,
+}
+
+impl Tracked {
+    /// Wraps `inner`; a body that is empty from the start needs no flag
+    /// (and costs no allocation).
+    fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
+        let sent = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+        let tracked = Tracked {
+            inner,
+            sent: sent.clone(),
+        };
+        (tracked, sent)
+    }
+
+    fn mark_sent(&mut self) {
+        if let Some(flag) = self.sent.take() {
+            flag.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.mark_sent(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.mark_sent(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A response body from a pooled connection: the connection returns to its
@@ -202,16 +315,32 @@ impl PooledBody {
     /// last thing on it), or when the exchange has finished (the request
     /// body may still be streaming after an early response).
     fn give_back(&mut self, cx: &mut Context<'_>) {
-        let Some(Back { pool, mut sender }) = self.back.take() else {
+        let Some(Back {
+            pool,
+            mut conn,
+            sent,
+        }) = self.back.take()
+        else {
             return;
         };
-        match sender.poll_ready(cx) {
-            Poll::Ready(Ok(())) => pool.put(sender),
+        if sent.is_some_and(|s| !s.load(Ordering::Acquire)) {
+            // An early response: the upstream answered before it had the
+            // whole request. What is left of the request must not reach it
+            // as the start of the next one, so the connection is closed
+            // (and the client's upload stops there).
+            conn.close();
+            return;
+        }
+        match conn.sender.poll_ready(cx) {
+            Poll::Ready(Ok(())) => pool.put(conn),
             Poll::Ready(Err(_)) => {}
             Poll::Pending => {
+                // The connection's task has not yet seen the exchange end.
                 tokio::spawn(async move {
-                    if sender.ready().await.is_ok() {
-                        pool.put(sender);
+                    match tokio::time::timeout(SETTLE_FOR, conn.sender.ready()).await {
+                        Ok(Ok(())) => pool.put(conn),
+                        Ok(Err(_)) => {}
+                        Err(_) => conn.close(),
                     }
                 });
             }
@@ -245,5 +374,15 @@ impl hyper::body::Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // Not read to its end (the client went away mid-response): nothing
+        // more may be sent on this connection.
+        if let Some(back) = self.back.take() {
+            back.conn.close();
+        }
     }
 }

@@ -18,8 +18,7 @@ impl Conn {
         &self,
         mut req: Request<Incoming>,
         name: &str,
-        authority: &http::uri::Authority,
-        host_header: HostHeader,
+        host_header: &HostHeader,
         pool: &std::sync::Arc<Pool>,
         host: &HeaderValue,
     ) -> Response<Body> {
@@ -35,16 +34,14 @@ impl Conn {
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(target);
         *req.version_mut() = Version::HTTP_11;
-        match host_header {
-            HostHeader::Preserve => {
-                req.headers_mut().insert(HOST, host.clone());
-            }
-            HostHeader::Upstream => {
-                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                    req.headers_mut().insert(HOST, v);
-                }
-            }
-        }
+        let host = match host_header {
+            HostHeader::Preserve => host,
+            HostHeader::Upstream(v) => v,
+        };
+        req.headers_mut().insert(HOST, host.clone());
+        // `100-continue` was the gateway's to answer (hyper answers it when
+        // the body is first read); the upstream gets the body as it comes.
+        req.headers_mut().remove(http::header::EXPECT);
         let downstream_upgrade = if upgrade.is_some() {
             req.headers_mut().insert(
                 http::header::CONNECTION,

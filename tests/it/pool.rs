@@ -19,10 +19,17 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, conn: usize, per_co
     let mut answered = 0;
     loop {
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let big = buf.starts_with(b"GET /big ");
             buf.drain(..end + 4);
             answered += 1;
             let last = answered == per_conn;
-            let body = format!("conn-{conn}");
+            let body = if big {
+                // More than any socket buffer holds: the gateway is still
+                // relaying it when its client goes away.
+                format!("conn-{conn}").repeat(1 << 20)
+            } else {
+                format!("conn-{conn}")
+            };
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n",
                 body.len(),
@@ -39,6 +46,41 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, conn: usize, per_co
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// A plain upstream answering every request at once (the rest of an upload
+/// is taken for the start of the next request, as a naive server would);
+/// reports the number of each connection that ends on `closed`.
+fn reporting_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<usize>,
+    tokio::runtime::Runtime,
+) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (tx, closed) = std::sync::mpsc::channel();
+    let (addr, rt) = tcp_server(move |s| {
+        let conn = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+        let tx = tx.clone();
+        async move {
+            answer(s, conn, usize::MAX).await;
+            let _ = tx.send(conn);
+        }
+    });
+    (addr, closed, rt)
+}
+
+/// Reads from `s` until `want` has arrived (or the connection ends).
+fn read_until(s: &mut client::Tls, want: &str) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// A plain upstream answering `per_conn` requests per connection; returns
@@ -197,4 +239,49 @@ fn a_mutual_tls_upstream_connection_is_reused_with_its_client_identity() {
     );
     assert_eq!(bodies(&gw, &ca, 5), vec!["conn-1"; 5]);
     assert_eq!(handshakes.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_connection_answered_before_its_request_ended_is_closed_not_reused() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("Pool CA");
+    let (addr, closed, _rt) = reporting_upstream();
+    let gw = gateway(dir.path(), &ca, &format!("{{ url: \"http://{addr}\" }}"));
+    let cfg = config(&ca, None, &[]);
+    let mut s = client::connect(gw.addr("main"), "app.test", &cfg).unwrap();
+    // An upload of 64 bytes of which 10 are sent; the upstream answers at
+    // once, before the rest.
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 64\r\n\r\n0123456789")
+        .unwrap();
+    s.flush().unwrap();
+    let head = read_until(&mut s, "conn-1");
+    assert!(head.contains("conn-1"), "{head}");
+    // The rest of the upload (the gateway may have closed this connection
+    // by now). Were the upstream connection kept, it would be ready for
+    // another request once this arrived, and what the upstream took for
+    // the start of a request would prefix the next one.
+    let _ = s.write_all(&[b'x'; 54]).and_then(|_| s.flush());
+    // The gateway closed that upstream connection instead.
+    assert_eq!(closed.recv_timeout(client::IO_TIMEOUT), Ok(1));
+    assert_eq!(bodies(&gw, &ca, 2), ["conn-2", "conn-2"]);
+}
+
+#[test]
+fn a_response_the_client_abandons_closes_its_upstream_connection() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("Pool CA");
+    let (addr, closed, _rt) = reporting_upstream();
+    let gw = gateway(dir.path(), &ca, &format!("{{ url: \"http://{addr}\" }}"));
+    let cfg = config(&ca, None, &[]);
+    let mut s = client::connect(gw.addr("main"), "app.test", &cfg).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .unwrap();
+    s.flush().unwrap();
+    let head = read_until(&mut s, "conn-1");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    drop(s);
+    assert_eq!(closed.recv_timeout(client::IO_TIMEOUT), Ok(1));
+    assert_eq!(bodies(&gw, &ca, 2), ["conn-2", "conn-2"]);
 }

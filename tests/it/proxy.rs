@@ -267,6 +267,27 @@ fn client_cannot_inject_identity_or_smuggle_hop_by_hop_headers() {
 }
 
 #[test]
+fn expect_100_continue_is_answered_by_the_gateway_not_forwarded() {
+    let p = proxy("", None);
+    let mut s = connect(p.addr(), "app.test", &config(&p.ca, None, &[])).unwrap();
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\
+          Expect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    s.flush().unwrap();
+    // The body goes only after the interim answer, as curl does.
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    let out = exchange(&mut s, "hello");
+    assert_eq!(out, Outcome::Http(200, "from upstream".into()));
+    let seen = &p.upstream.seen()[0];
+    assert_eq!(seen.header("expect"), None, "{:?}", seen.headers);
+    assert_eq!(seen.header("content-length"), Some("5"));
+}
+
+#[test]
 fn silent_client_is_closed_after_handshake_timeout() {
     let p = proxy("limits: { handshakeTimeout: 300ms }\n", None);
     let mut tcp = TcpStream::connect(p.addr()).unwrap();

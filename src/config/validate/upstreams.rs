@@ -105,8 +105,24 @@ pub(super) fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Opt
                 return None;
             }
             let authority = uri.authority()?.clone();
+            if authority.as_str().contains('@') {
+                e.push(
+                    &up,
+                    "an upstream URL has no user information (user:password@ is never sent)",
+                );
+                return None;
+            }
             let host_header = match u.host_header {
-                Some(raw::HostHeader::Upstream) => model::HostHeader::Upstream,
+                Some(raw::HostHeader::Upstream) => {
+                    // An authority holds only URI characters, all valid in a header.
+                    match http::HeaderValue::from_str(authority.as_str()) {
+                        Ok(v) => model::HostHeader::Upstream(v),
+                        Err(_) => {
+                            e.push(&up, "its host:port cannot be sent as a Host header");
+                            return None;
+                        }
+                    }
+                }
                 _ => model::HostHeader::Preserve,
             };
             Some(Upstream::Http(model::HttpUpstream::Url {
