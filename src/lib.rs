@@ -26,6 +26,7 @@
 
 #![warn(unreachable_pub)]
 
+pub(crate) mod acme;
 pub(crate) mod bench;
 pub mod cli;
 pub(crate) mod closer;

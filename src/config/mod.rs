@@ -201,13 +201,101 @@ upstreams:
         );
     }
 
+    /// GOOD plus an `http` listener whose body is `listener`.
+    fn with_http(listener: &str) -> String {
+        GOOD.replace(
+            "upstreams:",
+            &format!("  - name: plain\n    address: 127.0.0.1:0\n    protocol: http\n{listener}upstreams:"),
+        )
+    }
+
     #[test]
-    fn unimplemented_keys_are_refused_not_ignored() {
-        let bad = GOOD.replace("protocol: https", "protocol: http");
+    fn http_listeners_validate() {
+        assert_eq!(errors(&with_http("")), Vec::<String>::new());
+        let full = with_http(
+            "    redirect: { port: 8443, status: 301 }\n    hosts:\n      - hostnames: [plain.test]\n        escapedSlashes: keep\n        routes: [{ pathPrefix: /, upstream: echo }]\n",
+        );
+        assert_eq!(errors(&full), Vec::<String>::new());
+        let hsts = GOOD.replace(
+            "        routes:\n",
+            "        hsts: { maxAge: 31536000, includeSubDomains: true }\n        routes:\n",
+        );
+        assert_eq!(errors(&hsts), Vec::<String>::new());
+    }
+
+    #[test]
+    fn http_listener_mistakes_name_their_key() {
+        let cases = [
+            (
+                "    redirect: { status: 200 }\n",
+                "gw.yaml:19: listeners[1].redirect.status: 200 is not a redirect status; use 301, 302, 307 or 308",
+            ),
+            (
+                "    redirect: { port: 0 }\n",
+                "gw.yaml:19: listeners[1].redirect.port: 0 is not a port",
+            ),
+            (
+                "    redirect: { port: 70000 }\n",
+                "gw.yaml:19: listeners[1].redirect.port: invalid value: integer \"70000\", expected u16",
+            ),
+            (
+                "    redirect: { to: x }\n",
+                "gw.yaml:19: listeners[1].redirect.to: unknown field \"to\", expected \"port\" or \"status\"",
+            ),
+            (
+                "    tls: { minVersion: \"1.3\" }\n",
+                "gw.yaml:19: listeners[1].tls: does not apply to an \"http\" listener (plain HTTP)",
+            ),
+            (
+                "    certificate: gw\n",
+                "gw.yaml:19: listeners[1].certificate: does not apply to a \"http\" listener",
+            ),
+            (
+                "    hosts:\n      - hostnames: [p.test]\n        clientAuth: { mode: require, trustBundle: clients }\n        routes: [{ pathPrefix: /, upstream: echo }]\n",
+                "gw.yaml:21: listeners[1].hosts[0].clientAuth: does not apply to a host of an http listener (plain HTTP: no TLS, no client identity)",
+            ),
+            (
+                "    hosts:\n      - hostnames: [p.test]\n        hsts: { maxAge: 1 }\n        routes: [{ pathPrefix: /, upstream: echo }]\n",
+                "gw.yaml:21: listeners[1].hosts[0].hsts: does not apply to a host of an http listener (plain HTTP: no TLS, no client identity)",
+            ),
+            (
+                "    hosts:\n      - hostnames: [p.test]\n        routes: [{ pathPrefix: /, upstream: echo, allow: { commonNames: [x] } }]\n",
+                "gw.yaml:21: listeners[1].hosts[0].routes[0].allow: needs client certificates, which plain HTTP has none of: serve this route on an https listener",
+            ),
+            (
+                "    hosts:\n      - hostnames: [p.test]\n        routes: [{ pathPrefix: /, upstream: nope }]\n",
+                "gw.yaml:21: listeners[1].hosts[0].routes[0].upstream: no upstream named \"nope\"",
+            ),
+            (
+                "    hosts:\n      - hostnames: [p.test, P.test.]\n        routes: [{ pathPrefix: /, upstream: echo }]\n",
+                "gw.yaml:20: listeners[1].hosts[0].hostnames[1]: \"P.test.\" is already served by hosts[0] of this listener",
+            ),
+        ];
+        for (listener, want) in cases {
+            let errs = errors(&with_http(listener));
+            assert_eq!(errs.len(), 1, "{listener}: {errs:#?}");
+            assert!(
+                errs[0].starts_with(want),
+                "{listener}:\n{}\nwanted\n{want}",
+                errs[0]
+            );
+        }
+        let bad = GOOD.replace(
+            "        routes:\n",
+            "        hsts: { maxAge: -1 }\n        routes:\n",
+        );
+        let errs = errors(&bad);
+        assert!(
+            errs.len() == 1
+                && errs[0]
+                    .starts_with("gw.yaml:13: listeners[0].hosts[0].hsts.maxAge: invalid value"),
+            "{errs:#?}"
+        );
+        let bad = GOOD.replace("    hosts:\n", "    redirect: { port: 80 }\n    hosts:\n");
         assert_eq!(
             errors(&bad),
             vec![
-                "gw.yaml:8: listeners[0].protocol: plain \"http\" listeners are not supported yet"
+                "gw.yaml:9: listeners[0].redirect: does not apply to a \"https\" listener"
                     .to_string()
             ]
         );

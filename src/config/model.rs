@@ -176,6 +176,15 @@ pub enum ListenerKind {
         /// Upstream.
         upstream: TcpUpstreamId,
     },
+    /// Plain HTTP: redirect to https, answer ACME http-01 challenges, or
+    /// proxy the hosts it lists.
+    Http {
+        /// Where and how requests for names an https listener serves are
+        /// redirected.
+        redirect: Redirect,
+        /// Hosts proxied in plain HTTP (names not listed are redirected).
+        hosts: Vec<PlainHost>,
+    },
     /// Route the raw TLS stream by SNI without terminating it.
     Passthrough {
         /// SNI patterns and their upstreams.
@@ -183,6 +192,35 @@ pub enum ListenerKind {
         /// Where unknown or missing SNI goes (else the connection is closed).
         default_upstream: Option<TcpUpstreamId>,
     },
+}
+
+/// `redirect:` of an `http` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The https port in `Location` (left out when 443).
+    pub port: u16,
+    /// 301, 302, 307 or 308.
+    pub status: u16,
+}
+
+/// A host entry of an `http` listener: names and routes, nothing of TLS.
+#[derive(Debug, Clone)]
+pub struct PlainHost {
+    /// Names it serves (no `"*"`).
+    pub hostnames: Vec<HostPattern>,
+    /// `escapedSlashes`
+    pub escaped_slashes: EscapedSlashes,
+    /// Routes (never with `allow`: there is no client certificate).
+    pub routes: Vec<Route>,
+}
+
+/// `hsts:` of a host entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hsts {
+    /// `max-age` in seconds.
+    pub max_age: u64,
+    /// `includeSubDomains`.
+    pub include_sub_domains: bool,
 }
 
 /// Lowest TLS version a listener accepts.
@@ -242,6 +280,8 @@ pub struct Terminate {
     pub routes: Vec<Route>,
     /// What is forwarded about the client.
     pub forward: crate::forward::Settings,
+    /// `Strict-Transport-Security` on its responses.
+    pub hsts: Option<Hsts>,
 }
 
 pub(crate) use crate::path::EscapedSlashes;

@@ -25,6 +25,9 @@ pub(crate) struct Top {
     pub logging: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<serde_json::Value>,
+    /// SPEC §2, not built yet: refused by name rather than as unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_tickets: Option<serde_json::Value>,
 }
 
 /// `admin:`
@@ -94,6 +97,28 @@ pub(crate) struct Listener {
     pub routes: Option<Vec<SniRoute>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_upstream: Option<String>,
+    /// `http` listeners: where plain requests are redirected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+}
+
+/// `listeners[i].redirect:`
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Redirect {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// `listeners[i].hosts[j].hsts:`
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Hsts {
+    pub max_age: u64,
+    #[serde(default)]
+    pub include_sub_domains: bool,
 }
 
 /// `listeners[i].routes[k]` of a `passthrough` listener.
@@ -158,6 +183,8 @@ pub(crate) struct Host {
     pub pass_certificate_to_upstream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<Hsts>,
 }
 
 /// `escapedSlashes`

@@ -124,7 +124,35 @@ pub(crate) fn same_header(name: &str, wanted: &str) -> bool {
             .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
 }
 
+impl Prepared {
+    /// Nothing to add (no client identity).
+    pub(crate) const fn none() -> Self {
+        Prepared {
+            xfcc: None,
+            set: Vec::new(),
+        }
+    }
+}
+
 impl HostForward {
+    /// Strips every identity header and every one of `names` (lower case,
+    /// `_` read as `-`), and sets nothing: the forwarding of plain HTTP.
+    pub(crate) fn strip_only<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|s| s.to_string()).collect();
+        for name in names {
+            let norm = name.to_ascii_lowercase().replace('_', "-");
+            if !strip.contains(&norm) && norm != XFCC {
+                strip.push(norm);
+            }
+        }
+        HostForward {
+            settings: Settings::default(),
+            by: Vec::new(),
+            strip,
+            headers: Vec::new(),
+        }
+    }
+
     /// Compiles a host's settings; `by` are its own certificate's URI SANs.
     pub fn new(settings: &Settings, by: &[String]) -> Self {
         let mut strip: Vec<String> = IDENTITY_HEADERS.iter().map(|s| s.to_string()).collect();

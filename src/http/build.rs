@@ -83,11 +83,7 @@ pub(crate) fn listener(
             }
             model::HostKind::Terminate(t) => t,
         };
-        let label: Arc<str> = Arc::from(match h.hostnames.first() {
-            Some(model::HostPattern::Exact(n)) => n.clone(),
-            Some(model::HostPattern::Wildcard(s)) => format!("*{s}"),
-            _ => "*".to_string(),
-        });
+        let label: Arc<str> = Arc::from(label_of(&h.hostnames));
         let key = (t.certificate.as_str(), &t.client_auth);
         let policy_id = match policies.iter().position(|p| *p == key) {
             Some(p) => p,
@@ -114,6 +110,7 @@ pub(crate) fn listener(
         });
         hosts.push(super::Host {
             tls: HostTls::build(l, &t.certificate, &t.client_auth, material, provider)?,
+            hsts: t.hsts.as_ref().map(hsts_value),
             allow,
             forward: HostForward::new(&t.forward, &own_uris),
             routes: RouteTable::new(routes),
@@ -141,4 +138,93 @@ pub(crate) fn listener(
         server: super::server_builder(&config.limits),
         succession: Default::default(),
     })
+}
+
+/// The `Strict-Transport-Security` value of `hsts:`.
+fn hsts_value(h: &model::Hsts) -> http::HeaderValue {
+    let mut v = format!("max-age={}", h.max_age);
+    if h.include_sub_domains {
+        v.push_str("; includeSubDomains");
+    }
+    // Digits and ASCII letters only.
+    http::HeaderValue::from_str(&v).unwrap_or(http::HeaderValue::from_static("max-age=0"))
+}
+
+/// An `http` listener: redirects to the names `config`'s https listeners
+/// serve, and its own plain host entries.
+pub(crate) fn plain_listener(
+    l: &model::Listener,
+    redirect: &model::Redirect,
+    plain_hosts: &[model::PlainHost],
+    config: &Config,
+    upstreams: &Upstreams<'_>,
+) -> super::plain::HttpListener {
+    // Every name an https host entry sets with requestHeaders is stripped
+    // from plain requests too: a route shared with an https host must not
+    // receive a client's own copy of what the gateway sets there.
+    let set_names: Vec<&str> = config
+        .listeners
+        .iter()
+        .flat_map(|l| l.hosts())
+        .filter_map(|h| match &h.kind {
+            model::HostKind::Terminate(t) => Some(t),
+            model::HostKind::Passthrough { .. } => None,
+        })
+        .flat_map(|t| t.forward.request_headers.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    let hosts = plain_hosts
+        .iter()
+        .map(|h| super::plain::PlainHost {
+            routes: RouteTable::new(h.routes.iter().map(|r| {
+                let target = super::Target {
+                    upstream: upstreams.http[r.upstream.index()].clone(),
+                    allow: None,
+                };
+                (&r.matcher, Arc::new(target))
+            })),
+            escaped_slashes: h.escaped_slashes,
+            strip: HostForward::strip_only(set_names.iter().copied()),
+            label: Arc::from(label_of(&h.hostnames)),
+        })
+        .collect();
+    let names = SniTable::from_patterns(
+        plain_hosts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, h)| h.hostnames.iter().map(move |p| (i, p))),
+    );
+    let secure = SniTable::from_patterns(
+        config
+            .listeners
+            .iter()
+            .flat_map(|l| l.hosts())
+            .flat_map(|h| h.hostnames.iter())
+            .filter(|p| !matches!(p, model::HostPattern::CatchAll))
+            .map(|p| ((), p)),
+    );
+    super::plain::HttpListener {
+        name: l.name.clone(),
+        label: Arc::from(l.name.as_str()),
+        hosts,
+        names,
+        secure,
+        redirect_port: match redirect.port {
+            443 => String::new(),
+            p => format!(":{p}"),
+        },
+        redirect_status: http::StatusCode::from_u16(redirect.status)
+            .unwrap_or(http::StatusCode::PERMANENT_REDIRECT),
+        limits: config.limits.clone(),
+        access_log: config.access_log,
+        server: super::plain::server_builder(&config.limits),
+    }
+}
+
+/// A host entry's first hostname, as a metric label.
+fn label_of(hostnames: &[model::HostPattern]) -> String {
+    match hostnames.first() {
+        Some(model::HostPattern::Exact(n)) => n.clone(),
+        Some(model::HostPattern::Wildcard(s)) => format!("*{s}"),
+        _ => "*".to_string(),
+    }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use serde::Serialize;
 
-use super::Conn;
+use super::TlsInfo;
 use crate::identity::PeerIdentity;
 
 /// The answer's JSON, borrowed from the request (typed, so serializing it
@@ -21,7 +21,8 @@ struct Echo<'a> {
     query: Option<&'a str>,
     /// By name (sorted); a repeated header lists its values in order.
     headers: BTreeMap<&'a str, Values<'a>>,
-    tls: Tls<'a>,
+    /// `null` on plain HTTP.
+    tls: Option<Tls<'a>>,
 }
 
 #[derive(Serialize)]
@@ -40,9 +41,10 @@ struct Tls<'a> {
     peer: Option<&'a PeerIdentity>,
 }
 
-/// The JSON answer for one request.
+/// The JSON answer for one request; `tls` is `None` on plain HTTP.
 pub(crate) fn respond(
-    conn: &Conn,
+    tls: Option<&TlsInfo>,
+    peer: Option<&PeerIdentity>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -68,13 +70,13 @@ pub(crate) fn respond(
         path: uri.path(),
         query: uri.query(),
         headers: hs,
-        tls: Tls {
-            sni: conn.tls.sni.as_deref(),
-            version: conn.tls.version,
-            cipher: conn.tls.cipher,
-            alpn: conn.tls.alpn.as_deref(),
-            peer: conn.identity.as_deref(),
-        },
+        tls: tls.map(|t| Tls {
+            sni: t.sni.as_deref(),
+            version: t.version,
+            cipher: t.cipher,
+            alpn: t.alpn.as_deref(),
+            peer,
+        }),
     };
     let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
     text.push(b'\n');

@@ -76,6 +76,7 @@ pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     forwarded_for: &HeaderValue,
     host: &HeaderValue,
+    proto: HeaderValue,
 ) {
     // What a client sends of these is never passed on: RFC 7239
     // `Forwarded`, and `_` spellings of the X-Forwarded-* names, which
@@ -101,7 +102,7 @@ pub(crate) fn set_forwarded(
         }
     }
     headers.insert(X_FORWARDED_FOR, forwarded_for.clone());
-    headers.insert(X_FORWARDED_PROTO, HTTPS);
+    headers.insert(X_FORWARDED_PROTO, proto);
     headers.insert(X_FORWARDED_HOST, host.clone());
 }
 
@@ -110,7 +111,8 @@ pub(crate) fn set_forwarded(
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const HTTPS: HeaderValue = HeaderValue::from_static("https");
+/// `X-Forwarded-Proto` of requests that came over TLS.
+pub(crate) const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// The names the gateway sets, whatever spelling a client uses.
 const FORWARDED_NAMES: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
@@ -223,6 +225,7 @@ mod tests {
             &mut h,
             &forwarded_for(std::net::IpAddr::from([127, 0, 0, 1])),
             &HeaderValue::from_static("a.test"),
+            HTTPS,
         );
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(
@@ -244,6 +247,7 @@ mod tests {
             &mut h,
             &forwarded_for(ip),
             &HeaderValue::from_static("a.test"),
+            HTTPS,
         );
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");

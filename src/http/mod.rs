@@ -7,6 +7,7 @@ pub(crate) mod echo;
 pub(crate) mod headers;
 pub(crate) mod host;
 mod pipeline;
+pub(crate) mod plain;
 pub(crate) mod pool;
 mod proxy;
 pub(crate) mod route;
@@ -86,6 +87,8 @@ pub struct Host {
     pub policy_id: usize,
     /// Its first hostname, as a metric label.
     pub label: Arc<str>,
+    /// `Strict-Transport-Security`, set on every response of this entry.
+    pub hsts: Option<HeaderValue>,
 }
 
 impl Host {
@@ -241,7 +244,17 @@ impl Conn {
             .listener
             .access_log
             .then(|| (req.method().clone(), req.uri().clone()));
-        let (resp, host) = self.serve(req).await;
+        let (mut resp, host) = self.serve(req).await;
+        // The entry the handshake chose: the name the browser connected to.
+        if let Some(v) = self
+            .listener
+            .hosts
+            .get(self.host)
+            .and_then(|h| h.hsts.as_ref())
+        {
+            resp.headers_mut()
+                .insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
         let took = started.elapsed();
         self.count(resp.status().as_u16(), took);
         if let Some((method, uri)) = logged {

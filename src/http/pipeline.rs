@@ -250,7 +250,7 @@ impl Conn {
         let verified = id.is_some_and(|i| i.verified);
         let forwarded = self.forwarded_for_entry(&sel);
         entry.forward.apply(&forwarded, verified, hs);
-        headers::set_forwarded(hs, &self.forwarded_for, &host);
+        headers::set_forwarded(hs, &self.forwarded_for, &host, headers::HTTPS);
         Ok((req, target, host))
     }
 
@@ -404,21 +404,27 @@ impl Conn {
                 if !hs.contains_key(HOST) {
                     hs.insert(HOST, host.clone());
                 }
-                echo::respond(self, req.method(), req.uri(), &hs)
-                    .map(|b| Either::Right(Full::new(b)))
+                echo::respond(
+                    Some(&self.tls),
+                    self.identity.as_deref(),
+                    req.method(),
+                    req.uri(),
+                    &hs,
+                )
+                .map(|b| Either::Right(Full::new(b)))
             }
             HttpUpstream::Http {
                 name,
                 host_header,
                 pool,
-            } => self.proxy(req, name, host_header, pool, host).await,
+            } => super::proxy::proxy(self, req, name, host_header, pool, host).await,
         }
     }
 }
 
 /// The request's hosts: the URI authority (HTTP/2 `:authority`, or an
 /// absolute-form target) and the `Host` header, each when present.
-fn request_hosts(
+pub(super) fn request_hosts(
     req: &Request<Incoming>,
 ) -> Result<(Option<HeaderValue>, Option<HeaderValue>), Refusal> {
     // (Held as header values: cloning one shares its bytes, no copy.)
@@ -448,7 +454,7 @@ fn request_hosts(
 }
 
 /// Replaces the request's path with `path`, keeping the query as sent.
-fn set_path(req: &mut Request<Incoming>, path: &str) -> Result<(), Refusal> {
+pub(super) fn set_path(req: &mut Request<Incoming>, path: &str) -> Result<(), Refusal> {
     let pq = match req.uri().query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),

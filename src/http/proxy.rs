@@ -12,71 +12,77 @@ use super::pool::Pool;
 use super::{headers, Body, Conn};
 use crate::config::model::HostHeader;
 
-impl Conn {
-    /// Sends the (already rewritten) request to an HTTP upstream.
-    pub(super) async fn proxy(
-        &self,
-        mut req: Request<Incoming>,
-        name: &str,
-        host_header: &HostHeader,
-        pool: &std::sync::Arc<Pool>,
-        host: &HeaderValue,
-    ) -> Response<Body> {
-        // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
-        // the `Upgrade` header only for WebSocket.
-        let upgrade = req.headers().get(http::header::UPGRADE).cloned();
-        // Origin-form: the connection already leads to the upstream. The
-        // path is shared, not copied.
-        let target = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(target);
-        *req.version_mut() = Version::HTTP_11;
-        let host = match host_header {
-            HostHeader::Preserve => host,
-            HostHeader::Upstream(v) => v,
-        };
-        req.headers_mut().insert(HOST, host.clone());
-        // `100-continue` was the gateway's to answer (hyper answers it when
-        // the body is first read); the upstream gets the body as it comes.
-        req.headers_mut().remove(http::header::EXPECT);
-        let downstream_upgrade = if upgrade.is_some() {
-            req.headers_mut().insert(
-                http::header::CONNECTION,
-                HeaderValue::from_static("upgrade"),
-            );
-            // Take the client side of the upgrade before the request is sent.
-            Some(hyper::upgrade::on(&mut req))
-        } else {
-            None
-        };
-        let sent = pool.send(req).await;
-        match sent {
-            Ok(mut resp) => {
-                match (resp.status(), downstream_upgrade) {
-                    (StatusCode::SWITCHING_PROTOCOLS, Some(client_side)) => {
-                        self.tunnel(client_side, hyper::upgrade::on(&mut resp));
-                    }
-                    _ => {
-                        headers::strip_hop_by_hop(resp.headers_mut());
-                    }
+/// What a connection does with a WebSocket upgrade the upstream accepted.
+pub(super) trait Tunnel {
+    /// Splices the client's upgraded connection to the upstream's.
+    fn tunnel(&self, client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade);
+}
+
+/// Sends the (already rewritten) request to an HTTP upstream.
+pub(super) async fn proxy(
+    cx: &impl Tunnel,
+    mut req: Request<Incoming>,
+    name: &str,
+    host_header: &HostHeader,
+    pool: &std::sync::Arc<Pool>,
+    host: &HeaderValue,
+) -> Response<Body> {
+    // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
+    // the `Upgrade` header only for WebSocket.
+    let upgrade = req.headers().get(http::header::UPGRADE).cloned();
+    // Origin-form: the connection already leads to the upstream. The
+    // path is shared, not copied.
+    let target = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(target);
+    *req.version_mut() = Version::HTTP_11;
+    let host = match host_header {
+        HostHeader::Preserve => host,
+        HostHeader::Upstream(v) => v,
+    };
+    req.headers_mut().insert(HOST, host.clone());
+    // `100-continue` was the gateway's to answer (hyper answers it when
+    // the body is first read); the upstream gets the body as it comes.
+    req.headers_mut().remove(http::header::EXPECT);
+    let downstream_upgrade = if upgrade.is_some() {
+        req.headers_mut().insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+        // Take the client side of the upgrade before the request is sent.
+        Some(hyper::upgrade::on(&mut req))
+    } else {
+        None
+    };
+    let sent = pool.send(req).await;
+    match sent {
+        Ok(mut resp) => {
+            match (resp.status(), downstream_upgrade) {
+                (StatusCode::SWITCHING_PROTOCOLS, Some(client_side)) => {
+                    cx.tunnel(client_side, hyper::upgrade::on(&mut resp));
                 }
-                resp.map(Either::Left)
+                _ => {
+                    headers::strip_hop_by_hop(resp.headers_mut());
+                }
             }
-            Err(e) => {
-                let kind = e.kind();
-                crate::telemetry::metrics::upstream_error(name, kind.as_str());
-                tracing::warn!(upstream = name, kind = kind.as_str(), error = %crate::words::error_chain(&e), "upstream request failed");
-                plain(
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream \"{name}\" is unavailable"),
-                )
-            }
+            resp.map(Either::Left)
+        }
+        Err(e) => {
+            let kind = e.kind();
+            crate::telemetry::metrics::upstream_error(name, kind.as_str());
+            tracing::warn!(upstream = name, kind = kind.as_str(), error = %crate::words::error_chain(&e), "upstream request failed");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!("upstream \"{name}\" is unavailable"),
+            )
         }
     }
+}
 
+impl Tunnel for Conn {
     /// Splices an upgraded (WebSocket) connection to the upstream's. The
     /// tunnel holds the connection's slot, so it counts toward
     /// `maxConnections` until it ends, and it closes when the gateway

@@ -78,6 +78,7 @@ impl State<'_> {
             hosts.push(value(entry)?);
         }
         let config = raw::Top {
+            session_tickets: None,
             admin: match self.opts.admin {
                 Some(a) => Some(value(raw::Admin {
                     address: a.to_string(),
@@ -101,6 +102,7 @@ impl State<'_> {
                 proxy_protocol: None,
                 routes: None,
                 default_upstream: None,
+                redirect: None,
             }])?),
             upstreams: Some(value(std::mem::take(&mut self.upstreams))?),
             logging: None,

@@ -25,6 +25,8 @@ pub enum AnyListener {
     Tcp(Arc<stream::TcpListener>),
     /// `passthrough`
     Passthrough(Arc<stream::Passthrough>),
+    /// `http`
+    Http(Arc<http::plain::HttpListener>),
 }
 
 impl AnyListener {
@@ -35,6 +37,7 @@ impl AnyListener {
             AnyListener::Tls(l) => &l.label,
             AnyListener::Tcp(l) => &l.label,
             AnyListener::Passthrough(l) => &l.label,
+            AnyListener::Http(l) => &l.label,
         }
     }
 
@@ -45,6 +48,7 @@ impl AnyListener {
             AnyListener::Tls(l) => &l.name,
             AnyListener::Tcp(l) => &l.name,
             AnyListener::Passthrough(l) => &l.name,
+            AnyListener::Http(l) => &l.name,
         }
     }
 }
@@ -135,6 +139,9 @@ impl Snapshot {
                     material,
                     provider,
                 )?)),
+                model::ListenerKind::Http { redirect, hosts } => AnyListener::Http(Arc::new(
+                    http::build::plain_listener(l, redirect, hosts, config, &upstreams),
+                )),
                 model::ListenerKind::Tcp { upstream } => AnyListener::Tcp(Arc::new(
                     stream::build::tcp_listener(l, tcp_upstreams[upstream.index()].clone()),
                 )),

@@ -339,11 +339,13 @@ fn cli_examples_run() {
 #[test]
 fn every_broken_example_is_reported_with_its_line() {
     let page = "\
-<!-- docs-test: not-built-yet (issue 16) -->
+<!-- docs-test: not-built-yet (issue 17) -->
 ```yaml
+sessionTickets: { keyFile: keys }
 listeners: [{ name: plain, address: \"127.0.0.1:0\", protocol: http }]
 ```
 ```yaml
+sessionTickets: { keyFile: keys }
 listeners: [{ name: plain, address: \"127.0.0.1:0\", protocol: http }]
 ```
 ```yaml
@@ -371,7 +373,7 @@ portcullis cert issue --ca missing --profile server --out srv --dns a.test
         .collect();
     assert_eq!(
         lines,
-        ["t.md:21", "t.md:6", "t.md:8", "t.md:21", "t.md:14", "t.md:19"],
+        ["t.md:23", "t.md:7", "t.md:10", "t.md:23", "t.md:16", "t.md:21"],
         "{:#?}",
         report.failures
     );

@@ -18,6 +18,7 @@ mod lifecycle;
 mod model;
 mod ops;
 mod pki;
+mod plain;
 mod pool;
 mod proxy;
 mod resumption;

@@ -69,6 +69,7 @@ pub(super) fn host(
                 h.pass_certificate_to_upstream.is_some(),
             ),
             ("requestHeaders", h.request_headers.is_some()),
+            ("hsts", h.hsts.is_some()),
         ] {
             if present {
                 e.push(
@@ -120,23 +121,58 @@ pub(super) fn host(
             model::StrictSni::On
         }
     };
+    let no_allow = matches!(client_auth, Some(model::ClientAuth::None)).then_some(
+        "needs client certificates: set clientAuth.mode (require, optional or optionalNoCa) on this host",
+    );
+    let routes = routes(e, p, &h.routes, no_allow, refs);
+    let hsts = h.hsts.as_ref().map(|v| model::Hsts {
+        max_age: v.max_age,
+        include_sub_domains: v.include_sub_domains,
+    });
+    if !ok {
+        return None;
+    }
+    Some(model::Host {
+        hostnames,
+        kind: model::HostKind::Terminate(Box::new(model::Terminate {
+            certificate: certificate?,
+            client_auth: client_auth?,
+            strict_sni,
+            escaped_slashes: match h.escaped_slashes {
+                None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
+                Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
+            },
+            routes: routes?,
+            forward: forward?,
+            hsts,
+        })),
+    })
+}
+
+/// The `routes` of a host entry; `no_allow`: why a route `allow` can never
+/// be met there (no client certificates are asked for), if so.
+fn routes(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    raw_routes: &[serde_json::Value],
+    no_allow: Option<&'static str>,
+    refs: &Refs<'_>,
+) -> Option<Vec<model::Route>> {
+    let mut ok = true;
     let mut routes = Vec::new();
-    if h.routes.is_empty() {
+    if raw_routes.is_empty() {
         e.push(p, "missing key \"routes\" (at least one route)");
         ok = false;
     }
-    for (k, r) in h.routes.iter().enumerate() {
+    for (k, r) in raw_routes.iter().enumerate() {
         let rp = p.key("routes").index(k);
         let Some(r) = e.parse::<raw::Route>(&rp, r) else {
             ok = false;
             continue;
         };
         let allow = r.allow.as_ref().and_then(|a| allow(e, &rp.key("allow"), a));
-        if r.allow.is_some() && matches!(client_auth, Some(model::ClientAuth::None)) {
-            e.push(
-                &rp.key("allow"),
-                "needs client certificates: set clientAuth.mode (require, optional or optionalNoCa) on this host",
-            );
+        if let (Some(_), Some(why)) = (&r.allow, no_allow) {
+            e.push(&rp.key("allow"), why);
             ok = false;
         }
         let matcher = match (r.path, r.path_prefix) {
@@ -183,22 +219,71 @@ pub(super) fn host(
             _ => ok = false,
         }
     }
+    ok.then_some(routes)
+}
+
+/// A host entry of an `http` listener: hostnames, routes and
+/// `escapedSlashes`; nothing of TLS or client identity applies.
+pub(super) fn plain_host(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    h: raw::Host,
+    refs: &Refs<'_>,
+) -> Option<model::PlainHost> {
+    let mut ok = true;
+    let mut hostnames = Vec::new();
+    if h.hostnames.is_empty() {
+        e.push(&p.key("hostnames"), "needs at least one name");
+        ok = false;
+    }
+    for (k, name) in h.hostnames.iter().enumerate() {
+        match host_pattern(name) {
+            Ok(pat) => hostnames.push(pat),
+            Err(msg) => {
+                e.push(&p.key("hostnames").index(k), msg);
+                ok = false;
+            }
+        }
+    }
+    for (k, present) in [
+        ("certificate", h.certificate.is_some()),
+        ("clientAuth", h.client_auth.is_some()),
+        ("strictSni", h.strict_sni.is_some()),
+        ("passthrough", h.passthrough.is_some()),
+        ("forwardClientCert", h.forward_client_cert.is_some()),
+        ("xfccDetails", h.xfcc_details.is_some()),
+        (
+            "passCertificateToUpstream",
+            h.pass_certificate_to_upstream.is_some(),
+        ),
+        ("requestHeaders", h.request_headers.is_some()),
+        ("hsts", h.hsts.is_some()),
+    ] {
+        if present {
+            e.push(
+                &p.key(k),
+                "does not apply to a host of an http listener (plain HTTP: no TLS, no client identity)",
+            );
+            ok = false;
+        }
+    }
+    let routes = routes(
+        e,
+        p,
+        &h.routes,
+        Some("needs client certificates, which plain HTTP has none of: serve this route on an https listener"),
+        refs,
+    );
     if !ok {
         return None;
     }
-    Some(model::Host {
+    Some(model::PlainHost {
         hostnames,
-        kind: model::HostKind::Terminate(Box::new(model::Terminate {
-            certificate: certificate?,
-            client_auth: client_auth?,
-            strict_sni,
-            escaped_slashes: match h.escaped_slashes {
-                None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
-                Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
-            },
-            routes,
-            forward: forward?,
-        })),
+        escaped_slashes: match h.escaped_slashes {
+            None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
+            Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
+        },
+        routes: routes?,
     })
 }
 

@@ -5,11 +5,12 @@ use super::*;
 pub(super) fn listener(
     e: &mut Errors<'_>,
     p: &KeyPath,
-    l: raw::Listener,
+    mut l: raw::Listener,
     refs: &Refs<'_>,
 ) -> Option<model::Listener> {
     let address = parse_addr(e, &p.key("address"), &l.address);
-    let tls = l.tls.unwrap_or_default();
+    let has_tls = l.tls.is_some();
+    let tls = l.tls.take().unwrap_or_default();
     let min_version = match &tls.min_version {
         None => model::TlsVersion::V12,
         Some(serde_json::Value::String(v)) if v == "1.2" => model::TlsVersion::V12,
@@ -72,6 +73,7 @@ pub(super) fn listener(
         ("routes", l.routes.is_some()),
         ("defaultUpstream", l.default_upstream.is_some()),
         ("hosts", !l.hosts.is_empty()),
+        ("redirect", l.redirect.is_some()),
     ];
     let (protocol_name, allowed): (&str, &[&str]) = match l.protocol {
         raw::Protocol::Https => ("https", &["hosts"]),
@@ -81,14 +83,14 @@ pub(super) fn listener(
         ),
         raw::Protocol::Tcp => ("tcp", &["upstream"]),
         raw::Protocol::Passthrough => ("passthrough", &["routes", "defaultUpstream"]),
-        raw::Protocol::Http => {
-            e.push(
-                &p.key("protocol"),
-                "plain \"http\" listeners are not supported yet",
-            );
-            return None;
-        }
+        raw::Protocol::Http => ("http", &["hosts", "redirect"]),
     };
+    if l.protocol == raw::Protocol::Http && has_tls {
+        e.push(
+            &p.key("tls"),
+            "does not apply to an \"http\" listener (plain HTTP)",
+        );
+    }
     for (k, present) in keys_present {
         if present && !allowed.contains(&k) {
             e.push(
@@ -140,6 +142,7 @@ pub(super) fn listener(
                 proxy_protocol,
             })
         }
+        raw::Protocol::Http => plain(e, p, &l, refs),
         raw::Protocol::Tcp => Some(model::ListenerKind::Tcp {
             upstream: stream_upstream(e, &p.key("upstream"), l.upstream.as_deref(), refs)?,
         }),
@@ -229,6 +232,70 @@ pub(super) fn listener(
         alpn,
         session_lifetime,
         kind: model::ListenerKind::Https { hosts },
+    })
+}
+
+/// An `http` listener's `redirect` and `hosts`.
+fn plain(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    l: &raw::Listener,
+    refs: &Refs<'_>,
+) -> Option<model::ListenerKind> {
+    let r = l.redirect.as_ref();
+    let rp = p.key("redirect");
+    let port = match r.and_then(|r| r.port) {
+        None => Some(443),
+        Some(0) => {
+            e.push(&rp.key("port"), "0 is not a port");
+            None
+        }
+        Some(port) => Some(port),
+    };
+    let status = match r.and_then(|r| r.status) {
+        None => Some(308),
+        Some(s @ (301 | 302 | 307 | 308)) => Some(s),
+        Some(s) => {
+            e.push(
+                &rp.key("status"),
+                format!("{s} is not a redirect status; use 301, 302, 307 or 308"),
+            );
+            None
+        }
+    };
+    let mut hosts = Vec::new();
+    let mut ok = true;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (j, h) in l.hosts.iter().enumerate() {
+        let hp = p.key("hosts").index(j);
+        let Some(h) = e.parse::<raw::Host>(&hp, h) else {
+            ok = false;
+            continue;
+        };
+        for (k, name) in h.hostnames.iter().enumerate() {
+            let key = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(prev) = seen.insert(key, j) {
+                e.push(
+                    &hp.key("hostnames").index(k),
+                    format!("\"{name}\" is already served by hosts[{prev}] of this listener"),
+                );
+                ok = false;
+            }
+        }
+        match plain_host(e, &hp, h, refs) {
+            Some(h) => hosts.push(h),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(model::ListenerKind::Http {
+        redirect: model::Redirect {
+            port: port?,
+            status: status?,
+        },
+        hosts,
     })
 }
 

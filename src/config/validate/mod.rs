@@ -113,6 +113,12 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
         _ => e.parse(&top_path, &root.to_json()).unwrap_or_default(),
     };
 
+    if top.session_tickets.is_some() {
+        e.push(
+            &top_path.key("sessionTickets"),
+            "shared session-ticket keys are not supported yet",
+        );
+    }
     let admin = top.admin.as_ref().and_then(|v| {
         let p = top_path.key("admin");
         let a: raw::Admin = e.parse(&p, v)?;
