@@ -7,13 +7,17 @@
 //! listener (old or new) must answer for it.
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use rustls::sign::CertifiedKey;
 
 /// The challenges being answered now.
 #[derive(Debug, Default)]
 pub(crate) struct Challenges {
     /// http-01: token → key authorization.
     http01: RwLock<HashMap<String, String>>,
+    /// tls-alpn-01: lower-case domain → challenge certificate.
+    alpn01: RwLock<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 /// The process's challenges.
@@ -38,18 +42,33 @@ impl Challenges {
     }
 
     /// Answers `token` with `key_authorization` until [`Self::forget_http01`].
-    // (The ACME client, next to come, is what calls these.)
-    #[allow(dead_code)]
     pub(crate) fn answer_http01(&self, token: &str, key_authorization: &str) {
         let mut map = self.http01.write().unwrap_or_else(|p| p.into_inner());
         map.insert(token.to_string(), key_authorization.to_string());
     }
 
     /// Stops answering `token`.
-    #[allow(dead_code)]
     pub(crate) fn forget_http01(&self, token: &str) {
         let mut map = self.http01.write().unwrap_or_else(|p| p.into_inner());
         map.remove(token);
+    }
+
+    /// The tls-alpn-01 certificate for `domain`, if one is in flight.
+    pub(crate) fn alpn01(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
+        let map = self.alpn01.read().unwrap_or_else(|p| p.into_inner());
+        map.get(crate::tls::normalize_host(domain).as_ref()).cloned()
+    }
+
+    /// Presents `cert` to tls-alpn-01 validation of `domain`.
+    pub(crate) fn answer_alpn01(&self, domain: &str, cert: Arc<CertifiedKey>) {
+        let mut map = self.alpn01.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(domain.to_ascii_lowercase(), cert);
+    }
+
+    /// Stops presenting a challenge certificate for `domain`.
+    pub(crate) fn forget_alpn01(&self, domain: &str) {
+        let mut map = self.alpn01.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(&domain.to_ascii_lowercase());
     }
 }
 

@@ -66,6 +66,44 @@ pub enum CertificateSource {
         /// Where its password comes from.
         password: PasswordSource,
     },
+    /// `acme`: obtained and renewed with ACME, kept in its storage
+    /// directory (read from there like `certFile`/`keyFile`).
+    Acme(Box<AcmeSource>),
+}
+
+/// `certificates.NAME.acme`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSource {
+    /// The ACME directory (https://).
+    pub directory_url: String,
+    /// Account contact (`mailto:`).
+    pub email: Option<String>,
+    /// The names ordered (lower case; never empty after validation).
+    pub domains: Vec<String>,
+    /// How the names are validated.
+    pub challenge: AcmeChallenge,
+    /// Account key and issued certificates.
+    pub storage_dir: PathBuf,
+    /// CAs that verify the directory's TLS (default: the system roots).
+    pub trust_bundle: Option<String>,
+    /// The certificate's key type.
+    pub(crate) key_type: crate::pki::keys::KeyType,
+    /// Renew when this much validity is left (default: a third of the
+    /// lifetime).
+    pub renew_before: Option<Duration>,
+    /// `STORAGE/NAME.crt`: the chain as issued.
+    pub cert_file: PathBuf,
+    /// `STORAGE/NAME.key` (0600).
+    pub key_file: PathBuf,
+}
+
+/// `acme.challenge`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// Answered by `http` listeners (RFC 8555 §8.3).
+    Http01,
+    /// Answered by `https` listeners (RFC 8737).
+    TlsAlpn01,
 }
 
 /// `passwordEnv` / `passwordFile`.
@@ -110,6 +148,7 @@ impl CertificateSource {
                 PasswordSource::File(f) => vec![file.clone(), f.clone()],
                 PasswordSource::Env(_) => vec![file.clone()],
             },
+            CertificateSource::Acme(a) => vec![a.cert_file.clone(), a.key_file.clone()],
         }
     }
 }

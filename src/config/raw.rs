@@ -55,6 +55,38 @@ pub(crate) struct Certificate {
     pub password_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
+    /// Read on its own, so its key paths are exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme: Option<serde_json::Value>,
+}
+
+/// `certificates.NAME.acme:`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct Acme {
+    pub directory_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<AcmeChallenge>,
+    pub storage_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_bundle: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
+}
+
+/// `acme.challenge`
+#[derive(Debug, Deserialize, Serialize, Clone, Copy)]
+pub(crate) enum AcmeChallenge {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// `trustBundles.NAME:`

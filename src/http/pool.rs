@@ -220,11 +220,17 @@ impl Pool {
         conn: Connection,
         sent: Option<Arc<AtomicBool>>,
     ) -> Response<PooledBody> {
+        // An early response: its head came before the request was sent to
+        // its end. Judged now, not when the response ends: hyper keeps
+        // writing the upload meanwhile, and a lax upstream reads what it
+        // did not wait for as the next request.
+        let early = sent.as_ref().is_some_and(|s| !s.load(Ordering::Acquire));
         // A switched connection belongs to the tunnel now.
         let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Back {
             pool: self.clone(),
             conn,
             sent,
+            early,
         });
         resp.map(|inner| {
             let mut body = PooledBody { inner, back };
@@ -242,6 +248,8 @@ struct Back {
     /// Set when the request's body has been handed to the connection to its
     /// end; `None` when the request had no body.
     sent: Option<Arc<AtomicBool>>,
+    /// The response head arrived before the request was sent to its end.
+    early: bool,
 }
 
 /// A request body that tells when it has been read to its end.
@@ -281,7 +289,10 @@ impl hyper::body::Body for Tracked {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.mark_sent(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.mark_sent(),
+            // hyper polls no further after trailers: they end the body.
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.inner.is_end_stream() => {
+                this.mark_sent()
+            }
             _ => {}
         }
         polled
@@ -319,11 +330,12 @@ impl PooledBody {
             pool,
             mut conn,
             sent,
+            early,
         }) = self.back.take()
         else {
             return;
         };
-        if sent.is_some_and(|s| !s.load(Ordering::Acquire)) {
+        if early || sent.is_some_and(|s| !s.load(Ordering::Acquire)) {
             // An early response: the upstream answered before it had the
             // whole request. What is left of the request must not reach it
             // as the start of the next one, so the connection is closed

@@ -78,6 +78,10 @@ pub struct Material {
     /// to start over it would take down every host, not only the clients
     /// that CRL covers, and a renewed CRL arrives by reload.
     pub problems: Vec<MaterialError>,
+    /// ACME certificates not obtained yet (none stored, or the stored one
+    /// is unusable), with the reason: their host entries refuse
+    /// handshakes and `/readyz` fails until the ACME client stores one.
+    pub pending: BTreeMap<String, String>,
 }
 
 /// One problem with one piece of material.
@@ -155,7 +159,24 @@ pub(crate) fn load(
     let now = now.as_secs();
     for (name, src) in &config.certificates {
         let path = format!("certificates.{name}");
+        let acme = match src {
+            model::CertificateSource::Acme(a) => Some(a),
+            _ => None,
+        };
         match load_identity(name, src, provider, now) {
+            Ok(id) if acme.is_some_and(|a| !a.domains.iter().all(|d| id.leaf.covers_hostname(d))) => {
+                m.pending.insert(
+                    name.clone(),
+                    format!(
+                        "the stored certificate {} does not cover every name in domains",
+                        acme.map(|a| a.cert_file.display().to_string()).unwrap_or_default()
+                    ),
+                );
+            }
+            Err(problem) if acme.is_some() => {
+                m.pending
+                    .insert(name.clone(), crate::words::error_chain(&problem));
+            }
             Ok(id) => {
                 if let Some(days) = expires_soon(&id.leaf, now) {
                     m.warnings.push(MaterialError {

@@ -165,18 +165,28 @@ fn from_entries(entries: &BTreeMap<String, Vec<u8>>, origin: String) -> Result<F
 
 /// Reads a certificate source.
 pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, Problem> {
-    match src {
+    let (cert_file, key_file) = match src {
         CertificateSource::Files {
             cert_file,
             key_file,
-        } => Ok(Fetched {
-            chain: certs_from_pem(&read(cert_file)?, &cert_file.display().to_string())?,
-            key: PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|_| Problem::NoKey {
-                origin: key_file.display().to_string(),
-            })?,
-            origin: cert_file.display().to_string(),
-            key_origin: key_file.display().to_string(),
-        }),
+        } => (cert_file, key_file),
+        // What ACME obtained, as stored.
+        CertificateSource::Acme(a) => (&a.cert_file, &a.key_file),
+        _ => return fetch_other(src),
+    };
+    Ok(Fetched {
+        chain: certs_from_pem(&read(cert_file)?, &cert_file.display().to_string())?,
+        key: PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|_| Problem::NoKey {
+            origin: key_file.display().to_string(),
+        })?,
+        origin: cert_file.display().to_string(),
+        key_origin: key_file.display().to_string(),
+    })
+}
+
+fn fetch_other(src: &CertificateSource) -> Result<Fetched, Problem> {
+    match src {
+        CertificateSource::Files { .. } | CertificateSource::Acme(_) => fetch_identity(src),
         CertificateSource::SecretFile(p) => {
             from_entries(&secret_entries(p)?, p.display().to_string())
         }

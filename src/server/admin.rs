@@ -45,6 +45,10 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if state.is_ready() && !state.current.load().pending.is_empty() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for ACME certificates\n",
+        ),
         "/readyz" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" if state.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),

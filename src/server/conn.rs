@@ -107,6 +107,54 @@ async fn dispatch(
 enum Opened {
     Tls(Box<TlsStream<TcpStream>>, usize, Option<String>),
     Raw(TcpStream, Vec<u8>, Arc<stream::TcpUpstream>),
+    /// A tls-alpn-01 validation was answered; nothing more to do.
+    Challenge,
+}
+
+/// The fatal `internal_error` alert (80), in the clear (see
+/// [`UNRECOGNIZED_NAME_ALERT`]).
+const INTERNAL_ERROR_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 80];
+/// The fatal `no_application_protocol` alert (120, RFC 7301).
+const NO_APPLICATION_PROTOCOL_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 120];
+/// RFC 8737's ALPN protocol.
+const ACME_TLS_1: &[u8] = b"acme-tls/1";
+
+/// A ClientHello that offers only `acme-tls/1`: a tls-alpn-01 validation.
+fn is_acme_validation(hello: &rustls::server::ClientHello<'_>) -> bool {
+    let Some(mut alpn) = hello.alpn() else {
+        return false;
+    };
+    alpn.next() == Some(ACME_TLS_1) && alpn.next().is_none()
+}
+
+/// Answers a tls-alpn-01 validation with the challenge certificate of its
+/// name (RFC 8737 §3), and only for a name with a challenge in flight.
+async fn answer_alpn_challenge(
+    mut sock: TcpStream,
+    accepted: rustls::server::Accepted,
+    sni: Option<String>,
+) -> Result<Opened, Refused> {
+    let cert = sni
+        .as_deref()
+        .and_then(|name| crate::acme::challenges().alpn01(name));
+    let Some(cert) = cert else {
+        let _ = sock.write_all(&NO_APPLICATION_PROTOCOL_ALERT).await;
+        return Err(refused(
+            HandshakeResult::Denied,
+            sni,
+            "acme-tls/1 offered for a name with no ACME challenge in flight",
+        ));
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|_| refused(HandshakeResult::Error, sni.clone(), "TLS configuration"))?
+        .with_no_client_auth()
+        .with_cert_resolver(crate::tls::fixed(cert));
+    config.alpn_protocols = vec![ACME_TLS_1.to_vec()];
+    let mut stream = finish(accepted, sock, Arc::new(config), sni.clone()).await?;
+    tracing::info!(name = sni.as_deref().unwrap_or(""), "answered an ACME tls-alpn-01 validation");
+    let _ = stream.shutdown().await;
+    Ok(Opened::Challenge)
 }
 
 async fn open_https(
@@ -116,6 +164,9 @@ async fn open_https(
     let records_hello = !listener.passthrough.is_empty();
     let (accepted, hello) = read_hello(&mut sock, records_hello).await?;
     let sni = accepted.client_hello().server_name().map(str::to_owned);
+    if is_acme_validation(&accepted.client_hello()) {
+        return answer_alpn_challenge(sock, accepted, sni).await;
+    }
     let Some(index) = listener.sni.lookup(sni.as_deref()) else {
         // SPEC §2: no SNI or an unknown one, and no "*" entry: refuse.
         let _ = sock.write_all(&UNRECOGNIZED_NAME_ALERT).await;
@@ -130,6 +181,15 @@ async fn open_https(
             Ok(Opened::Raw(sock, hello, listener.passthrough[i].clone()))
         }
         http::Entry::Host(i) => {
+            if let Some(name) = &listener.hosts[i].tls.pending {
+                // SPEC §5: refused until the ACME certificate exists.
+                let _ = sock.write_all(&INTERNAL_ERROR_ALERT).await;
+                return Err(refused(
+                    HandshakeResult::Error,
+                    sni,
+                    format!("certificate \"{name}\" has not been obtained from the ACME server yet"),
+                ));
+            }
             let config = listener.hosts[i].tls.config.clone();
             finish(accepted, sock, config, sni.clone())
                 .await
@@ -162,6 +222,7 @@ async fn https(
             Box::pin(stream::replay(&listener.name, &up, sock, &hello, client)).await;
             return;
         }
+        Ok(Ok(Opened::Challenge)) => return,
         Ok(Err(r)) => return log_refused(&listener.label, client, &r),
         Err(_) => return log_timeout(&listener.label, client),
     };

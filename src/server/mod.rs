@@ -115,6 +115,8 @@ pub struct State {
     pub current: ArcSwap<Snapshot>,
     /// Open connections by client certificate (SPEC §3 revocation).
     pub authenticated: Arc<crate::closer::Registry>,
+    /// Counts published snapshots (the ACME manager follows it).
+    pub(crate) generation: watch::Sender<u64>,
 }
 
 impl State {
@@ -137,6 +139,7 @@ impl State {
         let snapshot = Arc::new(snapshot);
         let old = self.current.swap(snapshot.clone());
         old.retire_into(&snapshot);
+        self.generation.send_modify(|g| *g += 1);
         let closed = self.authenticated.revoke(&snapshot.facts.revoked);
         if closed > 0 {
             tracing::info!(
@@ -195,6 +198,7 @@ pub async fn run(
         draining: AtomicBool::new(false),
         current: ArcSwap::from_pointee(Snapshot::empty()),
         authenticated: Arc::default(),
+        generation: watch::channel(0).0,
     });
     let mut bound = reload::Bound::default();
     let sockets = reload::bind_new(&snapshot, &bound).await?;
@@ -219,6 +223,12 @@ pub async fn run(
 
     let clock = tokio::spawn(crl_clock(state.clone()));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let acme = tokio::spawn(crate::acme::manager::run(state.clone(), {
+        let tx = reload_tx.clone();
+        move || {
+            let _ = tx.send(reload::Trigger::Files);
+        }
+    }));
     let reloader = tokio::spawn(reload::watch(
         config_path,
         state.clone(),
@@ -242,6 +252,7 @@ pub async fn run(
     }
     reloader.abort();
     clock.abort();
+    acme.abort();
     tracing::info!("draining");
     let _ = drain_tx.send(true);
     let drain_timeout = state.current.load().limits.drain_timeout;

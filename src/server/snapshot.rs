@@ -74,6 +74,11 @@ pub struct Snapshot {
     /// What the loaded material says: `/certificates`, the expiry and CRL
     /// gauges, the revoked serials and the CRLs' dates.
     pub facts: super::inventory::Inventory,
+    /// ACME certificates not obtained yet, with the reason (`/readyz` is
+    /// 503 while there is any).
+    pub pending: Vec<(String, String)>,
+    /// The ACME certificates of the config.
+    pub acme: Vec<crate::acme::manager::Wanted>,
 }
 
 /// The config file and every material source of `config`.
@@ -175,6 +180,27 @@ impl Snapshot {
                 .map(|p| format!("{}: {}: {}", config.locate(&p.path), p.path, p.message()))
                 .collect(),
             facts: super::inventory::Inventory::of(material),
+            pending: material
+                .pending
+                .iter()
+                .map(|(n, why)| (n.clone(), why.clone()))
+                .collect(),
+            acme: config
+                .certificates
+                .iter()
+                .filter_map(|(n, c)| match c {
+                    model::CertificateSource::Acme(a) => Some(crate::acme::manager::Wanted {
+                        name: n.clone(),
+                        spec: (**a).clone(),
+                        roots: a
+                            .trust_bundle
+                            .as_ref()
+                            .and_then(|t| material.trust_bundles.get(t))
+                            .map(|b| b.roots.clone()),
+                    }),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 
@@ -189,6 +215,8 @@ impl Snapshot {
             warnings: Vec::new(),
             problems: Vec::new(),
             facts: Default::default(),
+            pending: Vec::new(),
+            acme: Vec::new(),
         }
     }
 

@@ -74,6 +74,15 @@ pub(crate) struct CrlLabels {
     pub issuer: String,
 }
 
+/// `{certificate, result}` (SPEC §5)
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AcmeLabels {
+    /// `certificates` name.
+    pub certificate: String,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 type HistogramFamily = Family<ListenerLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric portcullis exports.
@@ -95,6 +104,8 @@ pub(crate) struct Metrics {
     pub crl_next_update: Family<CrlLabels, Gauge>,
     /// `portcullis_connections_closed_total`
     pub connections_closed: Family<ClosedLabels, Counter>,
+    /// `portcullis_acme_orders_total`
+    pub acme_orders: Family<AcmeLabels, Counter>,
     /// `portcullis_reloads_total`
     pub reloads: Counter,
     /// `portcullis_reload_failures_total`
@@ -118,6 +129,7 @@ impl Metrics {
             cert_expiry: Family::default(),
             crl_next_update: Family::default(),
             connections_closed: Family::default(),
+            acme_orders: Family::default(),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
             registry: Registry::default(),
@@ -161,6 +173,11 @@ impl Metrics {
             "portcullis_connections_closed",
             "Open connections the gateway closed: certificate revoked or expired, policy changed by a reload",
             m.connections_closed.clone(),
+        );
+        registry.register(
+            "portcullis_acme_orders",
+            "ACME orders by outcome (a failed one is retried with backoff)",
+            m.acme_orders.clone(),
         );
         registry.register(
             "portcullis_reloads",

@@ -42,6 +42,21 @@ impl ResolvesServerCert for Fixed {
     }
 }
 
+/// An ACME certificate not obtained yet: nothing to present.
+#[derive(Debug)]
+pub(crate) struct Pending;
+
+impl ResolvesServerCert for Pending {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        None
+    }
+}
+
+/// Presents one certificate whatever the ClientHello says.
+pub(crate) fn fixed(key: Arc<CertifiedKey>) -> Arc<dyn ResolvesServerCert> {
+    Arc::new(Fixed(key))
+}
+
 /// How a host entry treats client certificates after the handshake.
 #[derive(Debug, Clone)]
 pub enum PeerPolicy {
@@ -67,6 +82,9 @@ pub struct HostTls {
     /// CRLs, not `allow`). Equal keys in two snapshots mean a connection may
     /// follow the new routes; different keys mean it is drained.
     pub policy_key: [u8; 32],
+    /// The name of its ACME certificate while it has not been obtained
+    /// (handshakes are refused with `internal_error`, SPEC §5).
+    pub pending: Option<String>,
 }
 
 /// The digest of a client-authentication policy (see
@@ -210,11 +228,16 @@ impl HostTls {
                 None => return Err(not_loaded("trust bundle", &p.trust_bundle)),
             },
         };
-        let Some(identity) = material.identities.get(certificate) else {
-            return Err(not_loaded("certificate", certificate));
+        let pending = material.pending.contains_key(certificate);
+        let mut config = match material.identities.get(certificate) {
+            Some(identity) => {
+                builder.with_cert_resolver(Arc::new(Fixed(identity.certified_key.clone())))
+            }
+            // Refused before rustls sees it (see `server::conn`); no
+            // certificate to present meanwhile.
+            None if pending => builder.with_cert_resolver(Arc::new(Pending)),
+            None => return Err(not_loaded("certificate", certificate)),
         };
-        let mut config =
-            builder.with_cert_resolver(Arc::new(Fixed(identity.certified_key.clone())));
         config.alpn_protocols = listener.alpn.clone();
         // Our cipher order (see `server::provider`), as nginx's
         // ssl_prefer_server_ciphers.
@@ -230,6 +253,7 @@ impl HostTls {
             config: Arc::new(config),
             policy,
             policy_key: policy_key(client_auth, material),
+            pending: pending.then(|| certificate.to_string()),
         })
     }
 

@@ -13,6 +13,7 @@ use super::node::{KeyPath, Node, Segment};
 use super::raw;
 use super::{ConfigError, ConfigErrors};
 
+mod acme;
 mod auth;
 mod hosts;
 mod listeners;
@@ -131,6 +132,7 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
         top.certificates.as_ref(),
         |e, p, c: raw::Certificate| certificate_source(e, p, c, &base),
     );
+    // (The trust bundle an acme block names is checked with the listeners.)
 
     let trust_bundles = section(
         &mut e,
@@ -207,6 +209,14 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
             );
         }
     }
+    let listeners_only: Vec<&model::Listener> = listeners.iter().map(|(_, l)| l).collect();
+    let mut certificates = certificates;
+    for (name, src) in certificates.iter_mut() {
+        if let model::CertificateSource::Acme(a) = src {
+            let ap = top_path.key("certificates").key(name).key("acme");
+            acme::uses(&mut e, &ap, name, a, &listeners_only, &upstreams, &trust_bundles);
+        }
+    }
     if listeners.is_empty() && e.list.is_empty() {
         e.push(
             &top_path.key("listeners"),
@@ -274,6 +284,29 @@ fn certificate_source(
             return None;
         }
     };
+    if let Some(v) = &c.acme {
+        let others = [
+            c.cert_file.is_some(),
+            c.key_file.is_some(),
+            c.secret_file.is_some(),
+            c.secret_dir.is_some(),
+            c.pkcs12_file.is_some(),
+            password.is_some(),
+        ];
+        if others.into_iter().any(|x| x) {
+            e.push(p, "a certificate has one source: acme, or certFile and keyFile, secretFile, secretDir or pkcs12File");
+            return None;
+        }
+        let ap = p.key("acme");
+        let name = match p.0.last() {
+            Some(Segment::Key(k)) => k.clone(),
+            _ => String::new(),
+        };
+        return e
+            .parse::<raw::Acme>(&ap, v)
+            .and_then(|a| acme::source(e, &ap, &name, a, base))
+            .map(|a| model::CertificateSource::Acme(Box::new(a)));
+    }
     let src = match (
         c.cert_file,
         c.key_file,
@@ -408,6 +441,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
         "s" => Some(Duration::from_secs(n)),
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        "d" => Some(Duration::from_secs(n.checked_mul(86_400)?)),
         _ => None,
     }
 }

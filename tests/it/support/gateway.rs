@@ -27,7 +27,7 @@ struct Lines {
 pub struct Log(Arc<(Mutex<Lines>, Condvar)>);
 
 impl Log {
-    fn follow(&self, out: impl std::io::Read + Send + 'static) {
+    pub fn follow(&self, out: impl std::io::Read + Send + 'static) {
         let log = self.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
@@ -95,6 +95,17 @@ impl Log {
             }
             g = c.wait_timeout(g, deadline - now).unwrap().0;
         }
+    }
+
+    /// Waits until a line arrives after the `seen` first ones, or `at_most`
+    /// passes; returns the number of lines then.
+    pub fn wait_past(&self, seen: usize, at_most: Duration) -> usize {
+        let (m, c) = &*self.0;
+        let g = m.lock().unwrap();
+        let (g, _) = c
+            .wait_timeout_while(g, at_most, |l| l.lines.len() <= seen && !l.closed)
+            .unwrap();
+        g.lines.len()
     }
 
     /// Starts following the output of a process spawned elsewhere.

@@ -1,0 +1,280 @@
+//! ACME against a real pebble: http-01 and tls-alpn-01 certificates
+//! obtained and served (curl verifies them against pebble's root),
+//! `/readyz` 503 until then and handshakes refused, the order metric, a
+//! restart that reuses the stored certificate, renewal under a keep-alive
+//! connection, and a refused order that leaves the old certificate serving.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::client::{self, config_with, plain_get, IO_TIMEOUT};
+use crate::support::pebble::{free_port, Pebble};
+use crate::support::{write, write_leaf, Ca, Gateway, Outcome, Spec};
+
+/// The gateway's config: `web.acme.test` by http-01, `alpn.acme.test` by
+/// tls-alpn-01 (or only `web` when `alpn` is false), both from
+/// `directory`, stored in `acme/`.
+fn config(directory: &str, extra_acme: &str, alpn: bool) -> String {
+    let alpn_cert = if alpn {
+        format!("  alpn: {{ acme: {{ directoryUrl: \"{directory}\", challenge: tls-alpn-01, storageDir: acme, trustBundle: pebble{extra_acme} }} }}\n")
+    } else {
+        String::new()
+    };
+    let alpn_host = if alpn {
+        "      - hostnames: [alpn.acme.test]
+        certificate: alpn
+        routes: [{ pathPrefix: /, upstream: echo }]
+"
+    } else {
+        ""
+    };
+    format!(
+        "admin: {{ address: 127.0.0.1:0 }}
+certificates:
+  web: {{ acme: {{ directoryUrl: \"{directory}\", email: ops@acme.test, storageDir: acme, trustBundle: pebble{extra_acme} }} }}
+{alpn_cert}trustBundles:
+  pebble: {{ caFile: pebble-directory-ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [web.acme.test]
+        certificate: web
+        routes: [{{ pathPrefix: /, upstream: echo }}]
+{alpn_host}  - name: plain
+    address: 127.0.0.1:0
+    protocol: http
+upstreams:
+  echo: {{ builtin: echo }}
+"
+    )
+}
+
+fn readyz(gw: &Gateway) -> u16 {
+    plain_get(gw.admin.unwrap(), "/readyz").status()
+}
+
+/// Waits until `/readyz` answers 200: looked at again whenever the
+/// gateway logs something (the order, the reload that brings the
+/// certificate), up to `within`.
+fn wait_ready(gw: &Gateway, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut seen = gw.log.lines().len();
+    while readyz(gw) != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never turned 200:\n{}",
+            gw.log.lines().join("\n")
+        );
+        seen = gw.log.wait_past(seen, Duration::from_secs(1));
+    }
+}
+
+fn metric(gw: &Gateway, labels: &str) -> f64 {
+    let out = plain_get(gw.admin.unwrap(), "/metrics");
+    let prefix = format!("portcullis_acme_orders_total{{{labels}}} ");
+    out.body()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `curl` verifying the served chain against `root` (a file in `dir`).
+fn curl(dir: &Path, gw: &Gateway, name: &str, root: &str) -> std::process::Output {
+    let port = gw.addr("main").port();
+    Command::new("curl")
+        .current_dir(dir)
+        .args(["-sS", "--max-time", "10", "--cacert", root, "--resolve"])
+        .arg(format!("{name}:{port}:127.0.0.1"))
+        .arg(format!("https://{name}:{port}/hello"))
+        .output()
+        .expect("curl (scripts/test installs it)")
+}
+
+/// The serial of the certificate `name` is served with, and the open
+/// connection (which the caller may keep using).
+fn served(gw: &Gateway, name: &str, root_pem: &str) -> (Vec<u8>, client::Tls) {
+    let root = rustls_pki_types::CertificateDer::from_pem_slice(root_pem.as_bytes()).unwrap();
+    let cfg = config_with(&root, None, &[], None);
+    let s = client::connect(gw.addr("main"), name, &cfg).unwrap();
+    let leaf = s.conn.peer_certificates().unwrap()[0].clone();
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(leaf.as_ref()).unwrap();
+    (cert.tbs_certificate.serial_number.as_bytes().to_vec(), s)
+}
+
+use rustls_pki_types::pem::PemObject;
+
+#[test]
+fn certificates_are_obtained_with_http01_and_tls_alpn01_served_and_reused_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pebble_dir = tempfile::tempdir().unwrap();
+    let (http_port, tls_port) = (free_port(), free_port());
+    let mut pebble = Pebble::prepare(pebble_dir.path(), free_port(), http_port, tls_port, 3600, &[]);
+    write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
+    let cfg_text = on_ports(&config(&pebble.directory, "", true), tls_port, http_port);
+    // The gateway first: until pebble runs, no certificate can exist.
+    let gw = Gateway::start(d, &cfg_text);
+    assert_eq!(readyz(&gw), 503, "ready without its ACME certificates");
+    // Handshakes for the names are refused with internal_error meanwhile.
+    let unrelated = Ca::root("Unrelated");
+    let cfg = config_with(&unrelated.der, None, &[], None);
+    for name in ["web.acme.test", "alpn.acme.test"] {
+        match client::connect(gw.addr("main"), name, &cfg) {
+            Err(Outcome::Alert(a)) => assert_eq!(a, rustls::AlertDescription::InternalError),
+            other => panic!("handshake for a pending ACME name: {:?}", other.map(|_| ())),
+        }
+    }
+    // The first orders fail (nothing listens yet) and are retried.
+    gw.log.wait_for("a failed first order", |v| {
+        v["message"] == "ACME order failed; the current certificate (if any) keeps serving"
+    });
+    pebble.run();
+    wait_ready(&gw, Duration::from_secs(90));
+    write(d, "pebble-root.crt", &pebble.root_pem());
+    for name in ["web.acme.test", "alpn.acme.test"] {
+        let out = curl(d, &gw, name, "pebble-root.crt");
+        assert!(
+            out.status.success(),
+            "curl {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["path"], "/hello");
+    }
+    assert_eq!(metric(&gw, "certificate=\"web\",result=\"ok\""), 1.0);
+    assert_eq!(metric(&gw, "certificate=\"alpn\",result=\"ok\""), 1.0);
+    assert!(metric(&gw, "certificate=\"web\",result=\"error\"") >= 1.0);
+    // Keys are private; so is the account, stored once.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for key in ["acme/web.key", "acme/alpn.key"] {
+        assert_eq!(mode(&d.join(key)), 0o600, "{key}");
+    }
+    let accounts: Vec<_> = std::fs::read_dir(d.join("acme"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("account-"))
+        .collect();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(mode(&accounts[0].path()), 0o600);
+    let root = pebble.root_pem();
+    let (serial, _) = served(&gw, "web.acme.test", &root);
+    drop(gw);
+
+    // A restart serves what is stored: ready at once, no order.
+    let gw = Gateway::start(d, &cfg_text);
+    assert_eq!(readyz(&gw), 200);
+    assert_eq!(served(&gw, "web.acme.test", &root).0, serial);
+    assert_eq!(metric(&gw, "certificate=\"web\",result=\"ok\""), 0.0);
+    assert!(!gw
+        .log
+        .lines()
+        .iter()
+        .any(|l| l.contains("ordering a certificate")));
+}
+
+/// `cfg` with the https listener on `tls` and the http one on `http`.
+fn on_ports(cfg: &str, tls: u16, http: u16) -> String {
+    cfg.replace(
+        "  - name: main\n    address: 127.0.0.1:0",
+        &format!("  - name: main\n    address: 127.0.0.1:{tls}"),
+    )
+    .replace(
+        "  - name: plain\n    address: 127.0.0.1:0",
+        &format!("  - name: plain\n    address: 127.0.0.1:{http}"),
+    )
+}
+
+#[test]
+fn a_due_certificate_is_renewed_while_a_keep_alive_connection_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pebble_dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    // Certificates for 30 s, renewed when 25 s are left.
+    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 30, &[]);
+    write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
+    let cfg_text = on_ports(&config(&pebble.directory, ", renewBefore: 25s", false), 0, http_port);
+    let gw = Gateway::start(d, &cfg_text);
+    wait_ready(&gw, Duration::from_secs(60));
+    let root = pebble.root_pem();
+    let (first, mut kept) = served(&gw, "web.acme.test", &root);
+    let ask = "GET /k HTTP/1.1\r\nHost: web.acme.test\r\n\r\n";
+    kept.write_all(ask.as_bytes()).unwrap();
+    read_response(&mut kept);
+    // The renewal is stored and swapped in by a reload.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = gw.log.lines().len();
+    let renewed = loop {
+        let (serial, _) = served(&gw, "web.acme.test", &root);
+        if serial != first {
+            break serial;
+        }
+        assert!(Instant::now() < deadline, "no renewal within 60s");
+        seen = gw.log.wait_past(seen, Duration::from_secs(1));
+    };
+    assert_ne!(renewed, first);
+    assert!(metric(&gw, "certificate=\"web\",result=\"ok\"") >= 2.0);
+    // The connection made before the renewal still works.
+    kept.write_all(ask.as_bytes()).unwrap();
+    read_response(&mut kept);
+}
+
+/// Reads one response with a Content-Length body from a keep-alive
+/// connection and asserts it is a 200.
+fn read_response(s: &mut client::Tls) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    s.sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+                .unwrap();
+            if body.len() >= len {
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                return;
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn a_refused_order_is_logged_with_the_problem_and_the_old_certificate_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pebble_dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 3600, &["web.acme.test"]);
+    write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
+    // What an earlier order stored, due for renewal (renewBefore is longer
+    // than what it has left).
+    let old_ca = Ca::root("Earlier CA");
+    std::fs::create_dir(d.join("acme")).unwrap();
+    write_leaf(&d.join("acme"), "web", &old_ca.leaf(&Spec::server(&["web.acme.test"])));
+    let cfg_text = on_ports(&config(&pebble.directory, ", renewBefore: 90d", false), 0, http_port);
+    let gw = Gateway::start(d, &cfg_text);
+    assert_eq!(readyz(&gw), 200, "a stored, valid certificate counts");
+    let failed = gw.log.wait_for("a refused ACME order", |v| {
+        v["message"] == "ACME order failed; the current certificate (if any) keeps serving"
+    });
+    let field = |k: &str| failed[k].as_str().unwrap_or_default().to_string();
+    assert_eq!(field("problem_type"), "urn:ietf:params:acme:error:rejectedIdentifier");
+    assert!(field("detail").contains("web.acme.test"), "{failed}");
+    assert!(metric(&gw, "certificate=\"web\",result=\"error\"") >= 1.0);
+    // Still the earlier certificate (it verifies against the earlier CA).
+    let (serial, _) = served(&gw, "web.acme.test", &old_ca.cert_pem);
+    assert!(!serial.is_empty());
+    assert_eq!(readyz(&gw), 200);
+    drop(pebble);
+}
