@@ -26,7 +26,7 @@ pub(crate) fn challenge_certificate(
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let cert = params.self_signed(&key)?;
     let der_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let provider = crate::server::provider();
+    let provider = crate::tls::provider();
     let signer = provider
         .key_provider
         .load_private_key(der_key)
@@ -54,7 +54,10 @@ mod tests {
             .unwrap();
         assert!(ext.critical);
         // An OCTET STRING of the 32 bytes.
-        assert_eq!(ext.extn_value.as_bytes(), [&[4u8, 32][..], &digest[..]].concat());
+        assert_eq!(
+            ext.extn_value.as_bytes(),
+            [&[4u8, 32][..], &digest[..]].concat()
+        );
         let san = exts
             .iter()
             .find(|e| e.extn_id.to_string() == "2.5.29.17")

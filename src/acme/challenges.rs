@@ -56,7 +56,8 @@ impl Challenges {
     /// The tls-alpn-01 certificate for `domain`, if one is in flight.
     pub(crate) fn alpn01(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
         let map = self.alpn01.read().unwrap_or_else(|p| p.into_inner());
-        map.get(crate::tls::normalize_host(domain).as_ref()).cloned()
+        map.get(crate::tls::normalize_host(domain).as_ref())
+            .cloned()
     }
 
     /// Presents `cert` to tls-alpn-01 validation of `domain`.

@@ -18,6 +18,8 @@ use rustls_pki_types::ServerName;
 
 /// Connecting, the TLS handshake and the whole exchange of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer read (a certificate chain is a few KiB).
+const MAX_BODY: usize = 1 << 20;
 
 /// Why a request to the directory failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,9 @@ pub(crate) enum HttpError {
     /// The exchange took longer than [`REQUEST_TIMEOUT`].
     #[error("no answer from {0} within 30s")]
     Timeout(String),
+    /// An answer over [`MAX_BODY`], or one that broke off.
+    #[error("the answer from {0} is over 1 MiB or broke off")]
+    TooLarge(String),
     /// HTTP on the connection.
     #[error("HTTP exchange with {authority}")]
     Http {
@@ -56,7 +61,7 @@ pub(crate) struct Client {
 impl Client {
     /// A client that trusts `roots`.
     pub(crate) fn new(roots: RootCertStore) -> Result<Self, rustls::Error> {
-        let mut tls = rustls::ClientConfig::builder_with_provider(crate::server::provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -116,7 +121,31 @@ impl Client {
             .send_request(Request::from_parts(parts, body))
             .await
             .map_err(http_err)?;
-        Ok(BytesResponse::from(resp))
+        // Read whole, inside the exchange's timeout and bounded: the
+        // library would read it later with neither.
+        let (mut parts, body) = resp.into_parts();
+        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY))
+            .await
+            .map_err(|_| HttpError::TooLarge(authority.clone()))?
+            .to_bytes();
+        // A Retry-After in seconds beyond a day is read as a day (the
+        // library adds it to the clock unchecked).
+        if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
+            if v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .is_some_and(|s| s > 86_400)
+            {
+                parts.headers.insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("86400"),
+                );
+            }
+        }
+        Ok(BytesResponse::from(http::Response::from_parts(
+            parts,
+            http_body_util::Full::new(body),
+        )))
     }
 }
 

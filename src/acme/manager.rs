@@ -16,7 +16,6 @@ use rustls::RootCertStore;
 
 use crate::config::model::AcmeSource;
 use crate::identity::CertSummary;
-use crate::server::State;
 use crate::telemetry::metrics::{metrics, AcmeLabels};
 
 /// An ACME certificate the configuration asks for.
@@ -49,16 +48,31 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// replica may have renewed it, or an operator replaced it).
 const RECHECK: Duration = Duration::from_secs(600);
 
-/// Follows the published snapshots and keeps one task per ACME certificate.
-pub(crate) async fn run(state: Arc<State>, reload: impl Fn() + Clone + Send + Sync + 'static) {
-    let mut generation = state.generation.subscribe();
+/// Follows the published snapshots and keeps one task per ACME certificate
+/// (restarted should one ever end).
+pub(crate) async fn run(
+    mut generation: tokio::sync::watch::Receiver<Vec<Wanted>>,
+    reload: impl Fn() + Clone + Send + Sync + 'static,
+) {
     let mut running: HashMap<String, (Wanted, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let wanted = state.current.load().acme.clone();
+        let wanted = generation.borrow_and_update().clone();
         running.retain(|name, (w, task)| {
+            if task.is_finished() {
+                tracing::error!(
+                    certificate = name.as_str(),
+                    "the ACME task of this certificate ended; restarting it"
+                );
+                return false;
+            }
             let keep = wanted.iter().any(|n| n == w);
             if !keep {
-                tracing::info!(certificate = name.as_str(), "ACME block changed or removed; its task restarts");
+                tracing::info!(
+                    certificate = name.as_str(),
+                    "ACME block changed or removed; its task restarts"
+                );
                 task.abort();
             }
             keep
@@ -69,8 +83,9 @@ pub(crate) async fn run(state: Arc<State>, reload: impl Fn() + Clone + Send + Sy
                 running.insert(w.name.clone(), (w, task));
             }
         }
-        if generation.changed().await.is_err() {
-            return;
+        tokio::select! {
+            r = generation.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
         }
     }
 }
@@ -84,22 +99,31 @@ fn now() -> u64 {
 }
 
 /// When the stored certificate must be renewed (seconds since the epoch):
-/// now when there is none or it does not cover the domains.
+/// now when there is none, it does not cover the domains, or its key is
+/// not its own (what the gateway cannot serve is ordered anew).
 pub(crate) fn due(spec: &AcmeSource) -> u64 {
-    let Ok(certs) = crate::material::read_certs(&spec.cert_file) else {
+    if crate::material::certified_key_from_files(&spec.file, &spec.file, &crate::tls::provider())
+        .is_err()
+    {
+        return 0;
+    }
+    let Ok(certs) = crate::material::read_certs(&spec.file) else {
         return 0;
     };
     let Some(leaf) = certs.first().and_then(|c| CertSummary::from_der(c).ok()) else {
         return 0;
     };
-    if !spec.domains.iter().all(|d| leaf.covers_hostname(d)) || !spec.key_file.is_file() {
+    if !spec.domains.iter().all(|d| leaf.covers_hostname(d)) {
         return 0;
     }
     let life = leaf.not_after.saturating_sub(leaf.not_before);
+    // At most half the lifetime: a renewBefore longer than what the CA
+    // issues must not make every new certificate due at once (an order
+    // loop against the CA's rate limits).
     let before = spec
         .renew_before
         .map_or(life / 3, |d| d.as_secs())
-        .min(life);
+        .min(life / 2);
     leaf.not_after.saturating_sub(before)
 }
 
@@ -129,12 +153,18 @@ async fn keep(w: Wanted, reload: impl Fn()) {
                 return;
             }
         };
-        let client = move || -> Box<dyn instant_acme::HttpClient> { Box::new(Shared(http.clone())) };
-        tracing::info!(certificate = w.name.as_str(), domains = w.spec.domains.join(",").as_str(), directory = w.spec.directory_url.as_str(), "ordering a certificate with ACME");
+        let client =
+            move || -> Box<dyn instant_acme::HttpClient> { Box::new(Shared(http.clone())) };
+        tracing::info!(
+            certificate = w.name.as_str(),
+            domains = w.spec.domains.join(",").as_str(),
+            directory = w.spec.directory_url.as_str(),
+            "ordering a certificate with ACME"
+        );
         match super::order::obtain(&w.name, &w.spec, client).await {
             Ok(()) => {
                 metrics().acme_orders.get_or_create(&label).inc();
-                tracing::info!(certificate = w.name.as_str(), file = %w.spec.cert_file.display(), "ACME certificate obtained and stored");
+                tracing::info!(certificate = w.name.as_str(), file = %w.spec.file.display(), "ACME certificate obtained and stored");
                 backoff = FIRST_BACKOFF;
                 reload();
                 // The next turn reads what was stored and sleeps until due.
@@ -181,10 +211,61 @@ impl instant_acme::HttpClient for Shared {
         req: http::Request<instant_acme::BodyWrapper<bytes::Bytes>>,
     ) -> std::pin::Pin<
         Box<
-            dyn std::future::Future<Output = Result<instant_acme::BytesResponse, instant_acme::Error>>
-                + Send,
+            dyn std::future::Future<
+                    Output = Result<instant_acme::BytesResponse, instant_acme::Error>,
+                > + Send,
         >,
     > {
         self.0.request(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::AcmeChallenge;
+
+    /// A stored certificate for `a.test` from 10 days ago to 20 days ahead.
+    fn stored(dir: &std::path::Path) -> (AcmeSource, u64) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::days(10);
+        p.not_after = now + time::Duration::days(20);
+        let cert = p.self_signed(&key).unwrap();
+        let file = dir.join("a.pem");
+        std::fs::write(&file, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        let spec = AcmeSource {
+            directory_url: "https://acme.test/dir".into(),
+            email: None,
+            domains: vec!["a.test".into()],
+            challenge: AcmeChallenge::Http01,
+            storage_dir: dir.to_path_buf(),
+            trust_bundle: None,
+            key_type: crate::pki::keys::KeyType::EcdsaP256,
+            renew_before: None,
+            file,
+        };
+        (spec, p.not_after.unix_timestamp().unsigned_abs())
+    }
+
+    #[test]
+    fn renewal_is_due_a_third_before_the_end_or_renew_before_at_most_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spec, not_after) = stored(dir.path());
+        let day = 86_400;
+        assert_eq!(due(&spec), not_after - 10 * day);
+        spec.renew_before = Some(Duration::from_secs(5 * day));
+        assert_eq!(due(&spec), not_after - 5 * day);
+        // Longer than the lifetime: half of it, not "due at once, forever".
+        spec.renew_before = Some(Duration::from_secs(90 * day));
+        assert_eq!(due(&spec), not_after - 15 * day);
+        assert!(due(&spec) > now());
+        // Names it does not cover, or no usable file: due now.
+        spec.domains.push("b.test".into());
+        assert_eq!(due(&spec), 0);
+        spec.domains.pop();
+        std::fs::write(&spec.file, "garbage").unwrap();
+        assert_eq!(due(&spec), 0);
     }
 }

@@ -34,6 +34,9 @@ pub(crate) enum OrderError {
     /// An authorization offers no challenge of the configured type.
     #[error("the ACME server offers no {0} challenge for \"{1}\"")]
     NoChallenge(&'static str, String),
+    /// The server asks to validate a name the order did not name.
+    #[error("the ACME server asks to validate \"{0}\", which is not in domains")]
+    Unasked(String),
     /// An authorization the server will not validate.
     #[error("authorization for \"{0}\" is {1:?}")]
     Authorization(String, AuthorizationStatus),
@@ -79,10 +82,8 @@ impl OrderError {
 /// `STORAGE/account-HASH.json`: one account per directory URL, so a
 /// storage directory can serve a staging and a production directory.
 pub(crate) fn account_path(spec: &AcmeSource) -> PathBuf {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        spec.directory_url.as_bytes(),
-    );
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spec.directory_url.as_bytes());
     let hex: String = digest.as_ref()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -90,12 +91,16 @@ pub(crate) fn account_path(spec: &AcmeSource) -> PathBuf {
     spec.storage_dir.join(format!("account-{hex}.json"))
 }
 
-/// The stored account, or a new one (stored before it is used).
+/// The stored account, or a new one (stored before it is used). One at a
+/// time in this process: the certificates of one storage directory share
+/// their account, and two made at once would leave one of them unused.
 async fn account(
     spec: &AcmeSource,
     http: impl Fn() -> Box<dyn instant_acme::HttpClient>,
     fresh: bool,
 ) -> Result<Account, OrderError> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let path = account_path(spec);
     let shown = path.display().to_string();
     let bad = |source: Box<dyn std::error::Error + Send + Sync>| OrderError::Account {
@@ -103,12 +108,18 @@ async fn account(
         source,
     };
     if !fresh {
-        if let Ok(text) = std::fs::read(&path) {
-            let creds: AccountCredentials =
-                serde_json::from_slice(&text).map_err(|e| bad(Box::new(e)))?;
-            return Ok(Account::builder_with_http(http())
-                .from_credentials(creds)
-                .await?);
+        match std::fs::read(&path) {
+            Ok(text) => {
+                let creds: AccountCredentials =
+                    serde_json::from_slice(&text).map_err(|e| bad(Box::new(e)))?;
+                return Ok(Account::builder_with_http(http())
+                    .from_credentials(creds)
+                    .await?);
+            }
+            // Only a missing account makes a new one: one that cannot be
+            // read now is not replaced (CAA accounturi pins name it).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(bad(Box::new(e))),
         }
     }
     let contact = spec.email.as_ref().map(|m| format!("mailto:{m}"));
@@ -151,8 +162,8 @@ impl Drop for Withdraw {
     }
 }
 
-/// Orders a certificate for `spec.domains` and stores it (chain and key)
-/// in `spec.storage_dir` as `NAME.crt` / `NAME.key`.
+/// Orders a certificate for `spec.domains` and stores it in
+/// `spec.storage_dir` as `NAME.pem`: the chain as issued, then its key.
 pub(crate) async fn obtain(
     name: &str,
     spec: &AcmeSource,
@@ -171,7 +182,10 @@ pub(crate) async fn obtain(
         {
             // The server forgot the stored account (a test server restarted,
             // or the account was deactivated): make a new one.
-            tracing::warn!(certificate = name, "the ACME server does not know the stored account; creating a new one");
+            tracing::warn!(
+                certificate = name,
+                "the ACME server does not know the stored account; creating a new one"
+            );
             account = self::account(spec, &http, true).await?;
             account.new_order(&NewOrder::new(&ids)).await?
         }
@@ -185,6 +199,10 @@ pub(crate) async fn obtain(
             Identifier::Dns(d) => d.clone(),
             other => format!("{other:?}"),
         };
+        // Only the names asked for get a challenge answer.
+        if !spec.domains.contains(&domain.to_ascii_lowercase()) {
+            return Err(OrderError::Unasked(domain));
+        }
         match a.status {
             AuthorizationStatus::Valid => continue,
             AuthorizationStatus::Pending => {}
@@ -226,10 +244,14 @@ pub(crate) async fn obtain(
     let csr = params.serialize_request(&key).map_err(PkiError::from)?;
     order.finalize_csr(csr.der()).await?;
     let chain = order.poll_certificate(&polling).await?;
-    crate::pki::write_files(&[
-        Output::secret(&spec.key_file, key.serialize_pem()),
-        Output::public(&spec.cert_file, chain),
-    ])?;
+    // One file, one rename: a reload never reads a new key with an old
+    // chain or the other way round.
+    let mut pem = chain;
+    if !pem.ends_with('\n') {
+        pem.push('\n');
+    }
+    pem.push_str(&key.serialize_pem());
+    crate::pki::write_files(&[Output::secret(&spec.file, pem)])?;
     Ok(())
 }
 

@@ -250,6 +250,12 @@ pub fn main() -> ExitCode {
                 if !snapshot.problems.is_empty() {
                     return ExitCode::FAILURE;
                 }
+                // Not a problem: `run` orders them (and is not ready until).
+                for (name, why) in &snapshot.pending {
+                    eprintln!(
+                        "portcullis: note: certificates.{name}: no usable certificate stored yet ({why}); `run` orders one with ACME"
+                    );
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }

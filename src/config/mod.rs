@@ -267,6 +267,10 @@ upstreams:
                 "gw.yaml:21: listeners[1].hosts[0].routes[0].upstream: no upstream named \"nope\"",
             ),
             (
+                "    hosts:\n      - hostnames: [\"*\"]\n        routes: [{ pathPrefix: /, upstream: echo }]\n",
+                "gw.yaml:20: listeners[1].hosts[0].hostnames[0]: \"*\" is not allowed on an http listener",
+            ),
+            (
                 "    hosts:\n      - hostnames: [p.test, P.test.]\n        routes: [{ pathPrefix: /, upstream: echo }]\n",
                 "gw.yaml:20: listeners[1].hosts[0].hostnames[1]: \"P.test.\" is already served by hosts[0] of this listener",
             ),
@@ -317,6 +321,110 @@ upstreams:
                 vec!["gw.yaml:17: upstreams.echo.url: an upstream URL has no user information (user:password@ is never sent)".to_string()],
                 "{url}"
             );
+        }
+    }
+
+    const ACME: &str = "\
+certificates:
+  pub: { acme: { directoryUrl: \"https://acme.test/dir\", storageDir: acme } }
+listeners:
+  - name: public
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [a.test, B.test]
+        certificate: pub
+        routes: [{ pathPrefix: /, upstream: echo }]
+  - name: plain
+    address: 127.0.0.1:0
+    protocol: http
+upstreams:
+  echo: { builtin: echo }
+";
+
+    #[test]
+    fn acme_domains_default_to_the_hostnames_that_use_the_certificate() {
+        let c = parse(Path::new("gw.yaml"), ACME).unwrap();
+        let model::CertificateSource::Acme(a) = &c.certificates["pub"] else {
+            panic!("not acme")
+        };
+        assert_eq!(a.domains, ["a.test", "b.test"]);
+        assert_eq!(a.challenge, model::AcmeChallenge::Http01);
+        assert_eq!(a.file, Path::new("acme/pub.pem"));
+        assert_eq!(a.renew_before, None);
+    }
+
+    #[test]
+    fn every_invalid_acme_block_names_its_key() {
+        let block = "{ directoryUrl: \"https://acme.test/dir\", storageDir: acme }";
+        let with = |acme: &str| ACME.replace(block, acme);
+        let cases: Vec<(String, &str)> = vec![
+            (
+                ACME.replace("[a.test, B.test]", "[a.test, \"*.w.test\"]"),
+                "gw.yaml:2: certificates.pub.acme: listeners[0].hosts[0] serves \"*.w.test\" with this certificate: a wildcard can only be validated with dns-01",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, domains: [a.test, b.test, c.test] }"),
+                "gw.yaml:2: certificates.pub.acme.domains[2]: \"c.test\": no https host entry that uses this certificate serves it",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, domains: [a.test] }"),
+                "gw.yaml:2: certificates.pub.acme.domains: listeners[0].hosts[0] serves \"b.test\" with this certificate; add it to domains",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, domains: [\"*.a.test\"] }"),
+                "gw.yaml:2: certificates.pub.acme.domains[0]: \"*.a.test\": a wildcard can only be validated with dns-01",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, domains: [] }"),
+                "gw.yaml:2: certificates.pub.acme.domains: is empty",
+            ),
+            (
+                ACME.replace("  - name: plain\n    address: 127.0.0.1:0\n    protocol: http\n", ""),
+                "gw.yaml:2: certificates.pub.acme.challenge: http-01 is answered by an http listener (port 80) and there is none",
+            ),
+            (
+                with("{ directoryUrl: \"http://acme.test/dir\", storageDir: acme }"),
+                "gw.yaml:2: certificates.pub.acme.directoryUrl: \"http://acme.test/dir\" is not an https:// URL",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, email: ops }"),
+                "gw.yaml:2: certificates.pub.acme.email: \"ops\" is not an email address",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, keyType: dsa }"),
+                "gw.yaml:2: certificates.pub.acme.keyType: \"dsa\" is not one of ecdsa-p256",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, renewBefore: soon }"),
+                "gw.yaml:2: certificates.pub.acme.renewBefore: \"soon\" is not a duration",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, challenge: dns-01 }"),
+                "gw.yaml:2: certificates.pub.acme.challenge: unknown variant \"dns-01\"",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\", storageDir: acme, trustBundle: nope }"),
+                "gw.yaml:2: certificates.pub.acme.trustBundle: no trust bundle named \"nope\"",
+            ),
+            (
+                with("{ directoryUrl: \"https://acme.test/dir\" }"),
+                "gw.yaml:2: certificates.pub.acme: missing field \"storageDir\"",
+            ),
+            (
+                ACME.replace("  pub: { acme:", "  pub: { certFile: a.crt, acme:"),
+                "gw.yaml:2: certificates.pub: a certificate has one source: acme, or",
+            ),
+            (
+                ACME.replace("certificate: pub", "certificate: other")
+                    .replace("certificates:\n", "certificates:\n  other: { certFile: o.crt, keyFile: o.key }\n"),
+                "gw.yaml:3: certificates.pub.acme: no https host entry uses this certificate",
+            ),
+        ];
+        for (text, want) in cases {
+            let errs = errors(&text);
+            assert_eq!(errs.len(), 1, "{want}: {errs:#?}");
+            assert!(errs[0].starts_with(want), "{}\nwanted\n{want}", errs[0]);
         }
     }
 

@@ -91,10 +91,8 @@ pub struct AcmeSource {
     /// Renew when this much validity is left (default: a third of the
     /// lifetime).
     pub renew_before: Option<Duration>,
-    /// `STORAGE/NAME.crt`: the chain as issued.
-    pub cert_file: PathBuf,
-    /// `STORAGE/NAME.key` (0600).
-    pub key_file: PathBuf,
+    /// `STORAGE/NAME.pem` (0600): the chain as issued, then its key.
+    pub file: PathBuf,
 }
 
 /// `acme.challenge`
@@ -148,7 +146,7 @@ impl CertificateSource {
                 PasswordSource::File(f) => vec![file.clone(), f.clone()],
                 PasswordSource::Env(_) => vec![file.clone()],
             },
-            CertificateSource::Acme(a) => vec![a.cert_file.clone(), a.key_file.clone()],
+            CertificateSource::Acme(a) => vec![a.file.clone()],
         }
     }
 }

@@ -244,17 +244,7 @@ impl Conn {
             .listener
             .access_log
             .then(|| (req.method().clone(), req.uri().clone()));
-        let (mut resp, host) = self.serve(req).await;
-        // The entry the handshake chose: the name the browser connected to.
-        if let Some(v) = self
-            .listener
-            .hosts
-            .get(self.host)
-            .and_then(|h| h.hsts.as_ref())
-        {
-            resp.headers_mut()
-                .insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
-        }
+        let (resp, host) = self.serve(req).await;
         let took = started.elapsed();
         self.count(resp.status().as_u16(), took);
         if let Some((method, uri)) = logged {

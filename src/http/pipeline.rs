@@ -147,6 +147,14 @@ impl Refusal {
     }
 }
 
+/// `Strict-Transport-Security`, replacing the upstream's, when set.
+pub(super) fn set_hsts(resp: &mut Response<Body>, hsts: Option<&HeaderValue>) {
+    if let Some(v) = hsts {
+        resp.headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+    }
+}
+
 /// A plain-text response.
 pub(super) fn plain(status: StatusCode, text: impl Into<String>) -> Response<Body> {
     let mut text = text.into();
@@ -201,13 +209,26 @@ impl Conn {
         req: Request<Incoming>,
     ) -> (Response<Body>, Option<HeaderValue>) {
         match self.prepare(req) {
-            Ok((req, target, host)) => (self.dispatch(req, &target, &host).await, Some(host)),
+            Ok((req, target, host, hsts)) => {
+                let mut resp = self.dispatch(req, &target, &host).await;
+                // The entry that served it (not necessarily the handshake's).
+                set_hsts(&mut resp, hsts.as_ref());
+                (resp, Some(host))
+            }
             Err((refusal, host)) => {
                 if matches!(refusal, Refusal::Retired) {
                     // HTTP/2: GOAWAY; HTTP/1.1 closes after this answer.
                     self.closer.close(CloseReason::PolicyChanged);
                 }
-                (refusal.response(self.identity.as_deref()), host)
+                let mut resp = refusal.response(self.identity.as_deref());
+                // A refusal speaks for the name the client connected to.
+                let own = self
+                    .listener
+                    .hosts
+                    .get(self.host)
+                    .and_then(|h| h.hsts.as_ref());
+                set_hsts(&mut resp, own);
+                (resp, host)
             }
         }
     }
@@ -217,7 +238,15 @@ impl Conn {
     fn prepare(
         &self,
         mut req: Request<Incoming>,
-    ) -> Result<(Request<Incoming>, Arc<Target>, HeaderValue), (Refusal, Option<HeaderValue>)> {
+    ) -> Result<
+        (
+            Request<Incoming>,
+            Arc<Target>,
+            HeaderValue,
+            Option<HeaderValue>,
+        ),
+        (Refusal, Option<HeaderValue>),
+    > {
         self.admit(&req).map_err(|r| (r, None))?;
         let (uri_host, header_host) = request_hosts(&req).map_err(|r| (r, None))?;
         let host = match uri_host.clone().or_else(|| header_host.clone()) {
@@ -251,7 +280,7 @@ impl Conn {
         let forwarded = self.forwarded_for_entry(&sel);
         entry.forward.apply(&forwarded, verified, hs);
         headers::set_forwarded(hs, &self.forwarded_for, &host, headers::HTTPS);
-        Ok((req, target, host))
+        Ok((req, target, host, entry.hsts.clone()))
     }
 
     /// Phase 1.

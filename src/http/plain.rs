@@ -5,7 +5,8 @@
 //!    an order in flight gets its key authorization (before any redirect,
 //!    as RFC 8555 §8.3 validation needs);
 //! 2. **proxied** when a host entry of this listener lists the request's
-//!    host: the same phases as on `https` (limits, one host, canonical
+//!    host by name, or matches it by wildcard and no `https` listener
+//!    serves it: the same phases as on `https` (limits, one host, canonical
 //!    path, routes, hop-by-hop), with every identity header stripped and
 //!    none set — plain HTTP has no client certificate;
 //! 3. **redirected** to `https://HOST[:port]/path?query` when an `https`
@@ -173,7 +174,15 @@ impl PlainConn {
             Err(r) => return (r.response(None), None, None),
         };
         let l = &self.listener;
-        if let Some(i) = l.names.lookup(Some(&name)) {
+        // A name https serves is redirected unless a plain entry lists that
+        // very name: a plain wildcard never takes an https name into
+        // plaintext.
+        let plain_entry = match l.names.lookup_exact(&name) {
+            Some(i) => Some(i),
+            None if l.secure.lookup(Some(&name)).is_some() => None,
+            None => l.names.lookup(Some(&name)),
+        };
+        if let Some(i) = plain_entry {
             let entry = &l.hosts[i];
             let label = Some(entry.label.clone());
             let target = match self.prepare(&mut req, entry, &host) {

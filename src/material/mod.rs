@@ -164,15 +164,9 @@ pub(crate) fn load(
             _ => None,
         };
         match load_identity(name, src, provider, now) {
-            Ok(id) if acme.is_some_and(|a| !a.domains.iter().all(|d| id.leaf.covers_hostname(d))) => {
-                m.pending.insert(
-                    name.clone(),
-                    format!(
-                        "the stored certificate {} does not cover every name in domains",
-                        acme.map(|a| a.cert_file.display().to_string()).unwrap_or_default()
-                    ),
-                );
-            }
+            // (A stored one that does not cover every name of `domains` —
+            // names were added — serves the names it covers while the ACME
+            // task orders one that covers them all.)
             Err(problem) if acme.is_some() => {
                 m.pending
                     .insert(name.clone(), crate::words::error_chain(&problem));
@@ -235,6 +229,13 @@ pub(crate) fn load(
             let Some(id) = m.identities.get(&t.certificate) else {
                 continue;
             };
+            if matches!(
+                config.certificates.get(&t.certificate),
+                Some(model::CertificateSource::Acme(_))
+            ) {
+                // Its ACME task orders what covers them all.
+                continue;
+            }
             for (k, pattern) in h.hostnames.iter().enumerate() {
                 let name = match pattern {
                     HostPattern::Exact(n) => n.clone(),

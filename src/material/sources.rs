@@ -171,7 +171,7 @@ pub(crate) fn fetch_identity(src: &CertificateSource) -> Result<Fetched, Problem
             key_file,
         } => (cert_file, key_file),
         // What ACME obtained, as stored.
-        CertificateSource::Acme(a) => (&a.cert_file, &a.key_file),
+        CertificateSource::Acme(a) => (&a.file, &a.file),
         _ => return fetch_other(src),
     };
     Ok(Fetched {

@@ -76,7 +76,13 @@ fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dir.join(format!(".{name}.tmp{}", std::process::id()))
+    // Unique per write, also across processes that share the directory
+    // (replicas in containers all run as pid 1): two writers of one file
+    // each rename a complete file of their own, and the last one wins.
+    let mut r = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut r);
+    let n = u64::from_le_bytes(r);
+    dir.join(format!(".{name}.tmp{}-{n:016x}", std::process::id()))
 }
 
 fn write_temp(path: &Path, contents: &[u8], secret: bool) -> std::io::Result<()> {
@@ -106,7 +112,6 @@ pub(crate) fn write_files(outputs: &[Output]) -> Result<(), PkiError> {
     };
     for o in outputs {
         let tmp = temp_path(&o.path);
-        let _ = std::fs::remove_file(&tmp);
         if let Err(source) = write_temp(&tmp, &o.contents, o.secret) {
             let _ = std::fs::remove_file(&tmp);
             cleanup(&temps);

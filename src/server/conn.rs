@@ -99,7 +99,7 @@ async fn dispatch(
         AnyListener::Tls(l) => Box::pin(tls_stream(sock, client, l, limits, &registry)).await,
         AnyListener::Tcp(l) => Box::pin(l.serve(sock, client)).await,
         AnyListener::Passthrough(p) => Box::pin(passthrough(sock, client, &p, limits)).await,
-        AnyListener::Http(l) => Box::pin(plain_http(sock, client, l, drain, slot)).await,
+        AnyListener::Http(l) => Box::pin(super::plain::serve(sock, client, l, drain, slot)).await,
     }
 }
 
@@ -114,8 +114,6 @@ enum Opened {
 /// The fatal `internal_error` alert (80), in the clear (see
 /// [`UNRECOGNIZED_NAME_ALERT`]).
 const INTERNAL_ERROR_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 80];
-/// The fatal `no_application_protocol` alert (120, RFC 7301).
-const NO_APPLICATION_PROTOCOL_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 120];
 /// RFC 8737's ALPN protocol.
 const ACME_TLS_1: &[u8] = b"acme-tls/1";
 
@@ -128,23 +126,13 @@ fn is_acme_validation(hello: &rustls::server::ClientHello<'_>) -> bool {
 }
 
 /// Answers a tls-alpn-01 validation with the challenge certificate of its
-/// name (RFC 8737 §3), and only for a name with a challenge in flight.
+/// name (RFC 8737 §3).
 async fn answer_alpn_challenge(
-    mut sock: TcpStream,
+    sock: TcpStream,
     accepted: rustls::server::Accepted,
     sni: Option<String>,
+    cert: Arc<rustls::sign::CertifiedKey>,
 ) -> Result<Opened, Refused> {
-    let cert = sni
-        .as_deref()
-        .and_then(|name| crate::acme::challenges().alpn01(name));
-    let Some(cert) = cert else {
-        let _ = sock.write_all(&NO_APPLICATION_PROTOCOL_ALERT).await;
-        return Err(refused(
-            HandshakeResult::Denied,
-            sni,
-            "acme-tls/1 offered for a name with no ACME challenge in flight",
-        ));
-    };
     let mut config = rustls::ServerConfig::builder_with_provider(super::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|_| refused(HandshakeResult::Error, sni.clone(), "TLS configuration"))?
@@ -152,7 +140,10 @@ async fn answer_alpn_challenge(
         .with_cert_resolver(crate::tls::fixed(cert));
     config.alpn_protocols = vec![ACME_TLS_1.to_vec()];
     let mut stream = finish(accepted, sock, Arc::new(config), sni.clone()).await?;
-    tracing::info!(name = sni.as_deref().unwrap_or(""), "answered an ACME tls-alpn-01 validation");
+    tracing::info!(
+        name = sni.as_deref().unwrap_or(""),
+        "answered an ACME tls-alpn-01 validation"
+    );
     let _ = stream.shutdown().await;
     Ok(Opened::Challenge)
 }
@@ -164,8 +155,17 @@ async fn open_https(
     let records_hello = !listener.passthrough.is_empty();
     let (accepted, hello) = read_hello(&mut sock, records_hello).await?;
     let sni = accepted.client_hello().server_name().map(str::to_owned);
+    // Only for a name whose challenge is in flight; any other acme-tls/1
+    // handshake is routed as usual (a passthrough backend may be doing its
+    // own validation; a terminating entry offers no acme-tls/1 and refuses
+    // it with no_application_protocol).
     if is_acme_validation(&accepted.client_hello()) {
-        return answer_alpn_challenge(sock, accepted, sni).await;
+        if let Some(cert) = sni
+            .as_deref()
+            .and_then(|name| crate::acme::challenges().alpn01(name))
+        {
+            return answer_alpn_challenge(sock, accepted, sni, cert).await;
+        }
     }
     let Some(index) = listener.sni.lookup(sni.as_deref()) else {
         // SPEC §2: no SNI or an unknown one, and no "*" entry: refuse.
@@ -187,7 +187,9 @@ async fn open_https(
                 return Err(refused(
                     HandshakeResult::Error,
                     sni,
-                    format!("certificate \"{name}\" has not been obtained from the ACME server yet"),
+                    format!(
+                        "certificate \"{name}\" has not been obtained from the ACME server yet"
+                    ),
                 ));
             }
             let config = listener.hosts[i].tls.config.clone();
@@ -440,79 +442,6 @@ async fn https(
     // The tunnel may have seen the closer (and ended) first.
     if let (false, Some(why)) = (logged, closer.reason()) {
         guard::log_closed(&listener.label, client, identity.as_deref(), why);
-    }
-}
-
-/// A plain-HTTP connection: HTTP/1.1 under the same header, idle and drain
-/// limits as https.
-async fn plain_http(
-    sock: TcpStream,
-    client: SocketAddr,
-    listener: Arc<http::plain::HttpListener>,
-    mut drain: watch::Receiver<bool>,
-    slot: Slot,
-) {
-    let conn = Arc::new(http::plain::PlainConn {
-        listener: listener.clone(),
-        client,
-        forwarded_for: http::headers::forwarded_for(client.ip()),
-        slot,
-        drain: drain.clone(),
-    });
-    let activity = idle::Activity::new();
-    let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(sock, activity.clone()));
-    let svc = {
-        let activity = activity.clone();
-        hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            let in_flight = activity.request();
-            async move {
-                let r = conn.handle(req).await;
-                drop(in_flight);
-                r
-            }
-        })
-    };
-    let served = listener.server.serve_connection(io, svc).with_upgrades();
-    tokio::pin!(served);
-    let limits = &listener.limits;
-    let mut closing = *drain.borrow();
-    if closing {
-        served.as_mut().graceful_shutdown();
-    }
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(timer);
-    loop {
-        if closing && deadline.is_none() {
-            deadline = Some(tokio::time::Instant::now() + limits.drain_timeout);
-        }
-        let wake = match deadline {
-            Some(d) => d,
-            None => {
-                tokio::time::Instant::now()
-                    + limits.idle_timeout.saturating_sub(activity.idle_for())
-            }
-        };
-        timer.as_mut().reset(wake);
-        tokio::select! {
-            _ = served.as_mut() => break,
-            _ = timer.as_mut() => {
-                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                    break;
-                }
-                if !closing && activity.idle_for() >= limits.idle_timeout {
-                    closing = true;
-                    served.as_mut().graceful_shutdown();
-                }
-            }
-            r = drain.changed(), if !closing => {
-                if r.is_ok() {
-                    closing = true;
-                    served.as_mut().graceful_shutdown();
-                }
-            }
-        }
     }
 }
 

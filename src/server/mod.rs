@@ -7,6 +7,7 @@ mod guard;
 mod handshake;
 pub mod idle;
 pub mod inventory;
+mod plain;
 mod reload;
 pub mod snapshot;
 
@@ -16,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::crypto::CryptoProvider;
 use rustls_pki_types::UnixTime;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -69,21 +69,7 @@ fn prefix_lines(config: &Config, errors: &MaterialErrors) -> String {
         .join("\n")
 }
 
-/// The crypto provider used everywhere (aws-lc-rs). It is also installed as
-/// the process default at start-up.
-pub fn provider() -> Arc<CryptoProvider> {
-    let mut p = rustls::crypto::aws_lc_rs::default_provider();
-    // Prefer AES-128-GCM with SHA-256 in TLS 1.3: equally strong for this
-    // use, and its key schedule runs on SHA-256, which the CPU accelerates,
-    // where SHA-384 costs ~9% of a full handshake (profile in bench notes).
-    p.cipher_suites.sort_by_key(|s| match s.suite() {
-        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
-        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 1,
-        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 2,
-        _ => 3,
-    });
-    Arc::new(p)
-}
+pub use crate::tls::provider;
 
 /// Loads config and material and prepares everything, binding nothing.
 pub fn prepare(path: &Path) -> Result<(Config, Snapshot), StartError> {
@@ -115,8 +101,9 @@ pub struct State {
     pub current: ArcSwap<Snapshot>,
     /// Open connections by client certificate (SPEC §3 revocation).
     pub authenticated: Arc<crate::closer::Registry>,
-    /// Counts published snapshots (the ACME manager follows it).
-    pub(crate) generation: watch::Sender<u64>,
+    /// The ACME certificates of the published snapshot (the ACME manager
+    /// follows it).
+    pub(crate) acme: watch::Sender<Vec<crate::acme::manager::Wanted>>,
 }
 
 impl State {
@@ -139,7 +126,13 @@ impl State {
         let snapshot = Arc::new(snapshot);
         let old = self.current.swap(snapshot.clone());
         old.retire_into(&snapshot);
-        self.generation.send_modify(|g| *g += 1);
+        self.acme.send_if_modified(|w| {
+            let changed = *w != snapshot.acme;
+            if changed {
+                *w = snapshot.acme.clone();
+            }
+            changed
+        });
         let closed = self.authenticated.revoke(&snapshot.facts.revoked);
         if closed > 0 {
             tracing::info!(
@@ -198,7 +191,7 @@ pub async fn run(
         draining: AtomicBool::new(false),
         current: ArcSwap::from_pointee(Snapshot::empty()),
         authenticated: Arc::default(),
-        generation: watch::channel(0).0,
+        acme: watch::channel(Vec::new()).0,
     });
     let mut bound = reload::Bound::default();
     let sockets = reload::bind_new(&snapshot, &bound).await?;
@@ -223,7 +216,7 @@ pub async fn run(
 
     let clock = tokio::spawn(crl_clock(state.clone()));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
-    let acme = tokio::spawn(crate::acme::manager::run(state.clone(), {
+    let acme = tokio::spawn(crate::acme::manager::run(state.acme.subscribe(), {
         let tx = reload_tx.clone();
         move || {
             let _ = tx.send(reload::Trigger::Files);

@@ -228,6 +228,15 @@ enum ReloadError {
     /// The preparing task did not finish (it panicked or was cancelled).
     #[error("the reload task did not finish")]
     Task(#[from] tokio::task::JoinError),
+    /// An ACME certificate that is serving could not be read again: it keeps
+    /// serving rather than its host entries refusing every handshake.
+    #[error("certificates.{name}: the stored ACME certificate is no longer usable ({why}); the one loaded before keeps serving")]
+    AcmeUnusable {
+        /// Its name.
+        name: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Builds a new snapshot and swaps it in; on any error the old one keeps
@@ -242,6 +251,19 @@ async fn reload(
 ) -> Result<(), ReloadError> {
     let p = path.to_path_buf();
     let (_, snapshot) = tokio::task::spawn_blocking(move || prepare(&p)).await??;
+    {
+        let current = state.current.load();
+        let serving = |name: &str| {
+            current.acme.iter().any(|w| w.name == name)
+                && !current.pending.iter().any(|(n, _)| n == name)
+        };
+        if let Some((name, why)) = snapshot.pending.iter().find(|(n, _)| serving(n)) {
+            return Err(ReloadError::AcmeUnusable {
+                name: name.clone(),
+                why: why.clone(),
+            });
+        }
+    }
     let sockets = bind_new(&snapshot, bound).await?;
     snapshot.log_findings();
     bound.stop_removed(&snapshot);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::client::{self, config_with, plain_get, IO_TIMEOUT};
 use crate::support::pebble::{free_port, Pebble};
-use crate::support::{write, write_leaf, Ca, Gateway, Outcome, Spec};
+use crate::support::{write, Ca, Gateway, Outcome, Spec};
 
 /// The gateway's config: `web.acme.test` by http-01, `alpn.acme.test` by
 /// tls-alpn-01 (or only `web` when `alpn` is false), both from
@@ -114,7 +114,14 @@ fn certificates_are_obtained_with_http01_and_tls_alpn01_served_and_reused_after_
     let d = dir.path();
     let pebble_dir = tempfile::tempdir().unwrap();
     let (http_port, tls_port) = (free_port(), free_port());
-    let mut pebble = Pebble::prepare(pebble_dir.path(), free_port(), http_port, tls_port, 3600, &[]);
+    let mut pebble = Pebble::prepare(
+        pebble_dir.path(),
+        free_port(),
+        http_port,
+        tls_port,
+        3600,
+        &[],
+    );
     write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
     let cfg_text = on_ports(&config(&pebble.directory, "", true), tls_port, http_port);
     // The gateway first: until pebble runs, no certificate can exist.
@@ -152,7 +159,7 @@ fn certificates_are_obtained_with_http01_and_tls_alpn01_served_and_reused_after_
     // Keys are private; so is the account, stored once.
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    for key in ["acme/web.key", "acme/alpn.key"] {
+    for key in ["acme/web.pem", "acme/alpn.pem"] {
         assert_eq!(mode(&d.join(key)), 0o600, "{key}");
     }
     let accounts: Vec<_> = std::fs::read_dir(d.join("acme"))
@@ -196,10 +203,16 @@ fn a_due_certificate_is_renewed_while_a_keep_alive_connection_stays() {
     let d = dir.path();
     let pebble_dir = tempfile::tempdir().unwrap();
     let http_port = free_port();
-    // Certificates for 30 s, renewed when 25 s are left.
-    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 30, &[]);
+    // Certificates for 20 s, renewed when 10 s are left.
+    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 20, &[]);
     write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
-    let cfg_text = on_ports(&config(&pebble.directory, ", renewBefore: 25s", false), 0, http_port);
+    // The kept connection waits longer than the default 10 s
+    // requestHeaderTimeout (which also bounds a keep-alive wait).
+    let cfg_text = on_ports(
+        &config(&pebble.directory, ", renewBefore: 10s", false),
+        0,
+        http_port,
+    ) + "limits: { requestHeaderTimeout: 60s }\n";
     let gw = Gateway::start(d, &cfg_text);
     wait_ready(&gw, Duration::from_secs(60));
     let root = pebble.root_pem();
@@ -236,7 +249,11 @@ fn read_response(s: &mut client::Tls) {
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let len: usize = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
                 .unwrap();
             if body.len() >= len {
                 assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -257,24 +274,104 @@ fn a_refused_order_is_logged_with_the_problem_and_the_old_certificate_keeps_serv
     let http_port = free_port();
     let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 3600, &["web.acme.test"]);
     write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
-    // What an earlier order stored, due for renewal (renewBefore is longer
-    // than what it has left).
+    // What an earlier order stored, due for renewal.
     let old_ca = Ca::root("Earlier CA");
     std::fs::create_dir(d.join("acme")).unwrap();
-    write_leaf(&d.join("acme"), "web", &old_ca.leaf(&Spec::server(&["web.acme.test"])));
-    let cfg_text = on_ports(&config(&pebble.directory, ", renewBefore: 90d", false), 0, http_port);
+    for (file, name) in [("web", "web.acme.test"), ("alpn", "alpn.acme.test")] {
+        // Past half its life: due, whatever renewBefore says (at most
+        // half the lifetime counts).
+        let mut spec = Spec::server(&[name]);
+        spec.not_before_days = -10;
+        spec.not_after_days = 2;
+        let old = old_ca.leaf(&spec);
+        write(
+            &d.join("acme"),
+            &format!("{file}.pem"),
+            &format!("{}{}", old.chain_pem, old.key_pem),
+        );
+    }
+    // `web` is refused outright (a blocked name); `alpn`'s challenge fails
+    // (pebble's tls-alpn-01 validation connects to a port nobody serves).
+    let cfg_text = on_ports(
+        &config(&pebble.directory, ", renewBefore: 90d", true),
+        0,
+        http_port,
+    );
     let gw = Gateway::start(d, &cfg_text);
-    assert_eq!(readyz(&gw), 200, "a stored, valid certificate counts");
-    let failed = gw.log.wait_for("a refused ACME order", |v| {
-        v["message"] == "ACME order failed; the current certificate (if any) keeps serving"
+    assert_eq!(readyz(&gw), 200, "stored, valid certificates count");
+    for (cert, problem, said) in [
+        (
+            "web",
+            "urn:ietf:params:acme:error:rejectedIdentifier",
+            "web.acme.test",
+        ),
+        (
+            "alpn",
+            "urn:ietf:params:acme:error:unauthorized",
+            "tls-alpn-01",
+        ),
+    ] {
+        let failed = gw.log.wait_for("a refused ACME order", |v| {
+            v["message"] == "ACME order failed; the current certificate (if any) keeps serving"
+                && v["certificate"] == cert
+        });
+        let field = |k: &str| failed[k].as_str().unwrap_or_default().to_string();
+        assert_eq!(field("problem_type"), problem, "{failed}");
+        assert!(field("detail").contains(said), "{failed}");
+        assert!(metric(&gw, &format!("certificate=\"{cert}\",result=\"error\"")) >= 1.0);
+        // Still the earlier certificate (it verifies against the earlier CA).
+        let (serial, _) = served(&gw, &format!("{cert}.acme.test"), &old_ca.cert_pem);
+        assert!(!serial.is_empty());
+    }
+    assert_eq!(readyz(&gw), 200);
+    // A stored file that turns unusable while its certificate serves is a
+    // failed reload: the loaded one keeps serving.
+    let seen = gw.log.lines().len();
+    write(&d.join("acme"), "web.pem", "not a certificate\n");
+    let failed = gw.log.wait_for("the refused reload", |v| {
+        v["message"] == "reload failed; the previous configuration keeps serving"
     });
-    let field = |k: &str| failed[k].as_str().unwrap_or_default().to_string();
-    assert_eq!(field("problem_type"), "urn:ietf:params:acme:error:rejectedIdentifier");
-    assert!(field("detail").contains("web.acme.test"), "{failed}");
-    assert!(metric(&gw, "certificate=\"web\",result=\"error\"") >= 1.0);
-    // Still the earlier certificate (it verifies against the earlier CA).
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("certificates.web"),
+        "{failed}"
+    );
+    assert!(gw.log.lines().len() > seen);
     let (serial, _) = served(&gw, "web.acme.test", &old_ca.cert_pem);
     assert!(!serial.is_empty());
     assert_eq!(readyz(&gw), 200);
+    // acme-tls/1 for a name with no challenge in flight gets no challenge
+    // certificate: the entry's own handshake refuses the protocol.
+    let acme_only = config_with(&old_ca.der, None, &["acme-tls/1"], None);
+    match client::connect(gw.addr("main"), "web.acme.test", &acme_only) {
+        Err(Outcome::Alert(a)) => assert_eq!(a, rustls::AlertDescription::NoApplicationProtocol),
+        other => panic!("acme-tls/1 without a challenge: {:?}", other.map(|_| ())),
+    }
+    // With no order in flight, a challenge path is an ordinary request:
+    // redirected like any other for a name https serves. (An answer only
+    // while its token is in flight, and before any redirect, is what made
+    // the http-01 orders of the first test succeed: pebble would have
+    // followed a redirect to port 443, where nothing listens.)
+    let out = plain_get_host(
+        gw.addr("plain"),
+        "/.well-known/acme-challenge/abc",
+        "web.acme.test",
+    );
+    assert!(out.starts_with("HTTP/1.1 308"), "{out}");
     drop(pebble);
+}
+
+/// A plain GET with `Host: host`, the raw answer.
+fn plain_get_host(addr: std::net::SocketAddr, path: &str, host: &str) -> String {
+    let mut t = std::net::TcpStream::connect(addr).unwrap();
+    t.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    t.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    t.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -25,7 +25,12 @@ fn plain(redirect: &str) -> Plain {
     write_leaf(
         d,
         "server",
-        &ca.leaf(&Spec::server(&["app.test", "*.wild.test", "other.test"])),
+        &ca.leaf(&Spec::server(&[
+            "app.test",
+            "*.wild.test",
+            "other.test",
+            "admin.plain.test",
+        ])),
     );
     write(d, "ca.crt", &ca.cert_pem);
     let upstream = Upstream::start();
@@ -40,9 +45,10 @@ listeners:
       - hostnames: [app.test]
         certificate: server
         hsts: {{ maxAge: 31536000, includeSubDomains: true }}
+        strictSni: samePolicy
         requestHeaders: {{ X-Client-Name: \"%DOWNSTREAM_PEER_SUBJECT%\" }}
         routes: [{{ pathPrefix: /, upstream: echo }}]
-      - hostnames: [\"*.wild.test\"]
+      - hostnames: [\"*.wild.test\", admin.plain.test]
         certificate: server
         routes: [{{ pathPrefix: /, upstream: echo }}]
       - hostnames: [\"*\"]
@@ -52,7 +58,7 @@ listeners:
     address: 127.0.0.1:0
     protocol: http
 {redirect}    hosts:
-      - hostnames: [plain.test]
+      - hostnames: [plain.test, \"*.plain.test\"]
         routes:
           - {{ pathPrefix: /rec, upstream: rec }}
           - {{ pathPrefix: /, upstream: echo }}
@@ -222,17 +228,42 @@ fn plain_hosts_are_proxied_with_identity_headers_stripped() {
 fn hsts_is_sent_by_the_hosts_that_ask_for_it() {
     let p = plain("");
     let cfg = config(&p.ca, None, &[]);
-    let head = |sni: &str, path: &str| {
+    let head_for = |sni: &str, host: &str, path: &str| {
         let mut s = client::connect(p.gw.addr("main"), sni, &cfg).unwrap();
-        s.write_all(client::get_request(path, sni).as_bytes())
+        s.write_all(client::get_request(path, host).as_bytes())
             .unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         String::from_utf8_lossy(&out).to_ascii_lowercase()
     };
+    let head = |sni: &str, path: &str| head_for(sni, sni, path);
     let hsts = "strict-transport-security: max-age=31536000; includesubdomains\r\n";
     assert!(head("app.test", "/").contains(hsts));
     // Refusals of that host carry it too.
     assert!(head("app.test", "/../x").contains(hsts));
     assert!(!head("x.wild.test", "/").contains("strict-transport-security"));
+    // A request the handshake's entry hands to a samePolicy sibling is
+    // that entry's: no HSTS of the handshake's.
+    let coalesced = head_for("app.test", "x.wild.test", "/");
+    assert!(coalesced.starts_with("http/1.1 200"), "{coalesced}");
+    assert!(
+        !coalesced.contains("strict-transport-security"),
+        "{coalesced}"
+    );
+}
+
+#[test]
+fn a_plain_wildcard_never_takes_a_name_https_serves_into_plaintext() {
+    let p = plain("");
+    // admin.plain.test is an https name: redirected, though *.plain.test
+    // is a plain host.
+    let (status, location, _) = get(&p, "/x", "admin.plain.test");
+    assert_eq!(status, 308);
+    assert_eq!(location.as_deref(), Some("https://admin.plain.test/x"));
+    // Other names of the wildcard, and the plain host's own name, are
+    // proxied in plain HTTP.
+    for host in ["other.plain.test", "plain.test"] {
+        let (status, location, _) = get(&p, "/x", host);
+        assert_eq!((status, location), (200, None), "{host}");
+    }
 }

@@ -39,9 +39,12 @@ pub(super) fn source(
         }
     }
     if let Some(m) = &a.email {
-        let valid = m.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && !d.is_empty() && !d.contains('@')
-        }) && !m.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b',');
+        let valid = m
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+            && !m
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b',');
         if !valid {
             e.push(&p.key("email"), format!("\"{m}\" is not an email address"));
             ok = false;
@@ -120,8 +123,7 @@ pub(super) fn source(
             None | Some(raw::AcmeChallenge::Http01) => model::AcmeChallenge::Http01,
             Some(raw::AcmeChallenge::TlsAlpn01) => model::AcmeChallenge::TlsAlpn01,
         },
-        cert_file: storage_dir.join(format!("{name}.crt")),
-        key_file: storage_dir.join(format!("{name}.key")),
+        file: storage_dir.join(format!("{name}.pem")),
         storage_dir,
         trust_bundle: a.trust_bundle,
         key_type,
@@ -212,9 +214,18 @@ pub(super) fn uses(
             }
         }
     } else {
-        let table = crate::tls::SniTable::from_patterns(served.iter().map(|(_, pat)| ((), *pat)));
+        let serves = |d: &str| {
+            served.iter().any(|(_, pat)| match pat {
+                model::HostPattern::Exact(n) => n == d,
+                // One label before the suffix, as SNI matching does.
+                model::HostPattern::Wildcard(suffix) => d
+                    .strip_suffix(suffix.as_str())
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+                model::HostPattern::CatchAll => false,
+            })
+        };
         for (i, d) in a.domains.iter().enumerate() {
-            if table.lookup(Some(d)).is_none() {
+            if !serves(d) {
                 e.push(
                     &p.key("domains").index(i),
                     format!("\"{d}\": no https host entry that uses this certificate serves it"),

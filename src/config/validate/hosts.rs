@@ -238,6 +238,13 @@ pub(super) fn plain_host(
     }
     for (k, name) in h.hostnames.iter().enumerate() {
         match host_pattern(name) {
+            Ok(model::HostPattern::CatchAll) => {
+                e.push(
+                    &p.key("hostnames").index(k),
+                    "\"*\" is not allowed on an http listener: it would take every name into plaintext; list the names",
+                );
+                ok = false;
+            }
             Ok(pat) => hostnames.push(pat),
             Err(msg) => {
                 e.push(&p.key("hostnames").index(k), msg);

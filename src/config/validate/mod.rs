@@ -214,7 +214,29 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
     for (name, src) in certificates.iter_mut() {
         if let model::CertificateSource::Acme(a) = src {
             let ap = top_path.key("certificates").key(name).key("acme");
-            acme::uses(&mut e, &ap, name, a, &listeners_only, &upstreams, &trust_bundles);
+            acme::uses(
+                &mut e,
+                &ap,
+                name,
+                a,
+                &listeners_only,
+                &upstreams,
+                &trust_bundles,
+            );
+        }
+    }
+    // One name, one order in flight: challenge answers are kept by name.
+    let mut ordered: BTreeMap<String, String> = BTreeMap::new();
+    for (name, src) in &certificates {
+        if let model::CertificateSource::Acme(a) = src {
+            for d in &a.domains {
+                if let Some(other) = ordered.insert(d.clone(), name.clone()) {
+                    e.push(
+                        &top_path.key("certificates").key(name).key("acme"),
+                        format!("\"{d}\" is ordered by certificates.{other} too; one ACME certificate per name"),
+                    );
+                }
+            }
         }
     }
     if listeners.is_empty() && e.list.is_empty() {
@@ -507,7 +529,11 @@ mod tests {
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(parse_duration("1w"), None);
     }
 
     #[test]

@@ -43,7 +43,9 @@ fn spawn(cmd: &mut Command, what: &str) -> (Child, Log) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what} ({e}); scripts/test installs the Debian package pebble"));
+        .unwrap_or_else(|e| {
+            panic!("cannot start {what} ({e}); scripts/test installs the Debian package pebble")
+        });
     let log = Log::of(child.stdout.take().unwrap());
     log.follow(child.stderr.take().unwrap());
     (child, log)
@@ -60,7 +62,14 @@ impl Pebble {
         validity_secs: u64,
         blocked: &[&str],
     ) -> Pebble {
-        let mut p = Pebble::prepare(dir, free_port(), http_port, tls_port, validity_secs, blocked);
+        let mut p = Pebble::prepare(
+            dir,
+            free_port(),
+            http_port,
+            tls_port,
+            validity_secs,
+            blocked,
+        );
         p.run();
         p
     }
@@ -76,7 +85,11 @@ impl Pebble {
         blocked: &[&str],
     ) -> Pebble {
         let ca = Ca::root("Pebble directory CA");
-        write_leaf(dir, "pebble-server", &ca.leaf(&Spec::server(&["127.0.0.1"])));
+        write_leaf(
+            dir,
+            "pebble-server",
+            &ca.leaf(&Spec::server(&["127.0.0.1"])),
+        );
         let management = free_port();
         let dns = free_port();
         let cfg = serde_json::json!({
@@ -170,7 +183,10 @@ impl Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
-        for child in [self.pebble.as_mut(), self.challtestsrv.as_mut()].into_iter().flatten() {
+        for child in [self.pebble.as_mut(), self.challtestsrv.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
