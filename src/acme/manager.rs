@@ -113,7 +113,11 @@ pub(crate) fn due(spec: &AcmeSource) -> u64 {
     let Some(leaf) = certs.first().and_then(|c| CertSummary::from_der(c).ok()) else {
         return 0;
     };
-    if !spec.domains.iter().all(|d| leaf.covers_hostname(d)) {
+    // Not served before its notBefore (beyond a little clock skew): a new
+    // one is ordered rather than waiting for it.
+    if !spec.domains.iter().all(|d| leaf.covers_hostname(d))
+        || leaf.not_before > now() + crate::material::ACME_CLOCK_SKEW
+    {
         return 0;
     }
     let life = leaf.not_after.saturating_sub(leaf.not_before);

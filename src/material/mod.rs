@@ -31,6 +31,10 @@ pub(crate) use sources::certs_from_pem;
 
 use crl::{crl_freshness, parse_crls, renew_words, Freshness};
 
+/// How far in the future an ACME certificate's notBefore may be and still
+/// be served (seconds).
+pub(crate) const ACME_CLOCK_SKEW: u64 = 300;
+
 /// Certificates expiring sooner than this are warned about.
 pub(crate) const EXPIRY_WARNING_DAYS: u64 = 30;
 
@@ -163,7 +167,16 @@ pub(crate) fn load(
             model::CertificateSource::Acme(a) => Some(a),
             _ => None,
         };
-        match load_identity(name, src, provider, now) {
+        let mut loaded = load_identity(name, src, provider, now);
+        // A CA that does not backdate, and a clock a little behind: a
+        // freshly issued ACME certificate is served rather than left
+        // pending until some later reload.
+        if let (Some(_), Err(Problem::NotYetValid { not_before, .. })) = (acme, &loaded) {
+            if *not_before <= now + ACME_CLOCK_SKEW {
+                loaded = load_identity(name, src, provider, *not_before);
+            }
+        }
+        match loaded {
             // (A stored one that does not cover every name of `domains` —
             // names were added — serves the names it covers while the ACME
             // task orders one that covers them all.)
@@ -389,4 +402,54 @@ fn load_bundle(
         crl_info,
         revoked,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ACME config whose stored certificate for `a.test` starts
+    /// `starts_in` seconds from now.
+    fn acme_with_stored(dir: &Path, starts_in: i64) -> Config {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now + time::Duration::seconds(starts_in);
+        p.not_after = now + time::Duration::days(30);
+        let cert = p.self_signed(&key).unwrap();
+        std::fs::create_dir_all(dir.join("acme")).unwrap();
+        std::fs::write(
+            dir.join("acme/pub.pem"),
+            format!("{}{}", cert.pem(), key.serialize_pem()),
+        )
+        .unwrap();
+        let text = "\
+certificates:
+  pub: { acme: { directoryUrl: \"https://acme.test/dir\", storageDir: acme, challenge: tls-alpn-01 } }
+listeners:
+  - name: public
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - { hostnames: [a.test], certificate: pub, routes: [{ pathPrefix: /, upstream: echo }] }
+upstreams:
+  echo: { builtin: echo }
+";
+        crate::config::parse(&dir.join("gw.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn an_acme_certificate_starting_within_the_clock_skew_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = crate::tls::provider();
+        let c = acme_with_stored(dir.path(), 60);
+        let m = load(&c, &provider, UnixTime::now()).unwrap();
+        assert!(m.identities.contains_key("pub"), "{:?}", m.pending);
+        assert!(m.pending.is_empty());
+        // Far in the future: not served yet (pending, ordered anew).
+        let c = acme_with_stored(dir.path(), 3600);
+        let m = load(&c, &provider, UnixTime::now()).unwrap();
+        assert!(!m.identities.contains_key("pub"));
+        assert!(m.pending.contains_key("pub"));
+    }
 }
