@@ -122,6 +122,14 @@ pub enum CaSource {
     SecretFile(PathBuf),
     /// `secretDir`: `ca.crt` or `cacert` (and `ca.crl`) of a mounted Secret.
     SecretDir(PathBuf),
+    /// `configMapFile`: the PEM bundle under `key` of a ConfigMap manifest
+    /// (trust-manager, Gateway API frontend validation).
+    ConfigMapFile {
+        /// The manifest.
+        file: PathBuf,
+        /// Its data key (default `ca.crt`).
+        key: String,
+    },
 }
 
 /// Where a trust bundle comes from.
@@ -155,7 +163,10 @@ impl TrustBundleSource {
     /// Files whose change means a reload.
     pub fn paths(&self) -> Vec<PathBuf> {
         let mut v = match &self.ca {
-            CaSource::File(p) | CaSource::SecretFile(p) | CaSource::SecretDir(p) => vec![p.clone()],
+            CaSource::File(p)
+            | CaSource::SecretFile(p)
+            | CaSource::SecretDir(p)
+            | CaSource::ConfigMapFile { file: p, .. } => vec![p.clone()],
         };
         v.extend(self.crl_files.iter().cloned());
         v

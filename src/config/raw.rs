@@ -101,6 +101,10 @@ pub(crate) struct TrustBundle {
     pub secret_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// `listeners[i]:`

@@ -71,6 +71,30 @@ pub(crate) enum Problem {
         /// The path.
         dir: PathBuf,
     },
+    /// YAML that is not a ConfigMap manifest.
+    #[error("{}: not a Kubernetes ConfigMap manifest: {reason}", .file.display())]
+    NotAConfigMapManifest {
+        /// The manifest.
+        file: PathBuf,
+        /// The YAML parser's words (without its snippet of the file).
+        reason: String,
+    },
+    /// A manifest that is not a ConfigMap.
+    #[error("{}: kind is {kind:?}, not ConfigMap", .file.display())]
+    NotAConfigMap {
+        /// The manifest.
+        file: PathBuf,
+        /// Its kind.
+        kind: String,
+    },
+    /// A ConfigMap without the key a trust bundle names.
+    #[error("{}: the ConfigMap has no data key {key:?} (give trustBundles.NAME.key)", .file.display())]
+    NoConfigMapKey {
+        /// The manifest.
+        file: PathBuf,
+        /// The key.
+        key: String,
+    },
     /// A Secret without the entry a source needs.
     #[error("{origin}: no {entry}")]
     MissingEntry {

@@ -58,6 +58,53 @@ fn secret_entries(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, Problem> {
     secret_manifest_entries(path, &text)
 }
 
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigMapManifest {
+    kind: Option<String>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+    #[serde(default)]
+    binary_data: BTreeMap<String, String>,
+}
+
+/// `key` of the ConfigMap manifest at `path`: from `data` (text, as
+/// trust-manager writes bundles) or `binaryData` (base64).
+fn config_map_entry(path: &Path, key: &str) -> Result<Vec<u8>, Problem> {
+    let text = String::from_utf8(read(path)?).map_err(|_| Problem::NotYaml {
+        file: path.to_path_buf(),
+    })?;
+    let m: ConfigMapManifest =
+        serde_saphyr::from_str(&text).map_err(|e| Problem::NotAConfigMapManifest {
+            file: path.to_path_buf(),
+            reason: e.without_snippet().to_string(),
+        })?;
+    if m.kind.as_deref() != Some("ConfigMap") {
+        return Err(Problem::NotAConfigMap {
+            file: path.to_path_buf(),
+            kind: m.kind.unwrap_or_default(),
+        });
+    }
+    if let Some(v) = m.data.get(key) {
+        return Ok(v.clone().into_bytes());
+    }
+    match m.binary_data.get(key) {
+        Some(v) => {
+            let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .map_err(|_| Problem::NotBase64 {
+                    file: path.to_path_buf(),
+                    key: key.to_string(),
+                })
+        }
+        None => Err(Problem::NoConfigMapKey {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+        }),
+    }
+}
+
 /// The entries of the Secret manifest `text`, read from `path`.
 pub(crate) fn secret_manifest_entries(
     path: &Path,
@@ -234,6 +281,11 @@ pub(crate) fn fetch_cas(src: &CaSource) -> Result<FetchedCas, Problem> {
             secret_dir_entries(d, &["ca.crt", "cacert", "ca.crl"])?,
             d.display().to_string(),
         ),
+        CaSource::ConfigMapFile { file, key } => {
+            let origin = format!("{} ({key})", file.display());
+            let pem = config_map_entry(file, key)?;
+            return Ok((certs_from_pem(&pem, &origin)?, None, origin));
+        }
     };
     let ca = pick(&entries, &CA_KEYS).ok_or_else(|| missing(&origin, "ca.crt or cacert"))?;
     Ok((

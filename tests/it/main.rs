@@ -9,6 +9,7 @@ mod bench;
 mod bypass;
 mod check;
 mod client_auth;
+mod configmap;
 mod crl;
 mod dn;
 mod docs;

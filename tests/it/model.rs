@@ -35,6 +35,13 @@ fn material(dir: &Path) {
         "stringData": {"tls.crt": srv.chain_pem, "tls.key": srv.key_pem, "ca.crt": ca.cert_pem},
     });
     write("srv-secret.yaml", &secret.to_string());
+    // trust-manager's layout: a ConfigMap whose data key holds the bundle.
+    let bundle = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "clients-bundle"},
+        "data": {"trust-bundle.pem": ca.cert_pem},
+    });
+    write("bundle.yaml", &bundle.to_string());
     std::fs::create_dir(dir.join("srv-dir")).unwrap();
     write("srv-dir/tls.crt", &srv.chain_pem);
     write("srv-dir/tls.key", &srv.key_pem);
@@ -215,9 +222,10 @@ fn config(seed: u64) -> Value {
         1 => json!({"secretFile": "srv-secret.yaml"}),
         _ => json!({"secretDir": "srv-dir"}),
     };
-    let mut clients = match r.below(3) {
+    let mut clients = match r.below(4) {
         0 => json!({"caFile": "ca.crt"}),
         1 => json!({"secretFile": "srv-secret.yaml"}),
+        2 => json!({"configMapFile": "bundle.yaml", "key": "trust-bundle.pem"}),
         _ => json!({"secretDir": "srv-dir"}),
     };
     let crl = r.flip();

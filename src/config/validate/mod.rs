@@ -139,12 +139,20 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
         "trustBundles",
         top.trust_bundles.as_ref(),
         |e, p, t: raw::TrustBundle| {
-            let ca = match (t.ca_file, t.secret_file, t.secret_dir) {
-                (Some(f), None, None) => model::CaSource::File(base.join(f)),
-                (None, Some(f), None) => model::CaSource::SecretFile(base.join(f)),
-                (None, None, Some(d)) => model::CaSource::SecretDir(base.join(d)),
+            if t.key.is_some() && t.config_map_file.is_none() {
+                e.push(&p.key("key"), "only applies to configMapFile");
+                return None;
+            }
+            let ca = match (t.ca_file, t.secret_file, t.secret_dir, t.config_map_file) {
+                (Some(f), None, None, None) => model::CaSource::File(base.join(f)),
+                (None, Some(f), None, None) => model::CaSource::SecretFile(base.join(f)),
+                (None, None, Some(d), None) => model::CaSource::SecretDir(base.join(d)),
+                (None, None, None, Some(f)) => model::CaSource::ConfigMapFile {
+                    file: base.join(f),
+                    key: t.key.unwrap_or_else(|| "ca.crt".to_string()),
+                },
                 _ => {
-                    e.push(p, "a trust bundle has exactly one of \"caFile\", \"secretFile\" or \"secretDir\"");
+                    e.push(p, "a trust bundle has exactly one of \"caFile\", \"secretFile\", \"secretDir\" or \"configMapFile\"");
                     return None;
                 }
             };
