@@ -203,13 +203,14 @@ fn a_due_certificate_is_renewed_while_a_keep_alive_connection_stays() {
     let d = dir.path();
     let pebble_dir = tempfile::tempdir().unwrap();
     let http_port = free_port();
-    // Certificates for 20 s, renewed when 10 s are left.
-    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 20, &[]);
+    // Certificates for 30 s, renewed when 15 s are left (15 s of margin
+    // before the first one expires, for a loaded machine).
+    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 30, &[]);
     write(d, "pebble-directory-ca.crt", &pebble.directory_ca_pem);
     // The kept connection waits longer than the default 10 s
     // requestHeaderTimeout (which also bounds a keep-alive wait).
     let cfg_text = on_ports(
-        &config(&pebble.directory, ", renewBefore: 10s", false),
+        &config(&pebble.directory, ", renewBefore: 15s", false),
         0,
         http_port,
     ) + "limits: { requestHeaderTimeout: 60s }\n";
