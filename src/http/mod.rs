@@ -230,7 +230,81 @@ pub(crate) struct Conn {
 #[derive(Debug, Default)]
 pub(crate) struct ConnStats {
     duration: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
-    first_status: std::sync::OnceLock<(u16, prometheus_client::metrics::counter::Counter)>,
+    first: std::sync::OnceLock<(u16, Arc<str>, prometheus_client::metrics::counter::Counter)>,
+}
+
+impl ConnStats {
+    /// Counts one answered request in `portcullis_http_requests_total` and
+    /// `portcullis_http_request_duration_seconds`: by handle when status
+    /// and host label are the first ones this connection answered with.
+    pub(crate) fn count(
+        &self,
+        listener: &Arc<str>,
+        host: &Arc<str>,
+        status: u16,
+        took: std::time::Duration,
+    ) {
+        use crate::telemetry::metrics::{metrics, HttpLabels, ListenerLabels};
+        let m = metrics();
+        let labels = || HttpLabels {
+            listener: listener.clone(),
+            host: host.clone(),
+            status,
+        };
+        let (first, first_host, counter) = self.first.get_or_init(|| {
+            (
+                status,
+                host.clone(),
+                m.http_requests.get_or_create_owned(&labels()),
+            )
+        });
+        if *first == status && Arc::ptr_eq(first_host, host) {
+            counter.inc();
+        } else {
+            m.http_requests.get_or_create(&labels()).inc();
+        }
+        self.duration
+            .get_or_init(|| {
+                m.http_duration.get_or_create_owned(&ListenerLabels {
+                    listener: listener.clone(),
+                })
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Writes the access line of one answered request (SPEC §7).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_access(
+    listener: &str,
+    host: Option<&HeaderValue>,
+    method: &http::Method,
+    uri: &http::Uri,
+    resp: &Response<Body>,
+    took: std::time::Duration,
+    client: SocketAddr,
+    identity: Option<&PeerIdentity>,
+) {
+    telemetry::access(&telemetry::Access {
+        listener,
+        host: host.and_then(|h| h.to_str().ok()),
+        method: method.as_str(),
+        path: uri.path(),
+        status: resp.status().as_u16(),
+        took,
+        // Known up front for bodies made here and for upstream answers
+        // with a Content-Length; 0 for streamed bodies.
+        bytes: hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0),
+        client,
+        identity: identity.map(|i| telemetry::AccessIdentity {
+            subject: &i.cert.subject,
+            uri_sans: &i.cert.uri_sans,
+            fingerprint: &i.cert.sha256,
+            verified: i.verified,
+        }),
+    });
 }
 
 impl Conn {
@@ -246,62 +320,22 @@ impl Conn {
             .then(|| (req.method().clone(), req.uri().clone()));
         let (resp, host) = self.serve(req).await;
         let took = started.elapsed();
-        self.count(resp.status().as_u16(), took);
+        let l = &self.listener;
+        let label = l.hosts.get(self.host).map_or(&l.label, |h| &h.label);
+        self.stats
+            .count(&l.label, label, resp.status().as_u16(), took);
         if let Some((method, uri)) = logged {
-            telemetry::access(&telemetry::Access {
-                listener: self.listener.name.as_str(),
-                host: host.as_ref().and_then(|h| h.to_str().ok()),
-                method: method.as_str(),
-                path: uri.path(),
-                status: resp.status().as_u16(),
+            log_access(
+                &l.name,
+                host.as_ref(),
+                &method,
+                &uri,
+                &resp,
                 took,
-                // Known up front for bodies made here and for upstream
-                // answers with a Content-Length; 0 for streamed bodies.
-                bytes: hyper::body::Body::size_hint(resp.body())
-                    .exact()
-                    .unwrap_or(0),
-                client: self.client,
-                identity: self.identity.as_deref().map(|i| telemetry::AccessIdentity {
-                    subject: &i.cert.subject,
-                    uri_sans: &i.cert.uri_sans,
-                    fingerprint: &i.cert.sha256,
-                    verified: i.verified,
-                }),
-            });
+                self.client,
+                self.identity.as_deref(),
+            );
         }
         Ok(resp)
-    }
-
-    /// Counts one answered request in `portcullis_http_requests_total` and
-    /// `portcullis_http_request_duration_seconds`.
-    fn count(&self, status: u16, took: std::time::Duration) {
-        use crate::telemetry::metrics::{metrics, HttpLabels, ListenerLabels};
-        let m = metrics();
-        let labels = |status| HttpLabels {
-            listener: self.listener.label.clone(),
-            host: self
-                .listener
-                .hosts
-                .get(self.host)
-                .map_or_else(|| self.listener.label.clone(), |h| h.label.clone()),
-            status,
-        };
-        let (first, counter) = self
-            .stats
-            .first_status
-            .get_or_init(|| (status, m.http_requests.get_or_create_owned(&labels(status))));
-        if *first == status {
-            counter.inc();
-        } else {
-            m.http_requests.get_or_create(&labels(status)).inc();
-        }
-        self.stats
-            .duration
-            .get_or_init(|| {
-                m.http_duration.get_or_create_owned(&ListenerLabels {
-                    listener: self.listener.label.clone(),
-                })
-            })
-            .observe(took.as_secs_f64());
     }
 }

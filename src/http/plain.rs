@@ -33,7 +33,6 @@ use super::{echo, headers, host, proxy, Body, HttpUpstream, Target};
 use crate::config::model::{self, EscapedSlashes};
 use crate::forward::{HostForward, Prepared};
 use crate::path;
-use crate::telemetry;
 use crate::tls::SniTable;
 
 /// Where ACME http-01 challenges are asked for (RFC 8555 §8.3).
@@ -100,6 +99,8 @@ pub(crate) struct PlainConn {
     pub slot: Arc<dyn std::any::Any + Send + Sync>,
     /// Turns `true` when the gateway drains; tunnels close then.
     pub drain: tokio::sync::watch::Receiver<bool>,
+    /// Metric handles kept for the connection's next requests.
+    pub stats: super::ConnStats,
 }
 
 const X_FORWARDED_PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
@@ -118,34 +119,24 @@ impl PlainConn {
             .then(|| (req.method().clone(), req.uri().clone()));
         let (resp, host, label) = self.serve(req).await;
         let took = started.elapsed();
-        let status = resp.status().as_u16();
-        let m = telemetry::metrics::metrics();
-        m.http_requests
-            .get_or_create(&telemetry::metrics::HttpLabels {
-                listener: self.listener.label.clone(),
-                host: label.unwrap_or_else(|| self.listener.label.clone()),
-                status,
-            })
-            .inc();
-        m.http_duration
-            .get_or_create(&telemetry::metrics::ListenerLabels {
-                listener: self.listener.label.clone(),
-            })
-            .observe(took.as_secs_f64());
+        let l = &self.listener;
+        self.stats.count(
+            &l.label,
+            label.as_ref().unwrap_or(&l.label),
+            resp.status().as_u16(),
+            took,
+        );
         if let Some((method, uri)) = logged {
-            telemetry::access(&telemetry::Access {
-                listener: self.listener.name.as_str(),
-                host: host.as_ref().and_then(|h| h.to_str().ok()),
-                method: method.as_str(),
-                path: uri.path(),
-                status,
+            super::log_access(
+                &l.name,
+                host.as_ref(),
+                &method,
+                &uri,
+                &resp,
                 took,
-                bytes: hyper::body::Body::size_hint(resp.body())
-                    .exact()
-                    .unwrap_or(0),
-                client: self.client,
-                identity: None,
-            });
+                self.client,
+                None,
+            );
         }
         Ok(resp)
     }

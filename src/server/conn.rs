@@ -308,18 +308,7 @@ async fn https(
     let sni = conn.tls.sni.clone();
     let activity = idle::Activity::new();
     let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(stream, activity.clone()));
-    let svc = {
-        let activity = activity.clone();
-        hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            let in_flight = activity.request();
-            async move {
-                let r = conn.handle(req).await;
-                drop(in_flight);
-                r
-            }
-        })
-    };
+    let svc = idle::service(&activity, conn, Conn::handle);
     let served = listener.server.serve_connection_with_upgrades(io, svc);
     tokio::pin!(served);
     let idle_timeout = limits.idle_timeout;

@@ -51,6 +51,40 @@ impl Activity {
     }
 }
 
+/// The service of one HTTP connection: `handle` on `conn` for each
+/// request, which counts as in flight (never idle) until it is answered.
+pub(super) fn service<C, F, Fut, B>(
+    activity: &Arc<Activity>,
+    conn: Arc<C>,
+    handle: F,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<B>,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<Output = Result<hyper::Response<B>, std::convert::Infallible>>
+                 + Send
+                 + 'static,
+> + Clone
+where
+    B: hyper::body::Body,
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, std::convert::Infallible>>
+        + Send
+        + 'static,
+{
+    let activity = activity.clone();
+    hyper::service::service_fn(move |req| {
+        let in_flight = activity.request();
+        let answer = handle(conn.clone(), req);
+        async move {
+            let r = answer.await;
+            drop(in_flight);
+            r
+        }
+    })
+}
+
 /// A request in flight.
 #[derive(Debug)]
 pub struct InFlight(Arc<Activity>);

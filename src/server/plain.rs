@@ -30,21 +30,11 @@ pub(super) async fn serve(
         forwarded_for: http::headers::forwarded_for(client.ip()),
         slot,
         drain: drain.clone(),
+        stats: Default::default(),
     });
     let activity = idle::Activity::new();
     let io = hyper_util::rt::TokioIo::new(idle::Tracked::new(sock, activity.clone()));
-    let svc = {
-        let activity = activity.clone();
-        hyper::service::service_fn(move |req| {
-            let conn = conn.clone();
-            let in_flight = activity.request();
-            async move {
-                let r = conn.handle(req).await;
-                drop(in_flight);
-                r
-            }
-        })
-    };
+    let svc = idle::service(&activity, conn, http::plain::PlainConn::handle);
     let served = listener.server.serve_connection(io, svc).with_upgrades();
     tokio::pin!(served);
     let limits = &listener.limits;

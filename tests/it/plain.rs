@@ -267,3 +267,26 @@ fn a_plain_wildcard_never_takes_a_name_https_serves_into_plaintext() {
         assert_eq!((status, location), (200, None), "{host}");
     }
 }
+
+#[test]
+fn http2_and_other_upgrades_are_not_spoken_on_the_plain_listener() {
+    let p = plain("");
+    // Prior-knowledge HTTP/2 (h2c): not HTTP/1.1, so no redirect and no proxy.
+    let out = send(p.gw.addr("web"), "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let (status, location, _) = parse(&out);
+    assert!(location.is_none(), "{out}");
+    assert!(status == 0 || status >= 400, "{out}");
+    // An h2c upgrade request to a plain host is served as HTTP/1.1, the
+    // upgrade dropped before the upstream.
+    let out = send(
+        p.gw.addr("web"),
+        "GET /rec/u HTTP/1.1\r\nHost: plain.test\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    );
+    assert_eq!(parse(&out).0, 200, "{out}");
+    p.upstream.wait_for(1);
+    let seen = &p.upstream.seen()[0];
+    for h in ["upgrade", "http2-settings"] {
+        assert_eq!(seen.header(h), None, "{h}: {:?}", seen.headers);
+    }
+}

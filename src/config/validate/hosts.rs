@@ -39,46 +39,16 @@ pub(super) fn host(
     refs: &Refs<'_>,
 ) -> Option<model::Host> {
     let forward = forward_settings(e, p, &h);
-    let mut ok = true;
-    let mut hostnames = Vec::new();
-    if h.hostnames.is_empty() {
-        e.push(&p.key("hostnames"), "needs at least one name");
-        ok = false;
-    }
-    for (k, name) in h.hostnames.iter().enumerate() {
-        match host_pattern(name) {
-            Ok(pat) => hostnames.push(pat),
-            Err(msg) => {
-                e.push(&p.key("hostnames").index(k), msg);
-                ok = false;
-            }
-        }
-    }
+    let (hostnames, mut ok) = hostnames(e, p, &h.hostnames, None);
     if let Some(pt) = &h.passthrough {
         // Not terminated: nothing of TLS or HTTP applies.
-        for (k, present) in [
-            ("certificate", h.certificate.is_some()),
-            ("clientAuth", h.client_auth.is_some()),
-            ("routes", !h.routes.is_empty()),
-            ("strictSni", h.strict_sni.is_some()),
-            ("escapedSlashes", h.escaped_slashes.is_some()),
-            ("forwardClientCert", h.forward_client_cert.is_some()),
-            ("xfccDetails", h.xfcc_details.is_some()),
-            (
-                "passCertificateToUpstream",
-                h.pass_certificate_to_upstream.is_some(),
-            ),
-            ("requestHeaders", h.request_headers.is_some()),
-            ("hsts", h.hsts.is_some()),
-        ] {
-            if present {
-                e.push(
-                    &p.key(k),
-                    "does not apply to a passthrough host (its TLS is not terminated)",
-                );
-                ok = false;
-            }
-        }
+        ok &= only_keys(
+            e,
+            p,
+            &h,
+            &["hostnames", "passthrough"],
+            "does not apply to a passthrough host (its TLS is not terminated)",
+        );
         let upstream = stream_upstream(e, &p.key("passthrough"), Some(pt), refs);
         if !ok {
             return None;
@@ -138,10 +108,7 @@ pub(super) fn host(
             certificate: certificate?,
             client_auth: client_auth?,
             strict_sni,
-            escaped_slashes: match h.escaped_slashes {
-                None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
-                Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
-            },
+            escaped_slashes: escaped_slashes(h.escaped_slashes),
             routes: routes?,
             forward: forward?,
             hsts,
@@ -230,50 +197,19 @@ pub(super) fn plain_host(
     h: raw::Host,
     refs: &Refs<'_>,
 ) -> Option<model::PlainHost> {
-    let mut ok = true;
-    let mut hostnames = Vec::new();
-    if h.hostnames.is_empty() {
-        e.push(&p.key("hostnames"), "needs at least one name");
-        ok = false;
-    }
-    for (k, name) in h.hostnames.iter().enumerate() {
-        match host_pattern(name) {
-            Ok(model::HostPattern::CatchAll) => {
-                e.push(
-                    &p.key("hostnames").index(k),
-                    "\"*\" is not allowed on an http listener: it would take every name into plaintext; list the names",
-                );
-                ok = false;
-            }
-            Ok(pat) => hostnames.push(pat),
-            Err(msg) => {
-                e.push(&p.key("hostnames").index(k), msg);
-                ok = false;
-            }
-        }
-    }
-    for (k, present) in [
-        ("certificate", h.certificate.is_some()),
-        ("clientAuth", h.client_auth.is_some()),
-        ("strictSni", h.strict_sni.is_some()),
-        ("passthrough", h.passthrough.is_some()),
-        ("forwardClientCert", h.forward_client_cert.is_some()),
-        ("xfccDetails", h.xfcc_details.is_some()),
-        (
-            "passCertificateToUpstream",
-            h.pass_certificate_to_upstream.is_some(),
-        ),
-        ("requestHeaders", h.request_headers.is_some()),
-        ("hsts", h.hsts.is_some()),
-    ] {
-        if present {
-            e.push(
-                &p.key(k),
-                "does not apply to a host of an http listener (plain HTTP: no TLS, no client identity)",
-            );
-            ok = false;
-        }
-    }
+    let (hostnames, mut ok) = hostnames(
+        e,
+        p,
+        &h.hostnames,
+        Some("\"*\" is not allowed on an http listener: it would take every name into plaintext; list the names"),
+    );
+    ok &= only_keys(
+        e,
+        p,
+        &h,
+        &["hostnames", "routes", "escapedSlashes"],
+        "does not apply to a host of an http listener (plain HTTP: no TLS, no client identity)",
+    );
     let routes = routes(
         e,
         p,
@@ -286,12 +222,75 @@ pub(super) fn plain_host(
     }
     Some(model::PlainHost {
         hostnames,
-        escaped_slashes: match h.escaped_slashes {
-            None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
-            Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
-        },
+        escaped_slashes: escaped_slashes(h.escaped_slashes),
         routes: routes?,
     })
+}
+
+/// A host entry's `hostnames`: at least one, each a hostname pattern;
+/// `no_catch_all`: why `"*"` is refused here, if it is. Returns the patterns
+/// and whether all were valid.
+fn hostnames(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    names: &[String],
+    no_catch_all: Option<&'static str>,
+) -> (Vec<model::HostPattern>, bool) {
+    let mut ok = true;
+    let mut out = Vec::new();
+    if names.is_empty() {
+        e.push(&p.key("hostnames"), "needs at least one name");
+        ok = false;
+    }
+    for (k, name) in names.iter().enumerate() {
+        match (host_pattern(name), no_catch_all) {
+            (Ok(model::HostPattern::CatchAll), Some(why)) => {
+                e.push(&p.key("hostnames").index(k), why);
+                ok = false;
+            }
+            (Ok(pat), _) => out.push(pat),
+            (Err(msg), _) => {
+                e.push(&p.key("hostnames").index(k), msg);
+                ok = false;
+            }
+        }
+    }
+    (out, ok)
+}
+
+/// Refuses, with `why`, every key of a host entry that is set and not in
+/// `allowed`; returns whether none was.
+fn only_keys(e: &mut Errors<'_>, p: &KeyPath, h: &raw::Host, allowed: &[&str], why: &str) -> bool {
+    let mut ok = true;
+    for (k, present) in [
+        ("certificate", h.certificate.is_some()),
+        ("clientAuth", h.client_auth.is_some()),
+        ("routes", !h.routes.is_empty()),
+        ("strictSni", h.strict_sni.is_some()),
+        ("escapedSlashes", h.escaped_slashes.is_some()),
+        ("passthrough", h.passthrough.is_some()),
+        ("forwardClientCert", h.forward_client_cert.is_some()),
+        ("xfccDetails", h.xfcc_details.is_some()),
+        (
+            "passCertificateToUpstream",
+            h.pass_certificate_to_upstream.is_some(),
+        ),
+        ("requestHeaders", h.request_headers.is_some()),
+        ("hsts", h.hsts.is_some()),
+    ] {
+        if present && !allowed.contains(&k) {
+            e.push(&p.key(k), why);
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn escaped_slashes(v: Option<raw::EscapedSlashes>) -> model::EscapedSlashes {
+    match v {
+        None | Some(raw::EscapedSlashes::Reject) => model::EscapedSlashes::Reject,
+        Some(raw::EscapedSlashes::Keep) => model::EscapedSlashes::Keep,
+    }
 }
 
 /// SPEC §2: routes match the canonical path, so a route written in another

@@ -205,26 +205,7 @@ pub(super) fn listener(
             "an https listener needs at least one entry under \"hosts\"",
         );
     }
-    let mut hosts = Vec::new();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (j, h) in l.hosts.iter().enumerate() {
-        let hp = p.key("hosts").index(j);
-        let Some(h) = e.parse::<raw::Host>(&hp, h) else {
-            continue;
-        };
-        for (k, name) in h.hostnames.iter().enumerate() {
-            let key = name.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(prev) = seen.insert(key, j) {
-                e.push(
-                    &hp.key("hostnames").index(k),
-                    format!("\"{name}\" is already served by hosts[{prev}] of this listener"),
-                );
-            }
-        }
-        if let Some(h) = host(e, &hp, h, refs) {
-            hosts.push(h);
-        }
-    }
+    let (hosts, _) = each_host(e, p, &l, refs, host);
     Some(model::Listener {
         name: l.name,
         address: address?,
@@ -263,7 +244,30 @@ fn plain(
             None
         }
     };
-    let mut hosts = Vec::new();
+    let (hosts, ok) = each_host(e, p, l, refs, plain_host);
+    if !ok {
+        return None;
+    }
+    Some(model::ListenerKind::Http {
+        redirect: model::Redirect {
+            port: port?,
+            status: status?,
+        },
+        hosts,
+    })
+}
+
+/// Each of a listener's `hosts`, read on its own and built by `build`; a
+/// hostname may appear in one entry only. Returns the built entries and
+/// whether every one was valid.
+fn each_host<T>(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    l: &raw::Listener,
+    refs: &Refs<'_>,
+    build: impl Fn(&mut Errors<'_>, &KeyPath, raw::Host, &Refs<'_>) -> Option<T>,
+) -> (Vec<T>, bool) {
+    let mut out = Vec::new();
     let mut ok = true;
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (j, h) in l.hosts.iter().enumerate() {
@@ -282,21 +286,12 @@ fn plain(
                 ok = false;
             }
         }
-        match plain_host(e, &hp, h, refs) {
-            Some(h) => hosts.push(h),
+        match build(e, &hp, h, refs) {
+            Some(h) => out.push(h),
             None => ok = false,
         }
     }
-    if !ok {
-        return None;
-    }
-    Some(model::ListenerKind::Http {
-        redirect: model::Redirect {
-            port: port?,
-            status: status?,
-        },
-        hosts,
-    })
+    (out, ok)
 }
 
 /// A reference to an `address` upstream (what stream listeners and
