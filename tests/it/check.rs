@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use crate::support::gateway::bin;
 use crate::support::{write, write_leaf, Ca, Spec};
 
-fn check(dir: &Path, config: &str) -> Output {
+pub(crate) fn check(dir: &Path, config: &str) -> Output {
     let path = dir.join("portcullis.yaml");
     std::fs::write(&path, config).unwrap();
     crate::support::words_only(

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::support::client::{self, config};
+use crate::support::volume::Volume;
 use crate::support::{write, write_leaf, Ca, Gateway, Outcome, Spec};
 
 fn gateway(d: &Path, bundle: &str) -> Gateway {
@@ -71,18 +72,12 @@ fn a_configmap_manifest_key_is_the_trust_bundle() {
     // `check` names what is wrong with the manifest.
     let check = |text: &str, bundle: &str| {
         write(d, "bundle.yaml", text);
-        write(
+        let out = crate::check::check(
             d,
-            "check.yaml",
             &format!(
                 "certificates:\n  server: {{ certFile: server.crt, keyFile: server.key }}\ntrustBundles:\n  clients: {bundle}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    protocol: https\n    hosts:\n      - {{ hostnames: [app.test], certificate: server, clientAuth: {{ mode: require, trustBundle: clients }}, routes: [{{ pathPrefix: /, upstream: echo }}] }}\nupstreams:\n  echo: {{ builtin: echo }}\n"
             ),
         );
-        let out = std::process::Command::new(crate::support::gateway::bin())
-            .args(["check", "-c"])
-            .arg(d.join("check.yaml"))
-            .output()
-            .unwrap();
         assert_eq!(out.status.code(), Some(1));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -118,12 +113,7 @@ fn a_mounted_configmap_is_read_through_secret_dir_and_follows_its_swap() {
     let (first, second) = (Ca::root("First CA"), Ca::root("Second CA"));
     // What the kubelet lays out: ..data -> a timestamped directory, and
     // each key a symlink through ..data.
-    let vol = d.join("clients");
-    let gen1 = vol.join("..2026_12_06_01_00_00.1");
-    std::fs::create_dir_all(&gen1).unwrap();
-    std::fs::write(gen1.join("ca.crt"), &first.cert_pem).unwrap();
-    std::os::unix::fs::symlink("..2026_12_06_01_00_00.1", vol.join("..data")).unwrap();
-    std::os::unix::fs::symlink("..data/ca.crt", vol.join("ca.crt")).unwrap();
+    let mut vol = Volume::new(&d.join("clients"), &[("ca.crt", &first.cert_pem)]);
     let gw = gateway(d, "{ secretDir: clients }");
     assert_eq!(as_client_of(&gw, &server_ca, &first).status(), 200);
     assert!(matches!(
@@ -131,11 +121,7 @@ fn a_mounted_configmap_is_read_through_secret_dir_and_follows_its_swap() {
         Outcome::Alert(_)
     ));
     // trust-manager updates the ConfigMap: the kubelet swaps ..data.
-    let gen2 = vol.join("..2026_12_06_01_05_00.2");
-    std::fs::create_dir_all(&gen2).unwrap();
-    std::fs::write(gen2.join("ca.crt"), &second.cert_pem).unwrap();
-    std::os::unix::fs::symlink("..2026_12_06_01_05_00.2", vol.join("..data_tmp")).unwrap();
-    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    vol.swap(&[("ca.crt", &second.cert_pem)]);
     gw.log
         .wait_for("the reload", |v| v["message"] == "reloaded");
     assert_eq!(as_client_of(&gw, &server_ca, &second).status(), 200);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::support::client::{self, config, connect, exchange, get_request};
 use crate::support::gateway::{bin, Gateway, WAIT};
+use crate::support::volume::Volume;
 use crate::support::{write, write_leaf, Ca, Leaf, Spec, Upstream};
 
 /// Replaces `name` atomically (write a temporary file, rename it over).
@@ -187,18 +188,11 @@ fn kubernetes_secret_volume_swap_is_picked_up() {
     let d = dir.path();
     let ca = Ca::root("Volume CA");
     write(d, "ca.crt", &ca.cert_pem);
-    let vol = d.join("tls");
-    std::fs::create_dir(&vol).unwrap();
-    // What kubelet writes: a timestamped directory, a ..data link to it,
-    // and the keys as links through ..data.
     let first = ca.leaf(&Spec::server(&["app.test"]));
-    let ts1 = vol.join("..2026_11_22_10_00_00.000000001");
-    std::fs::create_dir(&ts1).unwrap();
-    std::fs::write(ts1.join("tls.crt"), &first.chain_pem).unwrap();
-    std::fs::write(ts1.join("tls.key"), &first.key_pem).unwrap();
-    std::os::unix::fs::symlink("..2026_11_22_10_00_00.000000001", vol.join("..data")).unwrap();
-    std::os::unix::fs::symlink("..data/tls.crt", vol.join("tls.crt")).unwrap();
-    std::os::unix::fs::symlink("..data/tls.key", vol.join("tls.key")).unwrap();
+    let mut vol = Volume::new(
+        &d.join("tls"),
+        &[("tls.crt", &first.chain_pem), ("tls.key", &first.key_pem)],
+    );
     let gw = Gateway::start(
         d,
         &BASE.replace(
@@ -209,14 +203,8 @@ fn kubernetes_secret_volume_swap_is_picked_up() {
     let addr = gw.addr("main");
     assert_eq!(server_serial(addr, "app.test", &ca), serial_of(&first));
     let second = ca.leaf(&Spec::server(&["app.test"]));
-    let ts2 = vol.join("..2026_11_22_11_00_00.000000002");
-    std::fs::create_dir(&ts2).unwrap();
-    std::fs::write(ts2.join("tls.crt"), &second.chain_pem).unwrap();
-    std::fs::write(ts2.join("tls.key"), &second.key_pem).unwrap();
     let before = reloads(&gw, "reloaded");
-    std::os::unix::fs::symlink("..2026_11_22_11_00_00.000000002", vol.join("..data_tmp")).unwrap();
-    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
-    std::fs::remove_dir_all(&ts1).unwrap();
+    vol.swap(&[("tls.crt", &second.chain_pem), ("tls.key", &second.key_pem)]);
     wait_count(&gw, "reloaded", before);
     assert_eq!(server_serial(addr, "app.test", &ca), serial_of(&second));
 }

@@ -69,6 +69,24 @@ fn reporting_upstream() -> (
     (addr, closed, rt)
 }
 
+/// The gateway in front of [`reporting_upstream`], and a client connection
+/// to it.
+#[allow(clippy::type_complexity)]
+fn reporting() -> (
+    Gateway,
+    Ca,
+    std::sync::mpsc::Receiver<usize>,
+    client::Tls,
+    (tokio::runtime::Runtime, tempfile::TempDir),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::root("Pool CA");
+    let (addr, closed, rt) = reporting_upstream();
+    let gw = gateway(dir.path(), &ca, &format!("{{ url: \"http://{addr}\" }}"));
+    let s = client::connect(gw.addr("main"), "app.test", &config(&ca, None, &[])).unwrap();
+    (gw, ca, closed, s, (rt, dir))
+}
+
 /// Reads from `s` until `want` has arrived (or the connection ends).
 fn read_until(s: &mut client::Tls, want: &str) -> String {
     use std::io::Read;
@@ -244,12 +262,7 @@ fn a_mutual_tls_upstream_connection_is_reused_with_its_client_identity() {
 #[test]
 fn a_connection_answered_before_its_request_ended_is_closed_not_reused() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::root("Pool CA");
-    let (addr, closed, _rt) = reporting_upstream();
-    let gw = gateway(dir.path(), &ca, &format!("{{ url: \"http://{addr}\" }}"));
-    let cfg = config(&ca, None, &[]);
-    let mut s = client::connect(gw.addr("main"), "app.test", &cfg).unwrap();
+    let (gw, ca, closed, mut s, _keep) = reporting();
     // An upload of 64 bytes of which 10 are sent; the upstream answers at
     // once, before the rest.
     s.write_all(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 64\r\n\r\n0123456789")
@@ -270,12 +283,7 @@ fn a_connection_answered_before_its_request_ended_is_closed_not_reused() {
 #[test]
 fn a_response_the_client_abandons_closes_its_upstream_connection() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::root("Pool CA");
-    let (addr, closed, _rt) = reporting_upstream();
-    let gw = gateway(dir.path(), &ca, &format!("{{ url: \"http://{addr}\" }}"));
-    let cfg = config(&ca, None, &[]);
-    let mut s = client::connect(gw.addr("main"), "app.test", &cfg).unwrap();
+    let (gw, ca, closed, mut s, _keep) = reporting();
     s.write_all(b"GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .unwrap();
     s.flush().unwrap();

@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod pebble;
 pub mod pki;
 pub mod upstream;
+pub mod volume;
 
 use std::path::Path;
 
