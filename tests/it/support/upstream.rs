@@ -80,6 +80,9 @@ impl Upstream {
                     let a = a.clone();
                     async move {
                         let slow = req.uri().path().starts_with("/slow");
+                        // `/read…`: the whole request body is read before
+                        // the answer (as a server that needs it does).
+                        let read = req.uri().path().starts_with("/read");
                         s.lock().unwrap().push(Seen {
                             method: req.method().to_string(),
                             uri: req.uri().to_string(),
@@ -95,6 +98,9 @@ impl Upstream {
                                 .collect(),
                         });
                         a.notify_all();
+                        if read {
+                            let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                        }
                         if slow {
                             // A slow upstream, for the drain test.
                             tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
