@@ -20,6 +20,9 @@ pub struct Config {
     pub certificates: BTreeMap<String, CertificateSource>,
     /// Named sets of CAs (and CRLs) that verify peers.
     pub trust_bundles: BTreeMap<String, TrustBundleSource>,
+    /// Where the shared session-ticket keys come from (`sessionTickets`);
+    /// none: each process makes its own random keys.
+    pub session_tickets: Option<TicketKeySource>,
     /// Listeners in file order.
     pub listeners: Vec<Listener>,
     /// The upstreams, by kind; routes and listeners refer to them by id.
@@ -132,6 +135,28 @@ pub enum CaSource {
     },
 }
 
+/// Where the shared session-ticket keys come from (`sessionTickets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketKeySource {
+    /// `keyFile`: one base64 key per line.
+    File(PathBuf),
+    /// `secretFile`: data key `tickets` of a Secret manifest.
+    SecretFile(PathBuf),
+    /// `secretDir`: file `tickets` of a mounted Secret.
+    SecretDir(PathBuf),
+}
+
+impl TicketKeySource {
+    /// The file (or directory) read.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            TicketKeySource::File(p)
+            | TicketKeySource::SecretFile(p)
+            | TicketKeySource::SecretDir(p) => p,
+        }
+    }
+}
+
 /// Where a trust bundle comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustBundleSource {
@@ -213,7 +238,7 @@ pub enum ListenerKind {
         /// Certificate presented.
         certificate: String,
         /// Client authentication.
-        client_auth: ClientAuth,
+        client_auth: Box<ClientAuth>,
         /// Upstream.
         upstream: TcpUpstreamId,
         /// Send a PROXY v2 header to the upstream.

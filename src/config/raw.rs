@@ -25,9 +25,20 @@ pub(crate) struct Top {
     pub logging: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<serde_json::Value>,
-    /// SPEC §2, not built yet: refused by name rather than as unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_tickets: Option<serde_json::Value>,
+}
+
+/// `sessionTickets:`
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct SessionTickets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_dir: Option<String>,
 }
 
 /// `admin:`

@@ -109,7 +109,17 @@ pub(crate) fn listener(
             (&r.matcher, Arc::new(target))
         });
         hosts.push(super::Host {
-            tls: HostTls::build(l, &t.certificate, &t.client_auth, material, provider)?,
+            tls: HostTls::build(
+                l,
+                crate::tls::Entry {
+                    hostnames: &h.hostnames,
+                    routes: &t.routes,
+                },
+                &t.certificate,
+                &t.client_auth,
+                material,
+                provider,
+            )?,
             hsts: t.hsts.as_ref().map(hsts_value),
             allow,
             forward: HostForward::new(&t.forward, &own_uris),

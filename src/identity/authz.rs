@@ -16,6 +16,9 @@ pub struct Allow {
     uri_sans: Vec<UriGlob>,
     dns_sans: Vec<DnsGlob>,
     sha256: Vec<String>,
+    /// SHA-256 of the lists as written: what session tickets are scoped to
+    /// (a reload that changes the rules changes it).
+    digest: [u8; 32],
 }
 
 /// Why an `allow` entry could not be compiled.
@@ -76,7 +79,36 @@ pub enum Decision {
     NotAllowed,
 }
 
+impl AllowSpec<'_> {
+    fn digest(&self) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for (tag, list) in [
+            ("commonNames", self.common_names),
+            ("organizations", self.organizations),
+            ("organizationalUnits", self.organizational_units),
+            ("uriSans", self.uri_sans),
+            ("dnsSans", self.dns_sans),
+            ("sha256Fingerprints", self.sha256_fingerprints),
+        ] {
+            ctx.update(tag.as_bytes());
+            ctx.update(&(list.len() as u64).to_be_bytes());
+            for v in list {
+                ctx.update(&(v.len() as u64).to_be_bytes());
+                ctx.update(v.as_bytes());
+            }
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}
+
 impl Allow {
+    /// What session tickets of an entry with these rules are scoped to.
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
     /// Compiles an `allow` block. Each error names the list and the index.
     pub fn compile(spec: &AllowSpec<'_>) -> Result<Allow, Vec<(String, usize, BadPattern)>> {
         let mut errors = Vec::new();
@@ -84,6 +116,7 @@ impl Allow {
             common_names: spec.common_names.to_vec(),
             organizations: spec.organizations.to_vec(),
             organizational_units: spec.organizational_units.to_vec(),
+            digest: spec.digest(),
             ..Allow::default()
         };
         for (i, p) in spec.uri_sans.iter().enumerate() {

@@ -22,6 +22,8 @@ pub(crate) struct Crl {
     pub info: CrlInfo,
     /// Serials it revokes (upper-case hex).
     pub revoked: Vec<String>,
+    /// SHA-256 of its DER.
+    pub digest: [u8; 32],
 }
 
 /// A loaded CRL described: for the gauge, the verifier's window and the
@@ -230,6 +232,13 @@ pub(crate) fn parse_crls(bytes: &[u8], what: &str, renew: &str) -> Result<Vec<Cr
                     .map(|t| t.to_unix_duration().as_secs()),
                 source: what.to_string(),
                 renew: renew.to_string(),
+            },
+            digest: {
+                let mut d = [0u8; 32];
+                d.copy_from_slice(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref(),
+                );
+                d
             },
         });
     }

@@ -10,6 +10,7 @@
 pub(crate) mod crl;
 mod problem;
 pub(crate) mod sources;
+pub(crate) mod tickets;
 
 pub(crate) use problem::Problem;
 
@@ -28,6 +29,7 @@ use crate::identity::CertSummary;
 
 pub(crate) use crl::CrlInfo;
 pub(crate) use sources::certs_from_pem;
+pub(crate) use tickets::TicketKeys;
 
 use crl::{crl_freshness, parse_crls, renew_words, Freshness};
 
@@ -62,6 +64,8 @@ pub struct TrustBundle {
     pub crls: Vec<webpki::CertRevocationList<'static>>,
     /// The same CRLs, described.
     pub crl_info: Vec<CrlInfo>,
+    /// SHA-256 of each CRL's DER: what session tickets are scoped to.
+    pub crl_digests: Vec<[u8; 32]>,
     /// Every certificate the CRLs revoke: (issuer as RFC 2253, serial as
     /// upper-case hex, as in [`CertSummary`]), so a reload can find the
     /// open connections they concern (SPEC §3).
@@ -75,6 +79,8 @@ pub struct Material {
     pub identities: BTreeMap<String, Arc<Credential>>,
     /// By name.
     pub trust_bundles: BTreeMap<String, Arc<TrustBundle>>,
+    /// The shared session-ticket keys (`sessionTickets`), if configured.
+    pub ticket_keys: Option<Arc<TicketKeys>>,
     /// Things worth knowing that do not stop loading (expiry soon).
     pub warnings: Vec<MaterialError>,
     /// Things `check` fails on (exit 1) but that do not stop `run`, which
@@ -231,6 +237,23 @@ pub(crate) fn load(
                 m.trust_bundles.insert(name.clone(), Arc::new(b));
             }
             Err(problem) => errors.push(MaterialError { path, problem }),
+        }
+    }
+    if let Some(src) = &config.session_tickets {
+        match sources::ticket_keys(src) {
+            Ok(k) => {
+                m.ticket_keys = Some(Arc::new(k));
+                if let Some(problem) = sources::ticket_keys_exposed(src) {
+                    m.warnings.push(MaterialError {
+                        path: "sessionTickets".into(),
+                        problem,
+                    });
+                }
+            }
+            Err(problem) => errors.push(MaterialError {
+                path: "sessionTickets".into(),
+                problem,
+            }),
         }
     }
     // A server certificate must cover every hostname it serves.
@@ -390,6 +413,7 @@ fn load_bundle(
         )?);
     }
     let crl_info = crls.iter().map(|c| c.info.clone()).collect();
+    let crl_digests = crls.iter().map(|c| c.digest).collect();
     let revoked = crls
         .iter()
         .flat_map(|c| c.revoked.iter().map(|s| (c.info.issuer.clone(), s.clone())))
@@ -400,6 +424,7 @@ fn load_bundle(
         cas,
         crls: crls.into_iter().map(|c| c.parsed).collect(),
         crl_info,
+        crl_digests,
         revoked,
     })
 }

@@ -95,6 +95,22 @@ pub(crate) enum Problem {
         /// The key.
         key: String,
     },
+    /// A session-ticket key file that cannot be used.
+    #[error("{origin} {reason}")]
+    TicketKeys {
+        /// The file, or the Secret and its key.
+        origin: String,
+        /// Why (never the key text).
+        reason: super::tickets::BadKeys,
+    },
+    /// Ticket keys any user may read (a warning).
+    #[error("{} is readable by every user (mode {mode:o}); whoever reads the ticket keys can resume a session as any client: make it 0600, or 0440 with the gateway's group", .file.display())]
+    TicketKeysReadable {
+        /// The file.
+        file: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A Secret without the entry a source needs.
     #[error("{origin}: no {entry}")]
     MissingEntry {

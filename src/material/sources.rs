@@ -10,7 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::Problem;
-use crate::config::model::{CaSource, CertificateSource, PasswordSource};
+use crate::config::model::{CaSource, CertificateSource, PasswordSource, TicketKeySource};
 
 /// Reads a file, naming it in the error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Problem> {
@@ -293,4 +293,41 @@ pub(crate) fn fetch_cas(src: &CaSource) -> Result<FetchedCas, Problem> {
         entries.get("ca.crl").cloned(),
         origin,
     ))
+}
+
+/// The shared session-ticket keys (`sessionTickets`).
+pub(crate) fn ticket_keys(src: &TicketKeySource) -> Result<super::TicketKeys, Problem> {
+    let (bytes, origin) = match src {
+        TicketKeySource::File(f) => (zeroize::Zeroizing::new(read(f)?), f.display().to_string()),
+        TicketKeySource::SecretFile(p) | TicketKeySource::SecretDir(p) => {
+            let origin = p.display().to_string();
+            let mut entries = match src {
+                TicketKeySource::SecretFile(_) => secret_entries(p)?,
+                _ => secret_dir_entries(p, &["tickets"])?,
+            };
+            let bytes = entries
+                .remove("tickets")
+                .ok_or_else(|| missing(&origin, "tickets"))?;
+            for v in entries.values_mut() {
+                zeroize::Zeroize::zeroize(v);
+            }
+            (
+                zeroize::Zeroizing::new(bytes),
+                format!("{origin} (tickets)"),
+            )
+        }
+    };
+    super::TicketKeys::parse(&bytes).map_err(|reason| Problem::TicketKeys { origin, reason })
+}
+
+/// A warning when the ticket keys are readable by every user: whoever reads
+/// them can forge a session for any client certificate.
+pub(crate) fn ticket_keys_exposed(src: &TicketKeySource) -> Option<Problem> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = match src {
+        TicketKeySource::File(f) | TicketKeySource::SecretFile(f) => f.clone(),
+        TicketKeySource::SecretDir(d) => d.join("tickets"),
+    };
+    let mode = std::fs::metadata(&file).ok()?.permissions().mode() & 0o777;
+    (mode & 0o004 != 0).then_some(Problem::TicketKeysReadable { file, mode })
 }

@@ -90,6 +90,12 @@ pub fn watched(config: &Config) -> Vec<std::path::PathBuf> {
     for t in config.trust_bundles.values() {
         watched.extend(t.paths());
     }
+    watched.extend(
+        config
+            .session_tickets
+            .as_ref()
+            .map(|s| s.path().to_path_buf()),
+    );
     watched
 }
 

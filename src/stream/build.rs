@@ -54,7 +54,17 @@ pub(crate) fn tls_listener(
     Ok(TlsListener {
         name: l.name.clone(),
         label: Arc::from(l.name.as_str()),
-        tls: HostTls::build(l, certificate, client_auth, material, provider)?,
+        tls: HostTls::build(
+            l,
+            crate::tls::Entry {
+                hostnames: &[],
+                routes: &[],
+            },
+            certificate,
+            client_auth,
+            material,
+            provider,
+        )?,
         allow,
         upstream,
         proxy_protocol,

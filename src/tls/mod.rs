@@ -11,6 +11,7 @@ pub(crate) mod classify;
 pub(crate) mod client;
 pub(crate) mod rejection;
 pub(crate) mod sessions;
+pub(crate) mod tickets;
 pub(crate) mod upstream;
 pub(crate) mod verifier;
 
@@ -125,6 +126,81 @@ pub(crate) fn policy_key(client_auth: &ClientAuth, material: &Material) -> [u8; 
     key
 }
 
+/// The host entry a TLS config is built for, as far as its session
+/// tickets are scoped to it (a `tls` listener: no names, no routes).
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Its hostnames.
+    pub hostnames: &'a [model::HostPattern],
+    /// Its routes (their `allow` rules).
+    pub routes: &'a [model::Route],
+}
+
+/// What the session tickets of one host entry are scoped to, when they are
+/// sealed with keys derived from the shared `sessionTickets` keys (SPEC §3):
+/// the listener and its TLS settings, the entry's names and certificate
+/// name, its client-authentication policy (mode, CAs, depth, crlCheck), its
+/// CRLs as loaded and every `allow` rule of the entry. A reload that
+/// changes any of these changes the entry's ticket key, so its tickets stop
+/// resuming there; a reload that changes none (the server certificate
+/// renewed, another entry edited) keeps them. Equal on every replica that
+/// runs the same config with the same material.
+pub(crate) fn ticket_scope(
+    listener: &model::Listener,
+    entry: Entry<'_>,
+    certificate: &str,
+    client_auth: &ClientAuth,
+    material: &Material,
+) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut field = |b: &[u8]| {
+        ctx.update(&(b.len() as u64).to_be_bytes());
+        ctx.update(b);
+    };
+    field(b"portcullis ticket scope v1");
+    field(listener.name.as_bytes());
+    field(match listener.min_version {
+        model::TlsVersion::V12 => b"1.2",
+        model::TlsVersion::V13 => b"1.3",
+    });
+    field(&listener.session_lifetime.as_secs().to_be_bytes());
+    field(&(listener.alpn.len() as u64).to_be_bytes());
+    for p in &listener.alpn {
+        field(p);
+    }
+    field(&(entry.hostnames.len() as u64).to_be_bytes());
+    for h in entry.hostnames {
+        match h {
+            model::HostPattern::Exact(n) => (field(b"exact"), field(n.as_bytes())),
+            model::HostPattern::Wildcard(n) => (field(b"wildcard"), field(n.as_bytes())),
+            model::HostPattern::CatchAll => (field(b"catch-all"), field(b"")),
+        };
+    }
+    field(certificate.as_bytes());
+    field(&policy_key(client_auth, material));
+    let none = [0u8; 32];
+    let allow = |a: &Option<model::Allow>| a.as_ref().map_or(none, |a| *a.digest());
+    match client_auth {
+        ClientAuth::None => field(b"no client auth"),
+        ClientAuth::Verify(p) | ClientAuth::OptionalNoCa(p) => {
+            field(&allow(&p.allow));
+            if let Some(b) = material.trust_bundles.get(&p.trust_bundle) {
+                field(&(b.crl_digests.len() as u64).to_be_bytes());
+                for d in &b.crl_digests {
+                    field(d);
+                }
+            }
+        }
+    }
+    field(&(entry.routes.len() as u64).to_be_bytes());
+    for r in entry.routes {
+        field(&allow(&r.allow));
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
 /// Errors building TLS configs.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -176,11 +252,15 @@ impl HostTls {
     /// host entry gets its *own* session cache and its *own* ticket key, so a
     /// session established on a host without client auth cannot be resumed
     /// on one that requires it, nor across hosts with different trust
-    /// bundles. A reload builds new configs, which invalidates every
-    /// session made before it. A resumed session carries the client chain
-    /// that was verified when it was made.
+    /// bundles. Without `sessionTickets` a reload builds new configs with
+    /// new random keys, which invalidates every session made before it;
+    /// with it, the entry's key is derived from the shared keys and
+    /// [`ticket_scope`], so only a reload that changes the entry's policy
+    /// does. A resumed session carries the client chain that was verified
+    /// when it was made.
     pub fn build(
         listener: &model::Listener,
+        entry: Entry<'_>,
         certificate: &str,
         client_auth: &ClientAuth,
         material: &Material,
@@ -248,7 +328,17 @@ impl HostTls {
         // TLS 1.2 session cache is bounded in bytes (see `sessions`).
         config.session_storage =
             sessions::SessionStore::new(listener.session_lifetime, sessions::SESSION_STORE_BYTES);
-        config.ticketer = sessions::TimedTickets::new(listener.session_lifetime).map_err(err)?;
+        config.ticketer = match &material.ticket_keys {
+            // Shared by the replicas, scoped to this entry (see `tickets`).
+            Some(keys) => {
+                let scope = ticket_scope(listener, entry, certificate, client_auth, material);
+                sessions::TimedTickets::shared(
+                    listener.session_lifetime,
+                    tickets::for_scope(keys, &scope).map_err(err)?,
+                )
+            }
+            None => sessions::TimedTickets::new(listener.session_lifetime).map_err(err)?,
+        };
         Ok(HostTls {
             config: Arc::new(config),
             policy,
@@ -267,7 +357,16 @@ impl HostTls {
         if conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
             return Ok(());
         }
-        self.judge_chain(conn.peer_certificates().unwrap_or_default())
+        let chain = conn.peer_certificates().unwrap_or_default();
+        // A session without a certificate where one is required: rustls
+        // does not resume one, but a ticket forged with a stolen shared
+        // key could carry one.
+        if let PeerPolicy::Verified(v) = &self.policy {
+            if chain.is_empty() && v.required() {
+                return Err(rustls::Error::NoCertificatesPresented);
+            }
+        }
+        self.judge_chain(chain)
     }
 
     /// Verifies a client chain (leaf first) with this entry's verifier as

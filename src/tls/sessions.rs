@@ -7,7 +7,9 @@
 //! - [`TimedTickets`] wraps rustls' ticketer: every ticket (TLS 1.3, and
 //!   TLS 1.2 session tickets) carries its creation time inside the
 //!   encryption, and one older than the lifetime does not decrypt. The keys
-//!   themselves rotate every lifetime (erasure, as RFC 8446 §4.6.1 wants).
+//!   are either random and rotate every lifetime (erasure, as RFC 8446
+//!   §4.6.1 wants), or derived from the shared `sessionTickets` keys (see
+//!   `tickets`), which the operator rotates.
 //! - [`SessionStore`] replaces rustls' TLS 1.2 session-ID cache, which has
 //!   no lifetime at all: entries expire, and the store is bounded in bytes
 //!   (a stored session holds the client's chain, which the client chooses),
@@ -35,11 +37,22 @@ fn fresh(created: u64, now: u64, lifetime: u64) -> bool {
     created <= now && now - created <= lifetime
 }
 
+/// How far ahead of this replica's clock another replica's may be: a
+/// ticket it made "in the future" by up to this much still resumes here
+/// (shared keys only), and lives at most this much longer.
+pub(crate) const REPLICA_CLOCK_SKEW: u64 = 5;
+
+fn seconds(lifetime: Duration) -> u32 {
+    u32::try_from(lifetime.as_secs().max(1)).unwrap_or(u32::MAX)
+}
+
 /// A ticketer whose tickets expire after a lifetime.
 #[derive(Debug)]
 pub(crate) struct TimedTickets {
-    inner: rustls::ticketer::TicketRotator,
+    inner: Box<dyn ProducesTickets>,
     lifetime: u64,
+    /// Seconds a creation time may be ahead of the clock.
+    skew: u64,
 }
 
 /// One key generation of rustls' own (AES-256-GCM) ticketer.
@@ -70,11 +83,22 @@ fn generation() -> Result<Box<dyn ProducesTickets>, rustls::crypto::GetRandomFai
 impl TimedTickets {
     /// A ticketer for tickets that live `lifetime`.
     pub(crate) fn new(lifetime: Duration) -> Result<Arc<Self>, rustls::Error> {
-        let secs = u32::try_from(lifetime.as_secs().max(1)).unwrap_or(u32::MAX);
+        let secs = seconds(lifetime);
         Ok(Arc::new(TimedTickets {
-            inner: rustls::ticketer::TicketRotator::new(secs, generation)?,
+            inner: Box::new(rustls::ticketer::TicketRotator::new(secs, generation)?),
             lifetime: u64::from(secs),
+            skew: 0,
         }))
+    }
+
+    /// A ticketer for tickets that live `lifetime`, sealed with keys
+    /// derived from the shared ones (`sessionTickets`).
+    pub(crate) fn shared(lifetime: Duration, keys: super::tickets::SharedTickets) -> Arc<Self> {
+        Arc::new(TimedTickets {
+            inner: Box::new(keys),
+            lifetime: u64::from(seconds(lifetime)),
+            skew: REPLICA_CLOCK_SKEW,
+        })
     }
 }
 
@@ -97,7 +121,9 @@ impl ProducesTickets for TimedTickets {
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
         let plain = self.inner.decrypt(cipher)?;
         let (stamp, rest) = plain.split_first_chunk::<8>()?;
-        fresh(u64::from_be_bytes(*stamp), now(), self.lifetime).then(|| rest.to_vec())
+        // Another replica's clock may be a little ahead of ours.
+        let created = u64::from_be_bytes(*stamp).saturating_sub(self.skew);
+        fresh(created, now(), self.lifetime).then(|| rest.to_vec())
     }
 }
 

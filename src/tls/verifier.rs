@@ -48,6 +48,11 @@ pub struct ClientVerifier {
 }
 
 impl ClientVerifier {
+    /// Whether a certificate is required (`require`).
+    pub(crate) fn required(&self) -> bool {
+        self.required
+    }
+
     /// A verifier for `bundle`.
     pub fn new(
         bundle: Arc<TrustBundle>,
@@ -405,6 +410,7 @@ mod tests {
             cas: Vec::new(),
             crls,
             crl_info,
+            crl_digests: Vec::new(),
             revoked: Vec::new(),
         };
         let algs = rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;

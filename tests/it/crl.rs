@@ -296,17 +296,6 @@ fn probe_names_the_servers_stale_crl_as_the_likely_cause_of_unknown_ca() {
     );
 }
 
-/// Waits until `n` lines with `message` have been logged.
-fn wait_messages(gw: &Gateway, message: &str, n: usize) {
-    let mut seen = 0;
-    gw.log.wait_for(&format!("{message} x{n}"), |v| {
-        if v["message"] == message {
-            seen += 1;
-        }
-        seen >= n
-    });
-}
-
 /// The acceptance test of issue 13: a CRL lapses while the gateway runs;
 /// clients are refused as crl_expired (metric, log), and the log says when
 /// it lapsed; `check` fails and
@@ -404,7 +393,7 @@ fn a_crl_that_lapses_while_running_is_named_by_check_and_renewed_without_a_resta
         "{}",
         String::from_utf8_lossy(&renewed.stderr)
     );
-    wait_messages(&gw, "reloaded", reloads + 1);
+    gw.wait_messages("reloaded", reloads + 1);
     assert_eq!(get(&gw, &ca, &alice).status(), 200);
     assert_eq!(get(&gw, &ca, &bob), revoked, "the renewed CRL keeps bob");
     assert_eq!(gw.log.messages("ready").len(), 1, "no restart");

@@ -345,7 +345,7 @@ sessionTickets: { keyFile: keys }
 listeners: [{ name: plain, address: \"127.0.0.1:0\", protocol: http }]
 ```
 ```yaml
-sessionTickets: { keyFile: keys }
+sessionTickets: { keyFile: keys, secretDir: keys.d }
 listeners: [{ name: plain, address: \"127.0.0.1:0\", protocol: http }]
 ```
 ```yaml
@@ -373,7 +373,7 @@ portcullis cert issue --ca missing --profile server --out srv --dns a.test
         .collect();
     assert_eq!(
         lines,
-        ["t.md:23", "t.md:7", "t.md:10", "t.md:23", "t.md:16", "t.md:21"],
+        ["t.md:23", "t.md:2", "t.md:7", "t.md:10", "t.md:23", "t.md:16", "t.md:21"],
         "{:#?}",
         report.failures
     );

@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -15,25 +14,7 @@ use rustls::pki_types::ServerName;
 
 use crate::support::client::{config, config_with, connect, Tls};
 use crate::support::upstream::tcp_server;
-use crate::support::{write, write_leaf, Ca, Gateway, Leaf, Spec, Upstream};
-
-/// Replaces `name` atomically.
-fn replace(dir: &Path, name: &str, contents: &str) {
-    let tmp = dir.join(format!(".{name}.new"));
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
-}
-
-/// Waits until the gateway logged `message` `n` times in all.
-fn wait_messages(gw: &Gateway, message: &str, n: usize) {
-    let mut seen = 0;
-    gw.log.wait_for(&format!("{message} x{n}"), |v| {
-        if v["message"] == message {
-            seen += 1;
-        }
-        seen >= n
-    });
-}
+use crate::support::{replace, write, write_leaf, Ca, Gateway, Leaf, Spec, Upstream};
 
 /// Sends one keep-alive GET and reads exactly one response; `None` when the
 /// connection was closed instead.
@@ -212,7 +193,7 @@ impl Rig {
     fn reload(&self, text: &str) {
         let before = self.gw.log.messages("reloaded").len();
         replace(self.dir.path(), "portcullis.yaml", text);
-        wait_messages(&self.gw, "reloaded", before + 1);
+        self.gw.wait_messages("reloaded", before + 1);
     }
 }
 
@@ -517,7 +498,7 @@ fn an_expiring_certificate_closes_its_connections_and_cannot_resume() {
             }
             Err(o) => panic!("{listener}: a resumption attempt was expected, got {o:?}"),
         }
-        wait_messages(&r.gw, "tls handshake refused", refused + 1);
+        r.gw.wait_messages("tls handshake refused", refused + 1);
         let last = r.gw.log.messages("tls handshake refused").pop().unwrap();
         assert_eq!(last["result"], "expired", "{last}");
     }
@@ -611,12 +592,12 @@ upstreams:
     // Same policy, narrower allow: bob's stream is closed, alice's stays.
     let before = gw.log.messages("reloaded").len();
     replace(d, "portcullis.yaml", &text("alice, carol", "require"));
-    wait_messages(&gw, "reloaded", before + 1);
+    gw.wait_messages("reloaded", before + 1);
     assert!(closed_by_peer(&mut bob), "bob's stream outlived the reload");
     assert!(ping(&mut alice));
     // Another policy (optional instead of require): every stream is closed.
     replace(d, "portcullis.yaml", &text("alice, carol", "optional"));
-    wait_messages(&gw, "reloaded", before + 2);
+    gw.wait_messages("reloaded", before + 2);
     assert!(closed_by_peer(&mut alice));
     assert!(closed_by_peer(&mut carol));
     let mut closes = 0;
@@ -716,13 +697,13 @@ fn a_handshake_that_a_crl_reload_overtakes_is_judged_by_the_new_crl() {
     let tcp = std::net::TcpStream::connect(r.gw.addr("main")).unwrap();
     let before = r.gw.log.messages("reloaded").len();
     replace(r.dir.path(), "ca.crl", &r.ca.crl(&[&carol.serial]));
-    wait_messages(&r.gw, "reloaded", before + 1);
+    r.gw.wait_messages("reloaded", before + 1);
     let refused = r.gw.log.messages("tls handshake refused").len();
     match crate::support::client::connect_on(tcp, "app.test", &config(&r.ca, Some(&carol), &[])) {
         Ok(mut s) => assert_eq!(keepalive_get(&mut s, "/late", ""), None),
         Err(o) => assert!(!matches!(o, crate::support::Outcome::Http(..)), "{o:?}"),
     }
-    wait_messages(&r.gw, "tls handshake refused", refused + 1);
+    r.gw.wait_messages("tls handshake refused", refused + 1);
     let last = r.gw.log.messages("tls handshake refused").pop().unwrap();
     assert_eq!(last["result"], "revoked", "{last}");
     assert!(r.upstream.seen().iter().all(|s| s.uri != "/late"));

@@ -27,4 +27,5 @@ mod resumption;
 mod sni;
 mod streams;
 mod support;
+mod tickets;
 mod tools;

@@ -13,14 +13,7 @@ use std::sync::Arc;
 use crate::support::client::{self, config, connect, exchange, get_request};
 use crate::support::gateway::{bin, Gateway, WAIT};
 use crate::support::volume::Volume;
-use crate::support::{write, write_leaf, Ca, Leaf, Spec, Upstream};
-
-/// Replaces `name` atomically (write a temporary file, rename it over).
-fn replace(dir: &Path, name: &str, contents: &str) {
-    let tmp = dir.join(format!(".{name}.new"));
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
-}
+use crate::support::{replace, write, write_leaf, Ca, Leaf, Spec, Upstream};
 
 /// Replaces a certificate and its key: the key first, then the
 /// certificate, each atomically.

@@ -15,7 +15,14 @@ use crate::support::{Ca, Leaf, Outcome};
 /// A client session store that offers whatever it holds to *every* server
 /// name: the attacker's client.
 #[derive(Debug)]
-struct AnyName(ClientSessionMemoryCache);
+pub struct AnyName(ClientSessionMemoryCache);
+
+impl AnyName {
+    /// A fresh store, for `ClientConfig::resumption`.
+    pub fn resumption() -> rustls::client::Resumption {
+        rustls::client::Resumption::store(Arc::new(AnyName(ClientSessionMemoryCache::new(32))))
+    }
+}
 
 fn fixed() -> ServerName<'static> {
     ServerName::try_from("any.name").unwrap()
@@ -63,8 +70,7 @@ fn client(
 ) -> Arc<rustls::ClientConfig> {
     let base = crate::support::client::config_with(&ca.der, cert, &[], Some(version));
     let mut c = (*base).clone();
-    c.resumption =
-        rustls::client::Resumption::store(Arc::new(AnyName(ClientSessionMemoryCache::new(32))));
+    c.resumption = AnyName::resumption();
     Arc::new(c)
 }
 

@@ -137,7 +137,7 @@ pub(super) fn listener(
             let upstream = stream_upstream(e, &p.key("upstream"), l.upstream.as_deref(), refs);
             Some(model::ListenerKind::Tls {
                 certificate: certificate?,
-                client_auth: client_auth?,
+                client_auth: Box::new(client_auth?),
                 upstream: upstream?,
                 proxy_protocol,
             })

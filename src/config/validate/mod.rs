@@ -114,12 +114,22 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
         _ => e.parse(&top_path, &root.to_json()).unwrap_or_default(),
     };
 
-    if top.session_tickets.is_some() {
-        e.push(
-            &top_path.key("sessionTickets"),
-            "shared session-ticket keys are not supported yet",
-        );
-    }
+    let session_tickets = top.session_tickets.as_ref().and_then(|v| {
+        let p = top_path.key("sessionTickets");
+        let t: raw::SessionTickets = e.parse(&p, v)?;
+        match (t.key_file, t.secret_file, t.secret_dir) {
+            (Some(f), None, None) => Some(model::TicketKeySource::File(base.join(f))),
+            (None, Some(f), None) => Some(model::TicketKeySource::SecretFile(base.join(f))),
+            (None, None, Some(d)) => Some(model::TicketKeySource::SecretDir(base.join(d))),
+            _ => {
+                e.push(
+                    &p,
+                    "give exactly one of \"keyFile\", \"secretFile\" or \"secretDir\"",
+                );
+                None
+            }
+        }
+    });
     let admin = top.admin.as_ref().and_then(|v| {
         let p = top_path.key("admin");
         let a: raw::Admin = e.parse(&p, v)?;
@@ -264,6 +274,10 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
             lines.insert(format!("{section}.{name}"), root.line_of(&path));
         }
     }
+    if session_tickets.is_some() {
+        let path = top_path.key("sessionTickets");
+        lines.insert("sessionTickets".to_string(), root.line_of(&path));
+    }
     // Material checks also speak of hostnames (a certificate that does not
     // cover one).
     for (i, (lp, l)) in listeners.iter().enumerate() {
@@ -284,6 +298,7 @@ pub(crate) fn validate(file: &Path, root: &Node) -> Result<Config, ConfigErrors>
             admin,
             certificates,
             trust_bundles,
+            session_tickets,
             listeners: listeners.into_iter().map(|(_, l)| l).collect(),
             upstreams,
             access_log: logging.access.unwrap_or(true),

@@ -20,6 +20,13 @@ pub const PASSWORD: &str = "docs-test password";
 #[derive(Default)]
 struct SecretNeeds {
     leaf: Option<Leaf>,
+    /// Session-ticket keys under `tickets`.
+    tickets: bool,
+}
+
+/// A ticket-key file as `openssl rand -base64 48` writes one.
+fn ticket_keys() -> String {
+    format!("{}\n", b64(&[0x5a; 48]))
 }
 
 /// Writes into `dir` every file `config` names and returns the environment
@@ -80,6 +87,16 @@ pub fn provide(dir: &Path, config: &Value) -> Result<Vec<(String, String)>, Stri
             volumes.entry(d.to_string()).or_default();
         }
     }
+    let tickets = &config["sessionTickets"];
+    if let Some(f) = text(tickets, "keyFile") {
+        put(dir, f, ticket_keys().as_bytes())?;
+    }
+    if let Some(f) = text(tickets, "secretFile") {
+        manifests.entry(f.to_string()).or_default().tickets = true;
+    }
+    if let Some(d) = text(tickets, "secretDir") {
+        volumes.entry(d.to_string()).or_default().tickets = true;
+    }
     // A Secret always carries ca.crt, so one can serve a certificate and a
     // trust bundle at once (as an ingress-nginx TLS Secret does).
     for (file, needs) in &manifests {
@@ -93,6 +110,9 @@ pub fn provide(dir: &Path, config: &Value) -> Result<Vec<(String, String)>, Stri
             std::fs::write(d.join("tls.key"), &leaf.key_pem).map_err(|e| e.to_string())?;
         }
         std::fs::write(d.join("ca.crt"), &ca.cert_pem).map_err(|e| e.to_string())?;
+        if needs.tickets {
+            std::fs::write(d.join("tickets"), ticket_keys()).map_err(|e| e.to_string())?;
+        }
     }
     Ok(env)
 }
@@ -167,6 +187,9 @@ fn manifest(file: &str, ca: &Ca, needs: &SecretNeeds) -> String {
         .to_lowercase()
         .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
     let mut data = format!("  ca.crt: {}\n", b64(ca.cert_pem.as_bytes()));
+    if needs.tickets {
+        data.push_str(&format!("  tickets: {}\n", b64(ticket_keys().as_bytes())));
+    }
     let kind = match &needs.leaf {
         Some(leaf) => {
             data.push_str(&format!(

@@ -254,10 +254,25 @@ impl Gateway {
     pub fn start_with(dir: &Path, config: &str, args: &[&str]) -> Gateway {
         let path = dir.join("portcullis.yaml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(bin())
-            .args(["run", "--log-format", "json", "-c"])
-            .arg(&path)
-            .args(args)
+        let mut cmd = Command::new(bin());
+        cmd.args(Gateway::run_args(&path)).args(args);
+        Gateway::launch(dir, cmd)
+    }
+
+    /// The arguments `run` gets from these helpers, for a command that
+    /// wraps the binary (`setpriv … portcullis run …`).
+    pub fn run_args(config: &Path) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = ["run", "--log-format", "json", "-c"]
+            .map(Into::into)
+            .to_vec();
+        v.push(config.into());
+        v
+    }
+
+    /// Runs `cmd` (a `portcullis run --log-format json` command line, maybe
+    /// wrapped) and waits until it is ready; `dir` is where its files are.
+    pub fn launch(dir: &Path, mut cmd: Command) -> Gateway {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -316,6 +331,24 @@ impl Gateway {
                 l.lines.len() == n && !l.closed
             });
         }
+    }
+
+    /// Waits until the gateway logged `message` `n` times in all.
+    pub fn wait_messages(&self, message: &str, n: usize) {
+        let mut seen = 0;
+        self.log.wait_for(&format!("{message} x{n}"), |v| {
+            if v["message"] == message {
+                seen += 1;
+            }
+            seen >= n
+        });
+    }
+
+    /// Runs `change`, then waits for the reload it causes.
+    pub fn reload_after(&self, change: impl FnOnce()) {
+        let before = self.log.messages("reloaded").len();
+        change();
+        self.wait_messages("reloaded", before + 1);
     }
 
     /// The process id.

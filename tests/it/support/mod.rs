@@ -23,6 +23,13 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> String {
     name.to_string()
 }
 
+/// Replaces `dir/name` atomically (a rename), as a deploy tool would.
+pub fn replace(dir: &Path, name: &str, contents: &str) {
+    let tmp = dir.join(format!(".{name}.new"));
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
 /// Writes a leaf's chain and key as `NAME.crt` / `NAME.key`.
 pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) {
     write(dir, &format!("{name}.crt"), &leaf.chain_pem);
