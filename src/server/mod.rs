@@ -45,7 +45,7 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// An address could not be bound.
-    #[error("listener {listener}: cannot bind {address}")]
+    #[error("listener {listener}: cannot bind {address}{}", privileged(.address, .source))]
     Bind {
         /// Listener name.
         listener: String,
@@ -55,6 +55,16 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What to do about a port below 1024 refused to an unprivileged user.
+fn privileged(address: &SocketAddr, e: &std::io::Error) -> &'static str {
+    match (address.port() < 1024, e.kind()) {
+        (true, std::io::ErrorKind::PermissionDenied) => {
+            " (a port below 1024 needs root or CAP_NET_BIND_SERVICE; unprivileged, listen on 1024 or above and map the port in front, as deploy/kubernetes does)"
+        }
+        _ => "",
+    }
 }
 
 /// `FILE:LINE: KEY.PATH: message`, one line per problem, as config errors.

@@ -11,6 +11,7 @@ mod check;
 mod client_auth;
 mod configmap;
 mod crl;
+mod deploy;
 mod dn;
 mod docs;
 mod identity;
