@@ -229,6 +229,8 @@ pub(crate) struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass_certificate_to_upstream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_headers: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hsts: Option<Hsts>,

@@ -72,6 +72,8 @@ pub struct Settings {
     pub details: Vec<Detail>,
     /// `passCertificateToUpstream`
     pub pass_certificate: bool,
+    /// `clientCertHeaders`: RFC 9440 `Client-Cert` and `Client-Cert-Chain`.
+    pub client_cert_headers: bool,
     /// `requestHeaders`: lower-case name and template.
     pub request_headers: Vec<(String, Template)>,
 }
@@ -109,6 +111,24 @@ fn bounded_value(value: &str) -> Option<HeaderValue> {
         return None;
     }
     HeaderValue::from_str(value).ok()
+}
+
+/// Certificates as an RFC 8941 list of byte sequences (`:BASE64:`, comma
+/// separated): RFC 9440's `Client-Cert` (one) and `Client-Cert-Chain`.
+fn sf_binary<'a>(
+    certs: impl IntoIterator<Item = &'a rustls_pki_types::CertificateDer<'a>>,
+) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for (i, c) in certs.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push(':');
+        base64::engine::general_purpose::STANDARD.encode_string(c.as_ref(), &mut out);
+        out.push(':');
+    }
+    out
 }
 
 /// `x-forwarded-client-cert`, built at compile time.
@@ -214,6 +234,15 @@ impl HostForward {
                     add("ssl-client-cert", &percent_encode(&i.leaf_pem()));
                     add("ssl-client-subject-dn", &i.cert.subject);
                     add("ssl-client-issuer-dn", &i.cert.issuer);
+                }
+            }
+        }
+        // RFC 9440: verified clients only.
+        if let (true, Some(i)) = (self.settings.client_cert_headers, verified) {
+            if let Some((leaf, rest)) = i.chain.split_first() {
+                add("client-cert", &sf_binary([leaf]));
+                if !rest.is_empty() {
+                    add("client-cert-chain", &sf_binary(rest));
                 }
             }
         }

@@ -25,6 +25,7 @@ mod plain;
 mod pool;
 mod proxy;
 mod resumption;
+mod rfc9440;
 mod sni;
 mod streams;
 mod support;

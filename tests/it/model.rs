@@ -144,6 +144,9 @@ fn https_host(r: &mut Rng, names: Vec<&str>, crl: bool) -> Value {
         h["passCertificateToUpstream"] = json!(true);
     }
     if r.flip() {
+        h["clientCertHeaders"] = json!(r.flip());
+    }
+    if r.flip() {
         h["requestHeaders"] = json!({
             "X-Client-Subject": "%DOWNSTREAM_PEER_SUBJECT%",
             "X-Client-Id": "spiffe=%DOWNSTREAM_PEER_URI_SAN%",

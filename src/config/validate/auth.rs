@@ -116,6 +116,7 @@ pub(super) fn forward_settings(
         mode,
         details,
         pass_certificate: h.pass_certificate_to_upstream.unwrap_or(false),
+        client_cert_headers: h.client_cert_headers.unwrap_or(false),
         request_headers,
     })
 }

@@ -275,6 +275,7 @@ fn only_keys(e: &mut Errors<'_>, p: &KeyPath, h: &raw::Host, allowed: &[&str], w
             "passCertificateToUpstream",
             h.pass_certificate_to_upstream.is_some(),
         ),
+        ("clientCertHeaders", h.client_cert_headers.is_some()),
         ("requestHeaders", h.request_headers.is_some()),
         ("hsts", h.hsts.is_some()),
     ] {
