@@ -324,6 +324,77 @@ upstreams:
         }
     }
 
+    #[test]
+    fn endpoint_upstreams_name_every_mistake() {
+        let ok = GOOD.replace(
+            "echo: { builtin: echo }",
+            "echo: { endpoints: [\"http://10.0.0.1:80\", \"http://[::1]:81\"], loadBalancing: leastRequest, healthCheck: { maxFailures: 3, ejectFor: 30s }, version: http1 }",
+        );
+        assert_eq!(errors(&ok), Vec::<String>::new());
+        let at = "gw.yaml:17: upstreams.echo";
+        for (upstream, want) in [
+            ("{ endpoints: [] }", format!("{at}.endpoints: give at least one endpoint URL")),
+            (
+                "{ endpoints: [\"http://a.test\", \"https://b.test\"] }",
+                format!("{at}.endpoints[1]: every endpoint has the scheme of the first"),
+            ),
+            (
+                "{ endpoints: [\"http://a.test:80\", \"http://a.test:80\"] }",
+                format!("{at}.endpoints[1]: \"a.test:80\" is listed twice"),
+            ),
+            (
+                "{ endpoints: [\"http://a.test/x\"] }",
+                format!("{at}.endpoints[0]: an upstream URL has no path or query (routes keep the request's path)"),
+            ),
+            (
+                "{ endpoints: [\"http://u@a.test\"] }",
+                format!("{at}.endpoints[0]: an upstream URL has no user information (user:password@ is never sent)"),
+            ),
+            (
+                "{ url: \"http://a.test\", endpoints: [\"http://b.test\"] }",
+                format!("{at}: an upstream has exactly one of \"builtin\", \"url\", \"endpoints\" or \"address\""),
+            ),
+            (
+                "{ builtin: echo, loadBalancing: roundRobin }",
+                format!("{at}.loadBalancing: only applies to a url or endpoints upstream"),
+            ),
+            (
+                "{ address: \"a.test:1\", healthCheck: {} }",
+                format!("{at}.healthCheck: only applies to a url or endpoints upstream"),
+            ),
+            (
+                "{ url: \"http://a.test\", healthCheck: { maxFailures: 0 } }",
+                format!("{at}.healthCheck.maxFailures: must be at least 1"),
+            ),
+            (
+                "{ url: \"http://a.test\", version: http2 }",
+                format!("{at}.version: HTTP/2 to upstreams is not supported yet (issue 18); use auto or http1"),
+            ),
+        ] {
+            let bad = GOOD.replace("echo: { builtin: echo }", &format!("echo: {upstream}"));
+            let errs = errors(&bad);
+            assert!(errs.contains(&want), "{upstream}: {errs:#?}");
+        }
+        let bad = GOOD.replace(
+            "echo: { builtin: echo }",
+            "echo: { url: \"http://a.test\", loadBalancing: random }",
+        );
+        let errs = errors(&bad);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(&format!("{at}.loadBalancing: unknown variant")),
+            "{errs:#?}"
+        );
+        let bad = GOOD.replace(
+            "echo: { builtin: echo }",
+            "echo: { url: \"http://a.test\", healthCheck: { ejectFor: soon } }",
+        );
+        let errs = errors(&bad);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(&format!("{at}.healthCheck.ejectFor: ")),
+            "{errs:#?}"
+        );
+    }
+
     const ACME: &str = "\
 certificates:
   pub: { acme: { directoryUrl: \"https://acme.test/dir\", storageDir: acme } }

@@ -473,15 +473,48 @@ impl TcpUpstreamId {
 pub enum HttpUpstream {
     /// The built-in echo service.
     Echo,
-    /// An HTTP origin (`http://` or, with `tls`, `https://`).
+    /// An HTTP origin (`url`, or several `endpoints`; `http://` or, with
+    /// `tls`, `https://`).
     Url {
-        /// `host:port` of the URL.
-        authority: http::uri::Authority,
+        /// Its endpoints (one for `url`), in the order given.
+        endpoints: Vec<Endpoint>,
         /// Which Host header the upstream sees.
         host_header: HostHeader,
         /// TLS to the upstream (`https://` URLs).
         tls: Option<UpstreamTls>,
+        /// How a request picks its endpoint.
+        balance: Balance,
+        /// Passive health checking, if configured.
+        health: Option<HealthCheck>,
     },
+}
+
+/// One endpoint of an HTTP upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port` of its URL.
+    pub authority: http::uri::Authority,
+    /// The server name sent and checked over TLS (`tls.serverName`, else
+    /// the endpoint's host); `None` for `http://`.
+    pub server_name: Option<rustls_pki_types::ServerName<'static>>,
+}
+
+/// `loadBalancing`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// The endpoint with the fewest requests in flight.
+    LeastRequest,
+}
+
+/// `healthCheck`: passive ejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Consecutive failures that eject an endpoint.
+    pub max_failures: u32,
+    /// How long it stays ejected.
+    pub eject_for: Duration,
 }
 
 /// A TCP service (`address: host:port`), optionally over (mutual) TLS.
@@ -515,8 +548,8 @@ pub struct UpstreamTls {
 pub enum HostHeader {
     /// The client's Host.
     Preserve,
-    /// The upstream URL's authority, as the header value it is sent as.
-    Upstream(http::HeaderValue),
+    /// The chosen endpoint's `host:port`.
+    Upstream,
 }
 
 /// `limits:`

@@ -349,6 +349,41 @@ pub(crate) struct Upstream {
     pub tls: Option<UpstreamTls>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancing: Option<LoadBalancing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<HttpVersion>,
+}
+
+/// `upstreams.NAME.loadBalancing`
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum LoadBalancing {
+    RoundRobin,
+    LeastRequest,
+}
+
+/// `upstreams.NAME.healthCheck`
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct HealthCheck {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eject_for: Option<String>,
+}
+
+/// `upstreams.NAME.version`
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum HttpVersion {
+    Auto,
+    Http1,
+    Http2,
 }
 
 /// `upstreams.NAME.tls`: mutual TLS to the upstream.

@@ -13,41 +13,65 @@ use crate::stream;
 use crate::tls::upstream::{UpstreamContext, UpstreamTls};
 use crate::tls::{HostTls, SniTable, TlsError};
 
-/// An HTTP upstream (`url` or the built-in echo).
+/// An HTTP upstream (`url`, `endpoints` or the built-in echo).
 pub(crate) fn upstream(
     name: &str,
     u: &model::HttpUpstream,
     cx: &mut UpstreamContext<'_>,
 ) -> Result<super::HttpUpstream, TlsError> {
-    let (authority, host_header, tls) = match u {
+    let (endpoints, host_header, tls, balance, health) = match u {
         model::HttpUpstream::Echo => return Ok(super::HttpUpstream::Echo),
         model::HttpUpstream::Url {
-            authority,
+            endpoints,
             host_header,
             tls,
-        } => (authority, host_header.clone(), tls),
+            balance,
+            health,
+        } => (endpoints, host_header.clone(), tls, *balance, *health),
     };
+    // One client config for the upstream (its own session store); each
+    // endpoint sends its own server name.
     let tls = match tls {
         None => None,
-        Some(t) => Some(Arc::new(UpstreamTls::build(
+        Some(t) => Some(UpstreamTls::build(
             name,
             t,
             &[b"http/1.1"],
             cx.material,
             cx.provider,
             &mut cx.system,
-        )?)),
+        )?),
     };
-    let connect = stream::TcpUpstream {
-        name: name.to_string(),
-        address: authority.as_str().to_string(),
-        tls,
-        connect_timeout: cx.limits.connect_timeout,
-    };
+    let built = endpoints
+        .iter()
+        .map(|ep| {
+            let tls = match (&tls, &ep.server_name) {
+                (Some(t), Some(server_name)) => Some(Arc::new(UpstreamTls {
+                    config: t.config.clone(),
+                    server_name: server_name.clone(),
+                })),
+                _ => None,
+            };
+            let connect = stream::TcpUpstream {
+                name: name.to_string(),
+                address: ep.authority.as_str().to_string(),
+                tls,
+                connect_timeout: cx.limits.connect_timeout,
+            };
+            // Checked a header value by validation.
+            let host = http::HeaderValue::from_str(ep.authority.as_str())
+                .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
+            super::balance::Endpoint::new(
+                ep.authority.as_str(),
+                host,
+                super::pool::Pool::new(connect),
+            )
+        })
+        .collect();
     Ok(super::HttpUpstream::Http {
         name: name.to_string(),
         host_header,
-        pool: Arc::new(super::pool::Pool::new(connect)),
+        balancer: Arc::new(super::balance::Balancer::new(name, built, balance, health)),
     })
 }
 

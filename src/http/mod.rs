@@ -2,6 +2,7 @@
 //! entries, and one request's way through them (`pipeline`), the echo
 //! upstream, pooled upstream clients and WebSocket tunnels (`proxy`).
 
+pub(crate) mod balance;
 pub(crate) mod build;
 pub(crate) mod echo;
 pub(crate) mod headers;
@@ -51,9 +52,10 @@ pub enum HttpUpstream {
         name: String,
         /// Which Host the origin sees.
         host_header: HostHeader,
-        /// Its own connection pool: a connection authenticated with one
-        /// client identity is never reused for another upstream.
-        pool: Arc<pool::Pool>,
+        /// Its endpoints, each with its own connection pool: a connection
+        /// authenticated with one client identity is never reused for
+        /// another upstream.
+        balancer: Arc<balance::Balancer>,
     },
 }
 

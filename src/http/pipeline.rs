@@ -445,8 +445,8 @@ impl Conn {
             HttpUpstream::Http {
                 name,
                 host_header,
-                pool,
-            } => super::proxy::proxy(self, req, name, host_header, pool, host).await,
+                balancer,
+            } => super::proxy::proxy(self, req, name, host_header, balancer, host).await,
         }
     }
 }

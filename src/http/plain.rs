@@ -192,8 +192,8 @@ impl PlainConn {
                 HttpUpstream::Http {
                     name,
                     host_header,
-                    pool,
-                } => proxy::proxy(self, req, name, host_header, pool, &host).await,
+                    balancer,
+                } => proxy::proxy(self, req, name, host_header, balancer, &host).await,
             };
             return (resp, Some(host), label);
         }

@@ -59,6 +59,40 @@ impl SendError {
     }
 }
 
+/// A request that got no response, and whether it may be sent elsewhere.
+pub(crate) enum Failure {
+    /// Nothing of it was written (no connection could be opened, or the
+    /// connection failed before taking it): it may go to another endpoint.
+    Unsent(Box<Request<Tracked>>, SendError),
+    /// It was (at least partly) written.
+    Sent(SendError),
+}
+
+/// Wraps a request's body so the pool knows when it was sent to its end.
+pub(crate) fn track(req: Request<Incoming>) -> (Request<Tracked>, Option<Arc<AtomicBool>>) {
+    let (parts, body) = req.into_parts();
+    let (body, sent) = Tracked::new(body);
+    (Request::from_parts(parts, body), sent)
+}
+
+/// Counts a request in flight on an endpoint (`leastRequest`) until its
+/// response body is dropped.
+pub(crate) struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    /// Counts one more on `n`.
+    pub(crate) fn start(n: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One upstream connection: the handle requests are sent on, and its task
 /// (aborted to close it while a request is still on it).
 struct Connection {
@@ -78,7 +112,7 @@ struct Idle {
 }
 
 /// The pooled connections of one upstream.
-pub struct Pool {
+pub(crate) struct Pool {
     /// Where and how to connect (address, TLS origination, timeout).
     upstream: TcpUpstream,
     /// Idle connections, oldest first.
@@ -106,29 +140,39 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (origin-form target, `Host` set) on an idle connection,
-    /// or on a new one when none is ready. A request that an idle
-    /// connection could not take (the upstream had closed it) is sent on
-    /// another one, since none of it was written.
+    /// Sends `req` (origin-form target, `Host` set; its body wrapped by
+    /// [`track`]) on an idle connection, or on a new one when none is
+    /// ready. A request that an idle connection could not take (the
+    /// upstream had closed it) is sent on another one, since none of it was
+    /// written; one that no connection could take comes back unsent.
     pub(crate) async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<PooledBody>, SendError> {
-        let (parts, body) = req.into_parts();
-        let (body, sent) = Tracked::new(body);
-        let mut req = Request::from_parts(parts, body);
+        mut req: Request<Tracked>,
+        sent: Option<Arc<AtomicBool>>,
+    ) -> Result<Response<PooledBody>, Failure> {
         while let Some(mut conn) = self.checkout() {
             match conn.sender.try_send_request(req).await {
                 Ok(resp) => return Ok(self.wrap(resp, conn, sent)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Err(SendError::Request(e.into_error())),
+                    None => return Err(Failure::Sent(SendError::Request(e.into_error()))),
                 },
             }
         }
-        let mut conn = self.connect().await?;
-        let resp = conn.sender.send_request(req).await?;
-        Ok(self.wrap(resp, conn, sent))
+        let mut conn = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => return Err(Failure::Unsent(Box::new(req), e)),
+        };
+        match conn.sender.try_send_request(req).await {
+            Ok(resp) => Ok(self.wrap(resp, conn, sent)),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => Err(Failure::Unsent(
+                    Box::new(unsent),
+                    SendError::Request(e.into_error()),
+                )),
+                None => Err(Failure::Sent(SendError::Request(e.into_error()))),
+            },
+        }
     }
 
     /// The most recently used idle connection that is still open. Only
@@ -233,7 +277,11 @@ impl Pool {
             early,
         });
         resp.map(|inner| {
-            let mut body = PooledBody { inner, back };
+            let mut body = PooledBody {
+                inner,
+                back,
+                in_flight: None,
+            };
             if body.inner.is_end_stream() {
                 body.give_back(&mut Context::from_waker(std::task::Waker::noop()));
             }
@@ -312,6 +360,8 @@ impl hyper::body::Body for Tracked {
 pub(crate) struct PooledBody {
     inner: Incoming,
     back: Option<Back>,
+    /// The request's count on its endpoint, released with the body.
+    in_flight: Option<InFlight>,
 }
 
 impl std::fmt::Debug for PooledBody {
@@ -321,6 +371,11 @@ impl std::fmt::Debug for PooledBody {
 }
 
 impl PooledBody {
+    /// Keeps `n` counted until the body is dropped.
+    pub(crate) fn hold(&mut self, n: InFlight) {
+        self.in_flight = Some(n);
+    }
+
     /// Returns the connection to its pool once it is ready for the next
     /// request: at once when it is (the usual case: the response was the
     /// last thing on it), or when the exchange has finished (the request

@@ -1,14 +1,14 @@
 //! Dispatch to an HTTP upstream through a pooled client, and WebSocket
 //! tunnels (the one upgrade that is forwarded, SPEC §2).
 
-use http::header::{HeaderValue, HOST};
+use http::header::HeaderValue;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::balance::Balancer;
 use super::pipeline::plain;
-use super::pool::Pool;
 use super::{headers, Body, Conn};
 use crate::config::model::HostHeader;
 
@@ -24,7 +24,7 @@ pub(super) async fn proxy(
     mut req: Request<Incoming>,
     name: &str,
     host_header: &HostHeader,
-    pool: &std::sync::Arc<Pool>,
+    balancer: &Balancer,
     host: &HeaderValue,
 ) -> Response<Body> {
     // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
@@ -39,11 +39,6 @@ pub(super) async fn proxy(
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     *req.uri_mut() = Uri::from(target);
     *req.version_mut() = Version::HTTP_11;
-    let host = match host_header {
-        HostHeader::Preserve => host,
-        HostHeader::Upstream(v) => v,
-    };
-    req.headers_mut().insert(HOST, host.clone());
     // `100-continue` was the gateway's to answer (hyper answers it when
     // the body is first read); the upstream gets the body as it comes.
     req.headers_mut().remove(http::header::EXPECT);
@@ -57,7 +52,7 @@ pub(super) async fn proxy(
     } else {
         None
     };
-    let sent = pool.send(req).await;
+    let sent = balancer.send(req, host_header, host).await;
     match sent {
         Ok(mut resp) => {
             match (resp.status(), downstream_upgrade) {
@@ -70,10 +65,8 @@ pub(super) async fn proxy(
             }
             resp.map(Either::Left)
         }
-        Err(e) => {
-            let kind = e.kind();
-            crate::telemetry::metrics::upstream_error(name, kind.as_str());
-            tracing::warn!(upstream = name, kind = kind.as_str(), error = %crate::words::error_chain(&e), "upstream request failed");
+        Err(failed) => {
+            balancer.report(&failed.endpoint, &failed.error, false);
             plain(
                 StatusCode::BAD_GATEWAY,
                 format!("upstream \"{name}\" is unavailable"),

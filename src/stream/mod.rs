@@ -108,7 +108,7 @@ impl TcpUpstream {
 
     /// Logs and counts a failure to reach it.
     pub fn log_error(&self, listener: &str, client: SocketAddr, e: &UpstreamError) {
-        crate::telemetry::metrics::upstream_error(&self.name, e.kind().as_str());
+        crate::telemetry::metrics::upstream_error(&self.name, &self.address, e.kind().as_str());
         tracing::warn!(
             listener,
             upstream = self.name.as_str(),

@@ -43,6 +43,8 @@ pub(crate) struct HttpLabels {
 pub(crate) struct UpstreamLabels {
     /// Upstream name.
     pub upstream: Arc<str>,
+    /// The endpoint's `host:port` (a TCP upstream's address).
+    pub endpoint: Arc<str>,
     /// `refused`, `timeout`, `tls`, `io`.
     pub kind: &'static str,
 }
@@ -219,11 +221,12 @@ pub(crate) fn handshake(listener: &Arc<str>, result: &'static str) {
 
 /// Counts one failure to reach `upstream` (`kind`: refused, timeout, tls,
 /// io). The failure path only, so the label's copy of the name is fine.
-pub(crate) fn upstream_error(upstream: &str, kind: &'static str) {
+pub(crate) fn upstream_error(upstream: &str, endpoint: &str, kind: &'static str) {
     metrics()
         .upstream_errors
         .get_or_create(&UpstreamLabels {
             upstream: Arc::from(upstream),
+            endpoint: Arc::from(endpoint),
             kind,
         })
         .inc();

@@ -22,7 +22,7 @@ fn rotate(dir: &Path, name: &str, leaf: &Leaf) {
     replace(dir, &format!("{name}.crt"), &leaf.chain_pem);
 }
 
-fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     match client::plain_get(addr, path) {
         crate::support::Outcome::Http(s, b) => (s, b),
         other => panic!("{other:?}"),
@@ -369,12 +369,12 @@ fn fifty_certificate_reloads_under_load_lose_no_request() {
     );
 }
 
-fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+pub(crate) fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
     let lines = text.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
 }
 
-fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     s.samples
         .iter()
         .filter(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))

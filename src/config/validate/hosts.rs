@@ -171,7 +171,7 @@ fn routes(
             Some(UpstreamId::Tcp(_)) => {
                 e.push(
                     &rp.key("upstream"),
-                    format!("upstream \"{}\" is a TCP upstream (address); an HTTP route needs builtin or url", r.upstream),
+                    format!("upstream \"{}\" is a TCP upstream (address); an HTTP route needs builtin, url or endpoints", r.upstream),
                 );
                 None
             }

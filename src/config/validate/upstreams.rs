@@ -43,6 +43,159 @@ pub(super) fn upstream_tls(
     })
 }
 
+/// One endpoint URL: its scheme and authority.
+fn endpoint_url(
+    e: &mut Errors<'_>,
+    up: &KeyPath,
+    url: &str,
+) -> Option<(bool, http::uri::Authority)> {
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(err) => {
+            e.push(up, format!("\"{url}\" is not a URL: {err}"));
+            return None;
+        }
+    };
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            e.push(up, format!("\"{url}\" must start with http:// or https://"));
+            return None;
+        }
+    };
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        e.push(
+            up,
+            "an upstream URL has no path or query (routes keep the request's path)",
+        );
+        return None;
+    }
+    let authority = uri.authority()?.clone();
+    if authority.as_str().contains('@') {
+        e.push(
+            up,
+            "an upstream URL has no user information (user:password@ is never sent)",
+        );
+        return None;
+    }
+    // An authority holds only URI characters, all valid in a header; the
+    // Host sent with `hostHeader: upstream`.
+    if http::HeaderValue::from_str(authority.as_str()).is_err() {
+        e.push(up, "its host:port cannot be sent as a Host header");
+        return None;
+    }
+    Some((https, authority))
+}
+
+/// A `url` or `endpoints` upstream; `urls` with the key path of each.
+fn http_upstream(
+    e: &mut Errors<'_>,
+    p: &KeyPath,
+    u: &raw::Upstream,
+    urls: &[(KeyPath, String)],
+) -> Option<Upstream> {
+    let tls_path = p.key("tls");
+    let mut parsed = Vec::new();
+    for (up, url) in urls {
+        let (https, authority) = endpoint_url(e, up, url)?;
+        if let Some((first, _)) = parsed.first() {
+            if *first != https {
+                e.push(up, "every endpoint has the scheme of the first");
+                return None;
+            }
+        }
+        if parsed
+            .iter()
+            .any(|(_, a): &(bool, http::uri::Authority)| *a == authority)
+        {
+            e.push(up, format!("\"{authority}\" is listed twice"));
+            return None;
+        }
+        parsed.push((https, authority));
+    }
+    let https = parsed.first().is_some_and(|(h, _)| *h);
+    let first_host = parsed
+        .first()
+        .map(|(_, a)| a.host().to_string())
+        .unwrap_or_default();
+    let tls = match (https, &u.tls) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            e.push(&tls_path, "needs an https:// url");
+            return None;
+        }
+        // An https:// URL without `tls`: the system roots, no client certificate.
+        (true, t) => Some(upstream_tls(e, &tls_path, t.as_ref(), &first_host)?),
+    };
+    let given = u
+        .tls
+        .as_ref()
+        .and_then(|t| t.server_name.is_some().then_some(()));
+    let mut endpoints = Vec::new();
+    for ((up, _), (_, authority)) in urls.iter().zip(parsed) {
+        let server_name = match (&tls, given) {
+            (None, _) => None,
+            (Some(t), Some(())) => Some(t.server_name.clone()),
+            (Some(_), None) => {
+                let host = authority
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                match rustls_pki_types::ServerName::try_from(host) {
+                    Ok(n) => Some(n.to_owned()),
+                    Err(_) => {
+                        e.push(
+                            up,
+                            format!("the host \"{host}\" is not a DNS name or IP address; give tls.serverName"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        endpoints.push(model::Endpoint {
+            authority,
+            server_name,
+        });
+    }
+    let host_header = match u.host_header {
+        Some(raw::HostHeader::Upstream) => model::HostHeader::Upstream,
+        _ => model::HostHeader::Preserve,
+    };
+    let balance = match u.load_balancing {
+        Some(raw::LoadBalancing::LeastRequest) => model::Balance::LeastRequest,
+        _ => model::Balance::RoundRobin,
+    };
+    let health = match &u.health_check {
+        None => None,
+        Some(h) => {
+            let hp = p.key("healthCheck");
+            let max_failures = h.max_failures.unwrap_or(5);
+            if max_failures == 0 {
+                e.push(&hp.key("maxFailures"), "must be at least 1");
+            }
+            let eject_for = super::duration(
+                e,
+                &hp.key("ejectFor"),
+                h.eject_for.clone(),
+                std::time::Duration::from_secs(30),
+            );
+            Some(model::HealthCheck {
+                max_failures,
+                eject_for,
+            })
+        }
+    };
+    Some(Upstream::Http(model::HttpUpstream::Url {
+        endpoints,
+        host_header,
+        tls,
+        balance,
+        health,
+    }))
+}
+
 /// One validated upstream, before the section is split by kind.
 pub(super) enum Upstream {
     Http(model::HttpUpstream),
@@ -59,8 +212,29 @@ fn host_of(address: &str) -> &str {
 
 pub(super) fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Option<Upstream> {
     let tls_path = p.key("tls");
-    match (u.builtin, u.url, u.address) {
-        (Some(raw::Builtin::Echo), None, None) => {
+    let is_url = u.url.is_some() || u.endpoints.is_some();
+    for (k, set) in [
+        ("loadBalancing", u.load_balancing.is_some()),
+        ("healthCheck", u.health_check.is_some()),
+        ("version", u.version.is_some()),
+    ] {
+        if set && !is_url {
+            e.push(&p.key(k), "only applies to a url or endpoints upstream");
+        }
+    }
+    if u.version == Some(raw::HttpVersion::Http2) {
+        e.push(
+            &p.key("version"),
+            "HTTP/2 to upstreams is not supported yet (issue 18); use auto or http1",
+        );
+    }
+    match (
+        u.builtin,
+        u.url.clone(),
+        u.address.clone(),
+        u.endpoints.clone(),
+    ) {
+        (Some(raw::Builtin::Echo), None, None, None) => {
             for (k, set) in [
                 ("hostHeader", u.host_header.is_some()),
                 ("tls", u.tls.is_some()),
@@ -71,67 +245,21 @@ pub(super) fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Opt
             }
             Some(Upstream::Http(model::HttpUpstream::Echo))
         }
-        (None, Some(url), None) => {
-            let up = p.key("url");
-            let uri: http::Uri = match url.parse() {
-                Ok(u) => u,
-                Err(err) => {
-                    e.push(&up, format!("\"{url}\" is not a URL: {err}"));
-                    return None;
-                }
-            };
-            let host = uri.host().unwrap_or_default();
-            let tls = match (uri.scheme_str(), &u.tls) {
-                (Some("http"), None) => None,
-                (Some("http"), Some(_)) => {
-                    e.push(&tls_path, "needs an https:// url");
-                    return None;
-                }
-                // An https:// URL without `tls`: the system roots, no client certificate.
-                (Some("https"), t) => Some(upstream_tls(e, &tls_path, t.as_ref(), host)?),
-                _ => {
-                    e.push(
-                        &up,
-                        format!("\"{url}\" must start with http:// or https://"),
-                    );
-                    return None;
-                }
-            };
-            if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-                e.push(
-                    &up,
-                    "an upstream URL has no path or query (routes keep the request's path)",
-                );
+        (None, Some(url), None, None) => http_upstream(e, p, &u, &[(p.key("url"), url)]),
+        (None, None, None, Some(list)) => {
+            let ep = p.key("endpoints");
+            if list.is_empty() {
+                e.push(&ep, "give at least one endpoint URL");
                 return None;
             }
-            let authority = uri.authority()?.clone();
-            if authority.as_str().contains('@') {
-                e.push(
-                    &up,
-                    "an upstream URL has no user information (user:password@ is never sent)",
-                );
-                return None;
-            }
-            let host_header = match u.host_header {
-                Some(raw::HostHeader::Upstream) => {
-                    // An authority holds only URI characters, all valid in a header.
-                    match http::HeaderValue::from_str(authority.as_str()) {
-                        Ok(v) => model::HostHeader::Upstream(v),
-                        Err(_) => {
-                            e.push(&up, "its host:port cannot be sent as a Host header");
-                            return None;
-                        }
-                    }
-                }
-                _ => model::HostHeader::Preserve,
-            };
-            Some(Upstream::Http(model::HttpUpstream::Url {
-                authority,
-                host_header,
-                tls,
-            }))
+            let urls: Vec<(KeyPath, String)> = list
+                .into_iter()
+                .enumerate()
+                .map(|(i, url)| (ep.index(i), url))
+                .collect();
+            http_upstream(e, p, &u, &urls)
         }
-        (None, None, Some(address)) => {
+        (None, None, Some(address), None) => {
             if u.host_header.is_some() {
                 e.push(&p.key("hostHeader"), "only applies to a url upstream");
             }
@@ -152,7 +280,7 @@ pub(super) fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Opt
         _ => {
             e.push(
                 p,
-                "an upstream has exactly one of \"builtin\", \"url\" or \"address\"",
+                "an upstream has exactly one of \"builtin\", \"url\", \"endpoints\" or \"address\"",
             );
             None
         }

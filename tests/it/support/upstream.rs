@@ -40,14 +40,21 @@ where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    tcp_server_on("127.0.0.1:0", serve)
+}
+
+/// [`tcp_server`] on a given address.
+pub fn tcp_server_on<F, Fut>(bind: &str, serve: F) -> (SocketAddr, tokio::runtime::Runtime)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind(bind)).unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
@@ -67,11 +74,16 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
+        Upstream::start_on("127.0.0.1:0")
+    }
+
+    /// A recording upstream bound to `bind` (an endpoint that comes back).
+    pub fn start_on(bind: &str) -> Upstream {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let arrived = Arc::new(Condvar::new());
         let s = seen.clone();
         let a = arrived.clone();
-        let (addr, rt) = tcp_server(move |sock| {
+        let (addr, rt) = tcp_server_on(bind, move |sock| {
             let s = s.clone();
             let a = a.clone();
             async move {
