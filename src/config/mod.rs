@@ -366,10 +366,6 @@ upstreams:
                 "{ url: \"http://a.test\", healthCheck: { maxFailures: 0 } }",
                 format!("{at}.healthCheck.maxFailures: must be at least 1"),
             ),
-            (
-                "{ url: \"http://a.test\", version: http2 }",
-                format!("{at}.version: HTTP/2 to upstreams is not supported yet (issue 18); use auto or http1"),
-            ),
         ] {
             let bad = GOOD.replace("echo: { builtin: echo }", &format!("echo: {upstream}"));
             let errs = errors(&bad);

@@ -486,6 +486,8 @@ pub enum HttpUpstream {
         balance: Balance,
         /// Passive health checking, if configured.
         health: Option<HealthCheck>,
+        /// Whether requests go out as HTTP/2 (`version: http2`).
+        http2: bool,
     },
 }
 

@@ -19,7 +19,7 @@ pub(crate) fn upstream(
     u: &model::HttpUpstream,
     cx: &mut UpstreamContext<'_>,
 ) -> Result<super::HttpUpstream, TlsError> {
-    let (endpoints, host_header, tls, balance, health) = match u {
+    let (endpoints, host_header, tls, balance, health, http2) = match u {
         model::HttpUpstream::Echo => return Ok(super::HttpUpstream::Echo),
         model::HttpUpstream::Url {
             endpoints,
@@ -27,8 +27,17 @@ pub(crate) fn upstream(
             tls,
             balance,
             health,
-        } => (endpoints, host_header.clone(), tls, *balance, *health),
+            http2,
+        } => (
+            endpoints,
+            host_header.clone(),
+            tls,
+            *balance,
+            *health,
+            *http2,
+        ),
     };
+    let alpn: &[&[u8]] = if http2 { &[b"h2"] } else { &[b"http/1.1"] };
     // One client config for the upstream (its own session store); each
     // endpoint sends its own server name.
     let tls = match tls {
@@ -36,7 +45,7 @@ pub(crate) fn upstream(
         Some(t) => Some(UpstreamTls::build(
             name,
             t,
-            &[b"http/1.1"],
+            alpn,
             cx.material,
             cx.provider,
             &mut cx.system,
@@ -64,7 +73,7 @@ pub(crate) fn upstream(
             super::balance::Endpoint::new(
                 ep.authority.as_str(),
                 host,
-                super::pool::Pool::new(connect),
+                super::pool::Pool::new(connect, http2),
             )
         })
         .collect();

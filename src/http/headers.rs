@@ -31,6 +31,15 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
         return None;
     }
+    // `TE: trailers` says the client takes trailers: gRPC needs it to
+    // reach an HTTP/2 upstream (RFC 9113 §8.2.2 allows exactly that value;
+    // the pool drops it toward HTTP/1.1).
+    let trailers = headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
     let mut upgrade_requested = false;
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -59,6 +68,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     }
     for name in &HOP_BY_HOP {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     upgrade
 }
@@ -153,12 +165,32 @@ mod tests {
             ("connection", "close, x-secret"),
             ("x-secret", "1"),
             ("keep-alive", "5"),
-            ("te", "trailers"),
+            ("te", "gzip"),
             ("accept", "*/*"),
         ]);
         assert_eq!(strip_hop_by_hop(&mut h), None);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn te_trailers_alone_survives() {
+        for (te, kept) in [
+            ("trailers", true),
+            ("Trailers", true),
+            ("gzip, trailers;q=1", false),
+            ("deflate, trailers", true),
+            ("gzip", false),
+        ] {
+            let mut h = map(&[("te", te), ("connection", "te")]);
+            strip_hop_by_hop(&mut h);
+            let got: Vec<&HeaderValue> = h.get_all(header::TE).iter().collect();
+            assert_eq!(got.len(), usize::from(kept), "{te}");
+            if kept {
+                assert_eq!(got[0], "trailers");
+            }
+            assert!(!h.contains_key(header::CONNECTION));
+        }
     }
 
     #[test]

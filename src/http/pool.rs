@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
 use hyper_util::rt::TokioIo;
 
 use crate::stream::{TcpUpstream, UpstreamError};
@@ -119,6 +120,17 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
     /// Whether the task that closes expired idle connections runs.
     reaping: AtomicBool,
+    /// `version: http2`: one multiplexed connection instead (h2c with prior
+    /// knowledge over `http://`, ALPN h2 over `https://`).
+    http2: Option<Http2>,
+}
+
+/// The one HTTP/2 connection of an endpoint, opened on first use and again
+/// when it closed; the lock is held only to clone its handle or to open it.
+struct Http2 {
+    sender: tokio::sync::Mutex<Option<http2::SendRequest<Tracked>>>,
+    /// `https` or `http`, for the requests' `:scheme`.
+    scheme: http::uri::Scheme,
 }
 
 impl std::fmt::Debug for Pool {
@@ -131,13 +143,91 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// An empty pool for `upstream`.
-    pub(crate) fn new(upstream: TcpUpstream) -> Self {
+    /// An empty pool for `upstream`, speaking HTTP/2 when `http2`.
+    pub(crate) fn new(upstream: TcpUpstream, http2: bool) -> Self {
+        let scheme = match upstream.tls {
+            Some(_) => http::uri::Scheme::HTTPS,
+            None => http::uri::Scheme::HTTP,
+        };
         Pool {
             upstream,
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
+            http2: http2.then(|| Http2 {
+                sender: tokio::sync::Mutex::new(None),
+                scheme,
+            }),
         }
+    }
+
+    /// Sends `req` on the endpoint's HTTP/2 connection (opened if there is
+    /// none). Streams are independent: a slow one holds nothing else up.
+    async fn send_h2(
+        &self,
+        h2: &Http2,
+        mut req: Request<Tracked>,
+    ) -> Result<Response<PooledBody>, Failure> {
+        // `:scheme` and `:authority` (the Host chosen for the upstream).
+        let authority = req
+            .headers_mut()
+            .remove(http::header::HOST)
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .or_else(|| self.upstream.address.parse().ok());
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(h2.scheme.clone());
+        parts.authority = authority;
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        *req.version_mut() = http::Version::HTTP_2;
+        let mut sender = {
+            let mut held = h2.sender.lock().await;
+            match held.as_ref() {
+                Some(s) if !s.is_closed() => s.clone(),
+                _ => match self.connect_h2().await {
+                    Ok(s) => {
+                        *held = Some(s.clone());
+                        s
+                    }
+                    Err(e) => {
+                        *held = None;
+                        return Err(Failure::Unsent(Box::new(req), e));
+                    }
+                },
+            }
+        };
+        match sender.try_send_request(req).await {
+            Ok(resp) => Ok(resp.map(|inner| PooledBody {
+                inner,
+                back: None,
+                in_flight: None,
+            })),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => Err(Failure::Unsent(
+                    Box::new(unsent),
+                    SendError::Request(e.into_error()),
+                )),
+                None => Err(Failure::Sent(SendError::Request(e.into_error()))),
+            },
+        }
+    }
+
+    /// Opens the HTTP/2 connection and starts its task.
+    async fn connect_h2(&self) -> Result<http2::SendRequest<Tracked>, SendError> {
+        let io = self.upstream.connect().await?;
+        let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .handshake(TokioIo::new(io))
+            .await?;
+        tokio::spawn(async move {
+            // Its errors reach the streams that were on it.
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
     /// Sends `req` (origin-form target, `Host` set; its body wrapped by
@@ -150,6 +240,11 @@ impl Pool {
         mut req: Request<Tracked>,
         sent: Option<Arc<AtomicBool>>,
     ) -> Result<Response<PooledBody>, Failure> {
+        if let Some(h2) = &self.http2 {
+            return self.send_h2(h2, req).await;
+        }
+        // `TE: trailers` is kept for HTTP/2 (gRPC) only.
+        req.headers_mut().remove(http::header::TE);
         while let Some(mut conn) = self.checkout() {
             match conn.sender.try_send_request(req).await {
                 Ok(resp) => return Ok(self.wrap(resp, conn, sent)),

@@ -30,6 +30,7 @@ pub(super) async fn proxy(
     // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
     // the `Upgrade` header only for WebSocket.
     let upgrade = req.headers().get(http::header::UPGRADE).cloned();
+    let grpc = is_grpc(req.headers());
     // Origin-form: the connection already leads to the upstream. The
     // path is shared, not copied.
     let target = req
@@ -67,12 +68,46 @@ pub(super) async fn proxy(
         }
         Err(failed) => {
             balancer.report(&failed.endpoint, &failed.error, false);
+            if grpc {
+                return grpc_unavailable(name);
+            }
             plain(
                 StatusCode::BAD_GATEWAY,
                 format!("upstream \"{name}\" is unavailable"),
             )
         }
     }
+}
+
+/// Whether a request is a gRPC call (`application/grpc`, `+proto`, …).
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.len() >= 16
+            && v[..16].eq_ignore_ascii_case(b"application/grpc")
+            && matches!(v.get(16), None | Some(b'+') | Some(b';'))
+    })
+}
+
+/// A gRPC client's answer when the upstream cannot be reached: status 14
+/// (UNAVAILABLE) in a trailers-only response, as Envoy gives, rather than
+/// an HTTP 502 that gRPC clients report as an opaque protocol error.
+fn grpc_unavailable(name: &str) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(
+        http_body_util::Full::new(bytes::Bytes::new()),
+    ));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", HeaderValue::from_static("14"));
+    // grpc-message is percent-encoded outside printable ASCII; an upstream
+    // name is a config key (printable).
+    if let Ok(v) = HeaderValue::from_str(&format!("upstream \"{name}\" is unavailable")) {
+        h.insert("grpc-message", v);
+    }
+    resp
 }
 
 impl Tunnel for Conn {

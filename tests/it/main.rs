@@ -15,6 +15,7 @@ mod crl;
 mod deploy;
 mod dn;
 mod docs;
+mod grpc;
 mod identity;
 mod import;
 mod layout;

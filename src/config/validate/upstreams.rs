@@ -193,6 +193,7 @@ fn http_upstream(
         tls,
         balance,
         health,
+        http2: u.version == Some(raw::HttpVersion::Http2),
     }))
 }
 
@@ -221,12 +222,6 @@ pub(super) fn upstream(e: &mut Errors<'_>, p: &KeyPath, u: raw::Upstream) -> Opt
         if set && !is_url {
             e.push(&p.key(k), "only applies to a url or endpoints upstream");
         }
-    }
-    if u.version == Some(raw::HttpVersion::Http2) {
-        e.push(
-            &p.key("version"),
-            "HTTP/2 to upstreams is not supported yet (issue 18); use auto or http1",
-        );
     }
     match (
         u.builtin,
