@@ -155,6 +155,7 @@ impl Balancer {
         req: Request<Incoming>,
         host_header: &HostHeader,
         host: &HeaderValue,
+        stripped: &Arc<[String]>,
     ) -> Result<Response<PooledBody>, Failed> {
         let idempotent = matches!(
             *req.method(),
@@ -165,7 +166,7 @@ impl Balancer {
                 | Method::PUT
                 | Method::DELETE
         );
-        let (mut req, sent) = pool::track(req);
+        let (mut req, sent) = pool::track(req, stripped.clone());
         let mut tried = None;
         loop {
             let i = self.pick(tried);

@@ -134,10 +134,13 @@ pub(crate) fn listener(
             model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => p.allow.clone(),
             model::ClientAuth::None => None,
         };
+        let forward = HostForward::new(&t.forward, &own_uris);
+        let trailers = forward.stripped();
         let routes = t.routes.iter().map(|r| {
             let target = super::Target {
                 upstream: upstreams.http[r.upstream.index()].clone(),
                 allow: r.allow.clone(),
+                stripped: trailers.clone(),
             };
             (&r.matcher, Arc::new(target))
         });
@@ -155,7 +158,7 @@ pub(crate) fn listener(
             )?,
             hsts: t.hsts.as_ref().map(hsts_value),
             allow,
-            forward: HostForward::new(&t.forward, &own_uris),
+            forward,
             routes: RouteTable::new(routes),
             strict_sni: t.strict_sni,
             escaped_slashes: t.escaped_slashes,
@@ -217,17 +220,22 @@ pub(crate) fn plain_listener(
         .collect();
     let hosts = plain_hosts
         .iter()
-        .map(|h| super::plain::PlainHost {
-            routes: RouteTable::new(h.routes.iter().map(|r| {
-                let target = super::Target {
-                    upstream: upstreams.http[r.upstream.index()].clone(),
-                    allow: None,
-                };
-                (&r.matcher, Arc::new(target))
-            })),
-            escaped_slashes: h.escaped_slashes,
-            strip: HostForward::strip_only(set_names.iter().copied()),
-            label: Arc::from(label_of(&h.hostnames)),
+        .map(|h| {
+            let strip = HostForward::strip_only(set_names.iter().copied());
+            let trailers = strip.stripped();
+            super::plain::PlainHost {
+                routes: RouteTable::new(h.routes.iter().map(|r| {
+                    let target = super::Target {
+                        upstream: upstreams.http[r.upstream.index()].clone(),
+                        allow: None,
+                        stripped: trailers.clone(),
+                    };
+                    (&r.matcher, Arc::new(target))
+                })),
+                escaped_slashes: h.escaped_slashes,
+                strip,
+                label: Arc::from(label_of(&h.hostnames)),
+            }
         })
         .collect();
     let names = SniTable::from_patterns(

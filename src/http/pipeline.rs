@@ -446,7 +446,18 @@ impl Conn {
                 name,
                 host_header,
                 balancer,
-            } => super::proxy::proxy(self, req, name, host_header, balancer, host).await,
+            } => {
+                super::proxy::proxy(
+                    self,
+                    req,
+                    name,
+                    host_header,
+                    balancer,
+                    host,
+                    &target.stripped,
+                )
+                .await
+            }
         }
     }
 }

@@ -193,7 +193,18 @@ impl PlainConn {
                     name,
                     host_header,
                     balancer,
-                } => proxy::proxy(self, req, name, host_header, balancer, &host).await,
+                } => {
+                    proxy::proxy(
+                        self,
+                        req,
+                        name,
+                        host_header,
+                        balancer,
+                        &host,
+                        &target.stripped,
+                    )
+                    .await
+                }
             };
             return (resp, Some(host), label);
         }

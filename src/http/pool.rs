@@ -69,10 +69,14 @@ pub(crate) enum Failure {
     Sent(SendError),
 }
 
-/// Wraps a request's body so the pool knows when it was sent to its end.
-pub(crate) fn track(req: Request<Incoming>) -> (Request<Tracked>, Option<Arc<AtomicBool>>) {
+/// Wraps a request's body so the pool knows when it was sent to its end,
+/// and so its trailers lose the names in `stripped`.
+pub(crate) fn track(
+    req: Request<Incoming>,
+    stripped: Arc<[String]>,
+) -> (Request<Tracked>, Option<Arc<AtomicBool>>) {
     let (parts, body) = req.into_parts();
-    let (body, sent) = Tracked::new(body);
+    let (body, sent) = Tracked::new(body, stripped);
     (Request::from_parts(parts, body), sent)
 }
 
@@ -399,16 +403,19 @@ struct Back {
 pub(crate) struct Tracked {
     inner: Incoming,
     sent: Option<Arc<AtomicBool>>,
+    /// Names removed from the request's trailers (identity headers).
+    stripped: Arc<[String]>,
 }
 
 impl Tracked {
     /// Wraps `inner`; a body that is empty from the start needs no flag
     /// (and costs no allocation).
-    fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
+    fn new(inner: Incoming, stripped: Arc<[String]>) -> (Self, Option<Arc<AtomicBool>>) {
         let sent = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let tracked = Tracked {
             inner,
             sent: sent.clone(),
+            stripped,
         };
         (tracked, sent)
     }
@@ -429,7 +436,12 @@ impl hyper::body::Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &mut polled {
+            if let Some(trailers) = frame.trailers_mut() {
+                crate::forward::HostForward::strip_trailers(&this.stripped, trailers);
+            }
+        }
         match &polled {
             Poll::Ready(None) => this.mark_sent(),
             // hyper polls no further after trailers: they end the body.

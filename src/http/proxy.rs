@@ -26,6 +26,7 @@ pub(super) async fn proxy(
     host_header: &HostHeader,
     balancer: &Balancer,
     host: &HeaderValue,
+    stripped: &std::sync::Arc<[String]>,
 ) -> Response<Body> {
     // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
     // the `Upgrade` header only for WebSocket.
@@ -53,7 +54,7 @@ pub(super) async fn proxy(
     } else {
         None
     };
-    let sent = balancer.send(req, host_header, host).await;
+    let sent = balancer.send(req, host_header, host, stripped).await;
     match sent {
         Ok(mut resp) => {
             match (resp.status(), downstream_upgrade) {

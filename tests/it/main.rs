@@ -33,3 +33,4 @@ mod streams;
 mod support;
 mod tickets;
 mod tools;
+mod trailers;

@@ -15,6 +15,19 @@ pub struct Seen {
     pub method: String,
     pub uri: String,
     pub headers: Vec<(String, String)>,
+    /// The request's trailers (`/read…` paths only: the body is read).
+    pub trailers: Vec<(String, String)>,
+}
+
+fn pairs(map: &http::HeaderMap) -> Vec<(String, String)> {
+    map.iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 impl Seen {
@@ -79,6 +92,16 @@ impl Upstream {
 
     /// A recording upstream bound to `bind` (an endpoint that comes back).
     pub fn start_on(bind: &str) -> Upstream {
+        Upstream::serve(bind, false)
+    }
+
+    /// A recording upstream that speaks HTTP/2 in plaintext (h2c, prior
+    /// knowledge), as gRPC services do.
+    pub fn start_h2c() -> Upstream {
+        Upstream::serve("127.0.0.1:0", true)
+    }
+
+    fn serve(bind: &str, h2c: bool) -> Upstream {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let arrived = Arc::new(Condvar::new());
         let s = seen.clone();
@@ -95,24 +118,21 @@ impl Upstream {
                         // `/read…`: the whole request body is read before
                         // the answer (as a server that needs it does).
                         let read = req.uri().path().starts_with("/read");
-                        s.lock().unwrap().push(Seen {
+                        let mut seen = Seen {
                             method: req.method().to_string(),
                             uri: req.uri().to_string(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (
-                                        k.to_string(),
-                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                    )
-                                })
-                                .collect(),
-                        });
-                        a.notify_all();
+                            headers: pairs(req.headers()),
+                            trailers: Vec::new(),
+                        };
                         if read {
-                            let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                            if let Ok(body) =
+                                http_body_util::BodyExt::collect(req.into_body()).await
+                            {
+                                seen.trailers = body.trailers().map(pairs).unwrap_or_default();
+                            }
                         }
+                        s.lock().unwrap().push(seen);
+                        a.notify_all();
                         if slow {
                             // A slow upstream, for the drain test.
                             tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -122,9 +142,17 @@ impl Upstream {
                         )))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                if h2c {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
                     .serve_connection(TokioIo::new(sock), svc)
                     .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(sock), svc)
+                        .await;
+                }
             }
         });
         Upstream {

@@ -1,0 +1,168 @@
+//! Request trailers are carried to the upstream (gRPC and HTTP/2 need
+//! trailers end to end, issue 18) but are not a way around identity
+//! stripping (SPEC §4): a client that puts `x-forwarded-client-cert`,
+//! RFC 9440 `client-cert`, ingress-nginx `ssl-client-*` or a configured
+//! `requestHeaders` name in its trailers never gets them to the upstream,
+//! over HTTP/2 or HTTP/1.1, in any spelling.
+
+use std::convert::Infallible;
+use std::io::Write;
+
+use bytes::Bytes;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use rustls::pki_types::ServerName;
+
+use crate::support::client::{config, connect, parse_response};
+use crate::support::upstream::Seen;
+use crate::support::{write, write_leaf, Ca, Gateway, Leaf, Spec, Upstream};
+
+/// Identity names a client may try in its trailers (normalized:
+/// lower case, `-`).
+const IDENTITY: [&str; 7] = [
+    "x-forwarded-client-cert",
+    "client-cert",
+    "client-cert-chain",
+    "ssl-client-cert",
+    "ssl-client-verify",
+    "ssl-client-subject-dn",
+    "x-client-cn",
+];
+
+fn rig(upstream: &Upstream, version: &str) -> (Gateway, Ca, Leaf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::root("Trailers CA");
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    write(d, "ca.crt", &ca.cert_pem);
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates:
+  server: {{ certFile: server.crt, keyFile: server.key }}
+trustBundles:
+  clients: {{ caFile: ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [app.test]
+        certificate: server
+        clientAuth: {{ mode: optional, trustBundle: clients }}
+        forwardClientCert: sanitizeSet
+        clientCertHeaders: true
+        passCertificateToUpstream: true
+        requestHeaders:
+          X-Client-CN: \"%DOWNSTREAM_PEER_SUBJECT%\"
+        routes: [{{ pathPrefix: /, upstream: up }}]
+upstreams:
+  up: {{ url: \"http://{}\", version: {version} }}
+",
+            upstream.addr
+        ),
+    );
+    let leaf = ca.leaf(&Spec::client("honest"));
+    (gw, ca, leaf, dir)
+}
+
+fn normalized(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase().replace('_', "-"), v.clone()))
+        .collect()
+}
+
+/// Asserts that no identity name came as a trailer and that the upstream's
+/// headers hold only what the gateway computed.
+fn assert_clean(seen: &Seen) {
+    let trailers = normalized(&seen.trailers);
+    for name in IDENTITY {
+        assert!(
+            !trailers.iter().any(|(k, _)| k == name),
+            "{name} reached the upstream as a trailer: {trailers:?}"
+        );
+    }
+    let headers = normalized(&seen.headers);
+    for (k, v) in &headers {
+        assert!(!v.contains("evil"), "{k}: {v}");
+    }
+}
+
+#[test]
+fn identity_trailers_never_reach_an_http2_upstream_and_others_do() {
+    let upstream = Upstream::start_h2c();
+    let (gw, ca, leaf, _dir) = rig(&upstream, "http2");
+    for cert in [None, Some(&leaf)] {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let status = rt.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(gw.addr("main"))
+                .await
+                .unwrap();
+            let tls = tokio_rustls::TlsConnector::from(config(&ca, cert, &["h2"]))
+                .connect(ServerName::try_from("app.test").unwrap(), tcp)
+                .await
+                .unwrap();
+            let (mut send, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tls),
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            let mut trailers = http::HeaderMap::new();
+            for name in IDENTITY {
+                trailers.append(name, http::HeaderValue::from_static("evil"));
+            }
+            trailers.append("x-checksum", http::HeaderValue::from_static("abc123"));
+            let frames = vec![
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"payload"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            let req = http::Request::post("https://app.test/read")
+                .header("te", "trailers")
+                .body(StreamBody::new(futures_util::stream::iter(frames)))
+                .unwrap();
+            send.send_request(req).await.unwrap().status()
+        });
+        assert_eq!(status, 200);
+        upstream.wait_for(usize::from(cert.is_some()) + 1);
+        let seen = upstream.seen().pop().unwrap();
+        assert_clean(&seen);
+        assert_eq!(
+            normalized(&seen.trailers),
+            vec![("x-checksum".to_string(), "abc123".to_string())],
+            "other trailers are carried end to end"
+        );
+        if cert.is_some() {
+            assert!(seen
+                .header("x-forwarded-client-cert")
+                .is_some_and(|v| v.contains("CN=honest")));
+        }
+    }
+}
+
+#[test]
+fn identity_trailers_never_reach_an_http1_upstream() {
+    let upstream = Upstream::start();
+    let (gw, ca, _leaf, _dir) = rig(&upstream, "http1");
+    let mut s = connect(gw.addr("main"), "app.test", &config(&ca, None, &[])).unwrap();
+    let mut chunked = String::from(
+        "POST /read HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\
+         Trailer: x-forwarded-client-cert, ssl_client_verify, X-Client-CN\r\n\
+         TE: trailers\r\nConnection: close\r\n\r\n7\r\npayload\r\n0\r\n",
+    );
+    for name in IDENTITY {
+        chunked.push_str(&format!("{name}: evil\r\n"));
+    }
+    chunked.push_str("SSL_CLIENT_VERIFY: evil\r\nx-checksum: abc123\r\n\r\n");
+    s.write_all(chunked.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut out);
+    assert_eq!(parse_response(&out).status(), 200);
+    let seen = upstream.seen().pop().unwrap();
+    assert_clean(&seen);
+}
