@@ -194,30 +194,6 @@ impl HostForward {
         }
     }
 
-    /// Every name this entry strips from requests (identity headers, XFCC,
-    /// its `requestHeaders`), lower case with `-`: request trailers lose
-    /// them too, or a client could hand the upstream an identity in a
-    /// trailer (HTTP/2 upstreams receive trailers; some frameworks merge
-    /// them into the headers).
-    pub(crate) fn stripped(&self) -> std::sync::Arc<[String]> {
-        let mut v = self.strip.clone();
-        v.push(XFCC.to_string());
-        v.into()
-    }
-
-    /// Removes from `trailers` every name in `stripped` (compared after
-    /// lower-casing and reading `_` as `-`).
-    pub(crate) fn strip_trailers(stripped: &[String], trailers: &mut HeaderMap) {
-        let doomed: Vec<HeaderName> = trailers
-            .keys()
-            .filter(|k| stripped.iter().any(|w| same_header(k.as_str(), w)))
-            .cloned()
-            .collect();
-        for name in doomed {
-            trailers.remove(name);
-        }
-    }
-
     /// Computes, once per connection, what every request will carry.
     pub fn prepare(&self, id: Option<&PeerIdentity>, facts: &ConnFacts<'_>) -> Prepared {
         let verified = id.filter(|i| i.verified);

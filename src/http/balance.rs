@@ -65,6 +65,8 @@ pub struct Balancer {
     health: Option<HealthCheck>,
     next: AtomicUsize,
     epoch: Instant,
+    /// Whether the endpoints speak HTTP/2 (`version: http2`).
+    http2: bool,
 }
 
 /// Why a request got no response, and from which endpoint.
@@ -82,6 +84,7 @@ impl Balancer {
         endpoints: Vec<Endpoint>,
         balance: Balance,
         health: Option<HealthCheck>,
+        http2: bool,
     ) -> Self {
         Balancer {
             name: Arc::from(name),
@@ -90,7 +93,13 @@ impl Balancer {
             health,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
+            http2,
         }
+    }
+
+    /// Whether the endpoints speak HTTP/2.
+    pub(crate) fn is_http2(&self) -> bool {
+        self.http2
     }
 
     fn now_ms(&self) -> u64 {
@@ -155,7 +164,6 @@ impl Balancer {
         req: Request<Incoming>,
         host_header: &HostHeader,
         host: &HeaderValue,
-        stripped: &Arc<[String]>,
     ) -> Result<Response<PooledBody>, Failed> {
         let idempotent = matches!(
             *req.method(),
@@ -166,7 +174,7 @@ impl Balancer {
                 | Method::PUT
                 | Method::DELETE
         );
-        let (mut req, sent) = pool::track(req, stripped.clone());
+        let (mut req, sent) = pool::track(req);
         let mut tried = None;
         loop {
             let i = self.pick(tried);
@@ -198,10 +206,15 @@ impl Balancer {
                     req = *unsent;
                 }
                 Err(f) => {
-                    self.judge(i, false);
                     let error = match f {
                         Failure::Unsent(_, e) | Failure::Sent(e) => e,
                     };
+                    // The client's own body failing (it went away mid-upload)
+                    // says nothing about the endpoint.
+                    let client_side = matches!(&error, SendError::Request(e) if e.is_user());
+                    if !client_side {
+                        self.judge(i, false);
+                    }
                     return Err(Failed {
                         endpoint: ep.label.clone(),
                         error,

@@ -80,7 +80,9 @@ pub(crate) fn upstream(
     Ok(super::HttpUpstream::Http {
         name: name.to_string(),
         host_header,
-        balancer: Arc::new(super::balance::Balancer::new(name, built, balance, health)),
+        balancer: Arc::new(super::balance::Balancer::new(
+            name, built, balance, health, http2,
+        )),
     })
 }
 
@@ -134,13 +136,10 @@ pub(crate) fn listener(
             model::ClientAuth::Verify(p) | model::ClientAuth::OptionalNoCa(p) => p.allow.clone(),
             model::ClientAuth::None => None,
         };
-        let forward = HostForward::new(&t.forward, &own_uris);
-        let trailers = forward.stripped();
         let routes = t.routes.iter().map(|r| {
             let target = super::Target {
                 upstream: upstreams.http[r.upstream.index()].clone(),
                 allow: r.allow.clone(),
-                stripped: trailers.clone(),
             };
             (&r.matcher, Arc::new(target))
         });
@@ -158,7 +157,7 @@ pub(crate) fn listener(
             )?,
             hsts: t.hsts.as_ref().map(hsts_value),
             allow,
-            forward,
+            forward: HostForward::new(&t.forward, &own_uris),
             routes: RouteTable::new(routes),
             strict_sni: t.strict_sni,
             escaped_slashes: t.escaped_slashes,
@@ -220,22 +219,17 @@ pub(crate) fn plain_listener(
         .collect();
     let hosts = plain_hosts
         .iter()
-        .map(|h| {
-            let strip = HostForward::strip_only(set_names.iter().copied());
-            let trailers = strip.stripped();
-            super::plain::PlainHost {
-                routes: RouteTable::new(h.routes.iter().map(|r| {
-                    let target = super::Target {
-                        upstream: upstreams.http[r.upstream.index()].clone(),
-                        allow: None,
-                        stripped: trailers.clone(),
-                    };
-                    (&r.matcher, Arc::new(target))
-                })),
-                escaped_slashes: h.escaped_slashes,
-                strip,
-                label: Arc::from(label_of(&h.hostnames)),
-            }
+        .map(|h| super::plain::PlainHost {
+            routes: RouteTable::new(h.routes.iter().map(|r| {
+                let target = super::Target {
+                    upstream: upstreams.http[r.upstream.index()].clone(),
+                    allow: None,
+                };
+                (&r.matcher, Arc::new(target))
+            })),
+            escaped_slashes: h.escaped_slashes,
+            strip: HostForward::strip_only(set_names.iter().copied()),
+            label: Arc::from(label_of(&h.hostnames)),
         })
         .collect();
     let names = SniTable::from_patterns(

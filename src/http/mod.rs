@@ -66,9 +66,6 @@ pub struct Target {
     pub upstream: Arc<HttpUpstream>,
     /// Route-level `allow`.
     pub allow: Option<Allow>,
-    /// The identity header names of its host entry: removed from request
-    /// trailers too (see `forward::HostForward::stripped`).
-    pub stripped: Arc<[String]>,
 }
 
 /// One host entry that terminates TLS, at run time. (A passthrough entry

@@ -446,18 +446,7 @@ impl Conn {
                 name,
                 host_header,
                 balancer,
-            } => {
-                super::proxy::proxy(
-                    self,
-                    req,
-                    name,
-                    host_header,
-                    balancer,
-                    host,
-                    &target.stripped,
-                )
-                .await
-            }
+            } => super::proxy::proxy(self, req, name, host_header, balancer, host).await,
         }
     }
 }

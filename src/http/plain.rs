@@ -193,18 +193,7 @@ impl PlainConn {
                     name,
                     host_header,
                     balancer,
-                } => {
-                    proxy::proxy(
-                        self,
-                        req,
-                        name,
-                        host_header,
-                        balancer,
-                        &host,
-                        &target.stripped,
-                    )
-                    .await
-                }
+                } => proxy::proxy(self, req, name, host_header, balancer, &host).await,
             };
             return (resp, Some(host), label);
         }

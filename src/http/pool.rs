@@ -69,14 +69,10 @@ pub(crate) enum Failure {
     Sent(SendError),
 }
 
-/// Wraps a request's body so the pool knows when it was sent to its end,
-/// and so its trailers lose the names in `stripped`.
-pub(crate) fn track(
-    req: Request<Incoming>,
-    stripped: Arc<[String]>,
-) -> (Request<Tracked>, Option<Arc<AtomicBool>>) {
+/// Wraps a request's body so the pool knows when it was sent to its end.
+pub(crate) fn track(req: Request<Incoming>) -> (Request<Tracked>, Option<Arc<AtomicBool>>) {
     let (parts, body) = req.into_parts();
-    let (body, sent) = Tracked::new(body, stripped);
+    let (body, sent) = Tracked::new(body);
     (Request::from_parts(parts, body), sent)
 }
 
@@ -129,12 +125,56 @@ pub(crate) struct Pool {
     http2: Option<Http2>,
 }
 
-/// The one HTTP/2 connection of an endpoint, opened on first use and again
-/// when it closed; the lock is held only to clone its handle or to open it.
+/// Streams the gateway puts on one HTTP/2 connection to an endpoint before
+/// it opens another (upstreams allow 100 to 250): one client's long
+/// streams cannot take every stream of the endpoint.
+const H2_STREAMS: usize = 100;
+
+/// HTTP/2 connections kept per endpoint; past that, streams go to the
+/// least loaded one (and queue there).
+const H2_CONNECTIONS: usize = 8;
+
+/// Flow-control windows toward an HTTP/2 upstream. What a stream receives
+/// and its client has not read yet stays in the gateway, up to the stream
+/// window; the connection window covers every stream of a full connection,
+/// so clients that stop reading cannot stall the others' streams.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONNECTION_WINDOW: u32 = H2_STREAM_WINDOW * H2_STREAMS as u32 + 1024 * 1024;
+
+/// The HTTP/2 connections of an endpoint, opened on demand; the lock is
+/// held only to pick one, never while connecting.
 struct Http2 {
-    sender: tokio::sync::Mutex<Option<http2::SendRequest<Tracked>>>,
+    conns: Mutex<Vec<H2Conn>>,
     /// `https` or `http`, for the requests' `:scheme`.
     scheme: http::uri::Scheme,
+}
+
+#[derive(Clone)]
+struct H2Conn {
+    sender: http2::SendRequest<Tracked>,
+    /// Its streams in flight (until their response bodies are dropped).
+    streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Http2 {
+    /// The open connection with the fewest streams, if it has room (or if
+    /// no other may be opened).
+    fn pick(&self) -> Option<H2Conn> {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.retain(|c| !c.sender.is_closed());
+        let best = conns
+            .iter()
+            .min_by_key(|c| c.streams.load(Ordering::Relaxed))?;
+        let room = best.streams.load(Ordering::Relaxed) < H2_STREAMS;
+        (room || conns.len() >= H2_CONNECTIONS).then(|| best.clone())
+    }
+
+    fn keep(&self, conn: &H2Conn) {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if conns.len() < H2_CONNECTIONS {
+            conns.push(conn.clone());
+        }
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -158,7 +198,7 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
             http2: http2.then(|| Http2 {
-                sender: tokio::sync::Mutex::new(None),
+                conns: Mutex::new(Vec::new()),
                 scheme,
             }),
         }
@@ -187,51 +227,66 @@ impl Pool {
             *req.uri_mut() = uri;
         }
         *req.version_mut() = http::Version::HTTP_2;
-        let mut sender = {
-            let mut held = h2.sender.lock().await;
-            match held.as_ref() {
-                Some(s) if !s.is_closed() => s.clone(),
-                _ => match self.connect_h2().await {
-                    Ok(s) => {
-                        *held = Some(s.clone());
-                        s
+        // A connection that closed as the request was handed over (an
+        // upstream GOAWAY) gets it back unsent: one more try, on another.
+        let mut last_try = false;
+        loop {
+            let conn = match h2.pick() {
+                Some(c) => c,
+                None => match self.connect_h2().await {
+                    Ok(c) => {
+                        h2.keep(&c);
+                        c
                     }
-                    Err(e) => {
-                        *held = None;
-                        return Err(Failure::Unsent(Box::new(req), e));
+                    Err(e) => return Err(Failure::Unsent(Box::new(req), e)),
+                },
+            };
+            let stream = InFlight::start(&conn.streams);
+            let mut sender = conn.sender;
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    return Ok(resp.map(|inner| PooledBody {
+                        inner,
+                        back: None,
+                        in_flight: None,
+                        _stream: Some(stream),
+                    }))
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !last_try => {
+                        last_try = true;
+                        req = unsent;
                     }
+                    Some(unsent) => {
+                        return Err(Failure::Unsent(
+                            Box::new(unsent),
+                            SendError::Request(e.into_error()),
+                        ))
+                    }
+                    None => return Err(Failure::Sent(SendError::Request(e.into_error()))),
                 },
             }
-        };
-        match sender.try_send_request(req).await {
-            Ok(resp) => Ok(resp.map(|inner| PooledBody {
-                inner,
-                back: None,
-                in_flight: None,
-            })),
-            Err(mut e) => match e.take_message() {
-                Some(unsent) => Err(Failure::Unsent(
-                    Box::new(unsent),
-                    SendError::Request(e.into_error()),
-                )),
-                None => Err(Failure::Sent(SendError::Request(e.into_error()))),
-            },
         }
     }
 
-    /// Opens the HTTP/2 connection and starts its task.
-    async fn connect_h2(&self) -> Result<http2::SendRequest<Tracked>, SendError> {
+    /// Opens an HTTP/2 connection and starts its task.
+    async fn connect_h2(&self) -> Result<H2Conn, SendError> {
         let io = self.upstream.connect().await?;
         let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(30)))
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
             .handshake(TokioIo::new(io))
             .await?;
         tokio::spawn(async move {
             // Its errors reach the streams that were on it.
             let _ = conn.await;
         });
-        Ok(sender)
+        Ok(H2Conn {
+            sender,
+            streams: Arc::default(),
+        })
     }
 
     /// Sends `req` (origin-form target, `Host` set; its body wrapped by
@@ -380,6 +435,7 @@ impl Pool {
                 inner,
                 back,
                 in_flight: None,
+                _stream: None,
             };
             if body.inner.is_end_stream() {
                 body.give_back(&mut Context::from_waker(std::task::Waker::noop()));
@@ -403,19 +459,16 @@ struct Back {
 pub(crate) struct Tracked {
     inner: Incoming,
     sent: Option<Arc<AtomicBool>>,
-    /// Names removed from the request's trailers (identity headers).
-    stripped: Arc<[String]>,
 }
 
 impl Tracked {
     /// Wraps `inner`; a body that is empty from the start needs no flag
     /// (and costs no allocation).
-    fn new(inner: Incoming, stripped: Arc<[String]>) -> (Self, Option<Arc<AtomicBool>>) {
+    fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
         let sent = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let tracked = Tracked {
             inner,
             sent: sent.clone(),
-            stripped,
         };
         (tracked, sent)
     }
@@ -436,18 +489,20 @@ impl hyper::body::Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &mut polled {
-            if let Some(trailers) = frame.trailers_mut() {
-                crate::forward::HostForward::strip_trailers(&this.stripped, trailers);
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // Request trailers end the body here: none of the protocols proxied
+        // needs them, identity headers could ride in them past the
+        // stripping of the head, and a gRPC server (grpc-go) answers them
+        // by closing the whole connection, every client's streams with it.
+        if let Poll::Ready(Some(Ok(f))) = &polled {
+            if f.is_trailers() {
+                this.mark_sent();
+                return Poll::Ready(None);
             }
         }
         match &polled {
             Poll::Ready(None) => this.mark_sent(),
-            // hyper polls no further after trailers: they end the body.
-            Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.inner.is_end_stream() => {
-                this.mark_sent()
-            }
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.mark_sent(),
             _ => {}
         }
         polled
@@ -469,6 +524,8 @@ pub(crate) struct PooledBody {
     back: Option<Back>,
     /// The request's count on its endpoint, released with the body.
     in_flight: Option<InFlight>,
+    /// Its count on its HTTP/2 connection, likewise.
+    _stream: Option<InFlight>,
 }
 
 impl std::fmt::Debug for PooledBody {

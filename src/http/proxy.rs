@@ -26,12 +26,19 @@ pub(super) async fn proxy(
     host_header: &HostHeader,
     balancer: &Balancer,
     host: &HeaderValue,
-    stripped: &std::sync::Arc<[String]>,
 ) -> Response<Body> {
     // The upgrade was vetted by `headers::strip_hop_by_hop`, which left
     // the `Upgrade` header only for WebSocket.
     let upgrade = req.headers().get(http::header::UPGRADE).cloned();
     let grpc = is_grpc(req.headers());
+    if upgrade.is_some() && balancer.is_http2() {
+        // HTTP/2 has no Upgrade: the request would reach the upstream as a
+        // plain one and the client would wait for a 101 that never comes.
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("upstream \"{name}\" speaks HTTP/2; WebSocket needs an HTTP/1.1 upstream"),
+        );
+    }
     // Origin-form: the connection already leads to the upstream. The
     // path is shared, not copied.
     let target = req
@@ -54,7 +61,7 @@ pub(super) async fn proxy(
     } else {
         None
     };
-    let sent = balancer.send(req, host_header, host, stripped).await;
+    let sent = balancer.send(req, host_header, host).await;
     match sent {
         Ok(mut resp) => {
             match (resp.status(), downstream_upgrade) {
