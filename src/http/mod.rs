@@ -10,6 +10,7 @@ pub(crate) mod host;
 mod pipeline;
 pub(crate) mod plain;
 pub(crate) mod pool;
+mod pool_h2;
 mod proxy;
 pub(crate) mod route;
 

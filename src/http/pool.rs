@@ -22,9 +22,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
-use hyper::client::conn::http2;
 use hyper_util::rt::TokioIo;
 
+use super::pool_h2::Http2;
 use crate::stream::{TcpUpstream, UpstreamError};
 
 /// An idle connection is closed after this long unused (hyper-util's
@@ -125,58 +125,6 @@ pub(crate) struct Pool {
     http2: Option<Http2>,
 }
 
-/// Streams the gateway puts on one HTTP/2 connection to an endpoint before
-/// it opens another (upstreams allow 100 to 250): one client's long
-/// streams cannot take every stream of the endpoint.
-const H2_STREAMS: usize = 100;
-
-/// HTTP/2 connections kept per endpoint; past that, streams go to the
-/// least loaded one (and queue there).
-const H2_CONNECTIONS: usize = 8;
-
-/// Flow-control windows toward an HTTP/2 upstream. What a stream receives
-/// and its client has not read yet stays in the gateway, up to the stream
-/// window; the connection window covers every stream of a full connection,
-/// so clients that stop reading cannot stall the others' streams.
-const H2_STREAM_WINDOW: u32 = 256 * 1024;
-const H2_CONNECTION_WINDOW: u32 = H2_STREAM_WINDOW * H2_STREAMS as u32 + 1024 * 1024;
-
-/// The HTTP/2 connections of an endpoint, opened on demand; the lock is
-/// held only to pick one, never while connecting.
-struct Http2 {
-    conns: Mutex<Vec<H2Conn>>,
-    /// `https` or `http`, for the requests' `:scheme`.
-    scheme: http::uri::Scheme,
-}
-
-#[derive(Clone)]
-struct H2Conn {
-    sender: http2::SendRequest<Tracked>,
-    /// Its streams in flight (until their response bodies are dropped).
-    streams: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Http2 {
-    /// The open connection with the fewest streams, if it has room (or if
-    /// no other may be opened).
-    fn pick(&self) -> Option<H2Conn> {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        conns.retain(|c| !c.sender.is_closed());
-        let best = conns
-            .iter()
-            .min_by_key(|c| c.streams.load(Ordering::Relaxed))?;
-        let room = best.streams.load(Ordering::Relaxed) < H2_STREAMS;
-        (room || conns.len() >= H2_CONNECTIONS).then(|| best.clone())
-    }
-
-    fn keep(&self, conn: &H2Conn) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        if conns.len() < H2_CONNECTIONS {
-            conns.push(conn.clone());
-        }
-    }
-}
-
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
@@ -197,96 +145,8 @@ impl Pool {
             upstream,
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
-            http2: http2.then(|| Http2 {
-                conns: Mutex::new(Vec::new()),
-                scheme,
-            }),
+            http2: http2.then(|| Http2::new(scheme)),
         }
-    }
-
-    /// Sends `req` on the endpoint's HTTP/2 connection (opened if there is
-    /// none). Streams are independent: a slow one holds nothing else up.
-    async fn send_h2(
-        &self,
-        h2: &Http2,
-        mut req: Request<Tracked>,
-    ) -> Result<Response<PooledBody>, Failure> {
-        // `:scheme` and `:authority` (the Host chosen for the upstream).
-        let authority = req
-            .headers_mut()
-            .remove(http::header::HOST)
-            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
-            .or_else(|| self.upstream.address.parse().ok());
-        let mut parts = std::mem::take(req.uri_mut()).into_parts();
-        parts.scheme = Some(h2.scheme.clone());
-        parts.authority = authority;
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-        }
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
-        *req.version_mut() = http::Version::HTTP_2;
-        // A connection that closed as the request was handed over (an
-        // upstream GOAWAY) gets it back unsent: one more try, on another.
-        let mut last_try = false;
-        loop {
-            let conn = match h2.pick() {
-                Some(c) => c,
-                None => match self.connect_h2().await {
-                    Ok(c) => {
-                        h2.keep(&c);
-                        c
-                    }
-                    Err(e) => return Err(Failure::Unsent(Box::new(req), e)),
-                },
-            };
-            let stream = InFlight::start(&conn.streams);
-            let mut sender = conn.sender;
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    return Ok(resp.map(|inner| PooledBody {
-                        inner,
-                        back: None,
-                        in_flight: None,
-                        _stream: Some(stream),
-                    }))
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !last_try => {
-                        last_try = true;
-                        req = unsent;
-                    }
-                    Some(unsent) => {
-                        return Err(Failure::Unsent(
-                            Box::new(unsent),
-                            SendError::Request(e.into_error()),
-                        ))
-                    }
-                    None => return Err(Failure::Sent(SendError::Request(e.into_error()))),
-                },
-            }
-        }
-    }
-
-    /// Opens an HTTP/2 connection and starts its task.
-    async fn connect_h2(&self) -> Result<H2Conn, SendError> {
-        let io = self.upstream.connect().await?;
-        let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .timer(hyper_util::rt::TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .initial_stream_window_size(H2_STREAM_WINDOW)
-            .initial_connection_window_size(H2_CONNECTION_WINDOW)
-            .handshake(TokioIo::new(io))
-            .await?;
-        tokio::spawn(async move {
-            // Its errors reach the streams that were on it.
-            let _ = conn.await;
-        });
-        Ok(H2Conn {
-            sender,
-            streams: Arc::default(),
-        })
     }
 
     /// Sends `req` (origin-form target, `Host` set; its body wrapped by
@@ -300,7 +160,7 @@ impl Pool {
         sent: Option<Arc<AtomicBool>>,
     ) -> Result<Response<PooledBody>, Failure> {
         if let Some(h2) = &self.http2 {
-            return self.send_h2(h2, req).await;
+            return h2.send(&self.upstream, req).await;
         }
         // `TE: trailers` is kept for HTTP/2 (gRPC) only.
         req.headers_mut().remove(http::header::TE);
@@ -535,6 +395,17 @@ impl std::fmt::Debug for PooledBody {
 }
 
 impl PooledBody {
+    /// A response body of an HTTP/2 stream (no connection to give back),
+    /// keeping `stream` counted on its connection until it is dropped.
+    pub(crate) fn streamed(inner: Incoming, stream: InFlight) -> Self {
+        PooledBody {
+            inner,
+            back: None,
+            in_flight: None,
+            _stream: Some(stream),
+        }
+    }
+
     /// Keeps `n` counted until the body is dropped.
     pub(crate) fn hold(&mut self, n: InFlight) {
         self.in_flight = Some(n);
