@@ -19,7 +19,7 @@ pub(crate) fn upstream(
     u: &model::HttpUpstream,
     cx: &mut UpstreamContext<'_>,
 ) -> Result<super::HttpUpstream, TlsError> {
-    let (endpoints, host_header, tls, balance, health, http2) = match u {
+    let (endpoints, host_header, tls, balance, health, version) = match u {
         model::HttpUpstream::Echo => return Ok(super::HttpUpstream::Echo),
         model::HttpUpstream::Url {
             endpoints,
@@ -27,45 +27,62 @@ pub(crate) fn upstream(
             tls,
             balance,
             health,
-            http2,
+            version,
         } => (
             endpoints,
             host_header.clone(),
             tls,
             *balance,
             *health,
-            *http2,
+            *version,
         ),
     };
-    let alpn: &[&[u8]] = if http2 { &[b"h2"] } else { &[b"http/1.1"] };
+    let http2 = version == model::HttpVersion::Http2;
+    // `auto` over TLS: ALPN chooses; WebSocket upgrades still need
+    // HTTP/1.1, so those connect with a config that offers only it.
+    let negotiate = version == model::HttpVersion::Auto && tls.is_some();
+    let alpn: &[&[u8]] = match (http2, negotiate) {
+        (true, _) => &[b"h2"],
+        (false, true) => &[b"h2", b"http/1.1"],
+        (false, false) => &[b"http/1.1"],
+    };
     // One client config for the upstream (its own session store); each
     // endpoint sends its own server name.
-    let tls = match tls {
-        None => None,
-        Some(t) => Some(UpstreamTls::build(
-            name,
-            t,
-            alpn,
-            cx.material,
-            cx.provider,
-            &mut cx.system,
-        )?),
+    let mut build = |alpn: &[&[u8]]| match tls {
+        None => Ok(None),
+        Some(t) => {
+            UpstreamTls::build(name, t, alpn, cx.material, cx.provider, &mut cx.system).map(Some)
+        }
     };
+    let main_tls = build(alpn)?;
+    let h1_tls = if negotiate {
+        build(&[b"http/1.1"])?
+    } else {
+        None
+    };
+    let connect_timeout = cx.limits.connect_timeout;
     let built = endpoints
         .iter()
         .map(|ep| {
-            let tls = match (&tls, &ep.server_name) {
-                (Some(t), Some(server_name)) => Some(Arc::new(UpstreamTls {
-                    config: t.config.clone(),
-                    server_name: server_name.clone(),
-                })),
-                _ => None,
+            let connect = |tls: &Option<UpstreamTls>| {
+                let tls = match (tls, &ep.server_name) {
+                    (Some(t), Some(server_name)) => Some(Arc::new(UpstreamTls {
+                        config: t.config.clone(),
+                        server_name: server_name.clone(),
+                    })),
+                    _ => None,
+                };
+                stream::TcpUpstream {
+                    name: name.to_string(),
+                    address: ep.authority.as_str().to_string(),
+                    tls,
+                    connect_timeout,
+                }
             };
-            let connect = stream::TcpUpstream {
-                name: name.to_string(),
-                address: ep.authority.as_str().to_string(),
-                tls,
-                connect_timeout: cx.limits.connect_timeout,
+            let mode = match (http2, negotiate) {
+                (true, _) => super::pool::Mode::Http2,
+                (false, true) => super::pool::Mode::Negotiate(connect(&h1_tls)),
+                (false, false) => super::pool::Mode::Http1,
             };
             // Checked a header value by validation.
             let host = http::HeaderValue::from_str(ep.authority.as_str())
@@ -73,7 +90,7 @@ pub(crate) fn upstream(
             super::balance::Endpoint::new(
                 ep.authority.as_str(),
                 host,
-                super::pool::Pool::new(connect, http2),
+                super::pool::Pool::new(connect(&main_tls), mode),
             )
         })
         .collect();

@@ -107,6 +107,13 @@ impl Connection {
     }
 }
 
+/// What a new connection turned out to be.
+enum Opened {
+    Http1(Connection),
+    /// An HTTP/2 connection, kept by the pool's HTTP/2 side.
+    Http2,
+}
+
 struct Idle {
     conn: Connection,
     since: Instant,
@@ -120,9 +127,32 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
     /// Whether the task that closes expired idle connections runs.
     reaping: AtomicBool,
-    /// `version: http2`: one multiplexed connection instead (h2c with prior
-    /// knowledge over `http://`, ALPN h2 over `https://`).
+    /// HTTP/2 connections: every request's (`version: http2`: h2c with
+    /// prior knowledge over `http://`, ALPN h2 over `https://`), or those
+    /// of an `auto` endpoint whose TLS chose `h2`.
     http2: Option<Http2>,
+    /// `auto` over TLS: ALPN decides.
+    negotiate: Option<Negotiate>,
+}
+
+/// How a pool speaks to its endpoint.
+pub(crate) enum Mode {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 always.
+    Http2,
+    /// What ALPN chooses (`auto` over `https://`); upgrades (WebSocket)
+    /// connect through this upstream, which offers only `http/1.1`.
+    Negotiate(TcpUpstream),
+}
+
+/// `auto` over TLS.
+struct Negotiate {
+    /// Set once a connection negotiated `h2`: later requests go to the
+    /// HTTP/2 side directly.
+    h2: AtomicBool,
+    /// The same endpoint with ALPN `http/1.1` only.
+    h1_only: TcpUpstream,
 }
 
 impl std::fmt::Debug for Pool {
@@ -135,17 +165,29 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// An empty pool for `upstream`, speaking HTTP/2 when `http2`.
-    pub(crate) fn new(upstream: TcpUpstream, http2: bool) -> Self {
+    /// An empty pool for `upstream`, speaking as `mode` says.
+    pub(crate) fn new(upstream: TcpUpstream, mode: Mode) -> Self {
         let scheme = match upstream.tls {
             Some(_) => http::uri::Scheme::HTTPS,
             None => http::uri::Scheme::HTTP,
+        };
+        let (http2, negotiate) = match mode {
+            Mode::Http1 => (None, None),
+            Mode::Http2 => (Some(Http2::new(scheme)), None),
+            Mode::Negotiate(h1_only) => (
+                Some(Http2::new(scheme)),
+                Some(Negotiate {
+                    h2: AtomicBool::new(false),
+                    h1_only,
+                }),
+            ),
         };
         Pool {
             upstream,
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
-            http2: http2.then(|| Http2::new(scheme)),
+            http2,
+            negotiate,
         }
     }
 
@@ -159,8 +201,15 @@ impl Pool {
         mut req: Request<Tracked>,
         sent: Option<Arc<AtomicBool>>,
     ) -> Result<Response<PooledBody>, Failure> {
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         if let Some(h2) = &self.http2 {
-            return h2.send(&self.upstream, req).await;
+            let chosen = self
+                .negotiate
+                .as_ref()
+                .is_none_or(|n| !upgrade && n.h2.load(Ordering::Relaxed));
+            if chosen {
+                return h2.send(&self.upstream, req).await;
+            }
         }
         // `TE: trailers` is kept for HTTP/2 (gRPC) only.
         req.headers_mut().remove(http::header::TE);
@@ -173,8 +222,18 @@ impl Pool {
                 },
             }
         }
-        let mut conn = match self.connect().await {
-            Ok(c) => c,
+        let mut conn = match self.connect(upgrade).await {
+            Ok(Opened::Http1(c)) => c,
+            // `auto` over TLS, and the endpoint chose HTTP/2.
+            Ok(Opened::Http2) => match &self.http2 {
+                Some(h2) => return h2.send(&self.upstream, req).await,
+                None => {
+                    return Err(Failure::Unsent(
+                        Box::new(req),
+                        SendError::Connect(UpstreamError::Refused),
+                    ))
+                }
+            },
             Err(e) => return Err(Failure::Unsent(Box::new(req), e)),
         };
         match conn.sender.try_send_request(req).await {
@@ -258,9 +317,21 @@ impl Pool {
 
     /// Opens a connection (TCP, then TLS when the upstream is `https://`)
     /// and starts its task.
-    async fn connect(self: &Arc<Self>) -> Result<Connection, SendError> {
+    async fn connect(self: &Arc<Self>, upgrade: bool) -> Result<Opened, SendError> {
         self.reap();
-        let io = self.upstream.connect().await?;
+        let io = match (&self.negotiate, &self.http2) {
+            (Some(n), _) if upgrade => n.h1_only.connect().await?,
+            (Some(n), Some(h2)) => {
+                let (io, chose_h2) = self.upstream.connect_negotiated().await?;
+                if chose_h2 {
+                    n.h2.store(true, Ordering::Relaxed);
+                    h2.keep(&super::pool_h2::handshake(io).await?);
+                    return Ok(Opened::Http2);
+                }
+                io
+            }
+            _ => self.upstream.connect().await?,
+        };
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await?;
@@ -269,7 +340,7 @@ impl Pool {
             let _ = conn.with_upgrades().await;
         })
         .abort_handle();
-        Ok(Connection { sender, task })
+        Ok(Opened::Http1(Connection { sender, task }))
     }
 
     fn wrap(

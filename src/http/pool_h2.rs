@@ -39,7 +39,7 @@ pub(crate) struct Http2 {
 }
 
 #[derive(Clone)]
-struct H2Conn {
+pub(super) struct H2Conn {
     sender: http2::SendRequest<Tracked>,
     /// Its streams in flight (until their response bodies are dropped).
     streams: Arc<std::sync::atomic::AtomicUsize>,
@@ -66,7 +66,7 @@ impl Http2 {
         (room || conns.len() >= H2_CONNECTIONS).then(|| best.clone())
     }
 
-    fn keep(&self, conn: &H2Conn) {
+    pub(super) fn keep(&self, conn: &H2Conn) {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         if conns.len() < H2_CONNECTIONS {
             conns.push(conn.clone());
@@ -137,7 +137,11 @@ impl Http2 {
 
 /// Opens an HTTP/2 connection and starts its task.
 async fn connect(upstream: &TcpUpstream) -> Result<H2Conn, SendError> {
-    let io = upstream.connect().await?;
+    handshake(upstream.connect().await?).await
+}
+
+/// Starts HTTP/2 on a connection opened already (`auto`: ALPN chose h2).
+pub(super) async fn handshake(io: Box<dyn crate::stream::Io>) -> Result<H2Conn, SendError> {
     let (sender, conn) = http2::Builder::new(hyper_util::rt::TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))

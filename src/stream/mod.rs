@@ -87,9 +87,15 @@ impl TcpUpstream {
 
     /// Connects, originating TLS when configured.
     pub async fn connect(&self) -> Result<Box<dyn Io>, UpstreamError> {
+        self.connect_negotiated().await.map(|(io, _)| io)
+    }
+
+    /// Connects like [`TcpUpstream::connect`], and says whether TLS
+    /// negotiated ALPN `h2`.
+    pub async fn connect_negotiated(&self) -> Result<(Box<dyn Io>, bool), UpstreamError> {
         let tcp = self.connect_tcp().await?;
         match &self.tls {
-            None => Ok(Box::new(tcp)),
+            None => Ok((Box::new(tcp), false)),
             Some(t) => {
                 let connector = tokio_rustls::TlsConnector::from(t.config.clone());
                 match tokio::time::timeout(
@@ -100,7 +106,10 @@ impl TcpUpstream {
                 {
                     Err(_) => Err(UpstreamError::Timeout),
                     Ok(Err(e)) => Err(UpstreamError::Tls(e)),
-                    Ok(Ok(s)) => Ok(Box::new(s)),
+                    Ok(Ok(s)) => {
+                        let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+                        Ok((Box::new(s), h2))
+                    }
                 }
             }
         }

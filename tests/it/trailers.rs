@@ -180,3 +180,92 @@ fn a_websocket_upgrade_to_an_http2_upstream_is_refused_not_downgraded() {
     assert!(out.body().contains("WebSocket needs an HTTP/1.1 upstream"));
     assert!(upstream.seen().is_empty());
 }
+
+/// `version: auto` toward `https://` follows ALPN: HTTP/2 when the
+/// upstream offers it, HTTP/1.1 when it does not; `http1` stays HTTP/1.1;
+/// a WebSocket upgrade goes over HTTP/1.1 even to an upstream that chose
+/// HTTP/2 for everything else.
+#[test]
+fn auto_follows_alpn_over_tls_and_upgrades_stay_on_http1() {
+    let ca = Ca::root("ALPN CA");
+    let leaf = ca.leaf(&Spec::server(&["up.test"]));
+    let both = Upstream::start_tls(&leaf, &["h2", "http/1.1"]);
+    let h1 = Upstream::start_tls(&leaf, &["http/1.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    write(d, "ca.crt", &ca.cert_pem);
+    let tls = "tls: { trustBundle: ca, serverName: up.test }";
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates:
+  server: {{ certFile: server.crt, keyFile: server.key }}
+trustBundles:
+  ca: {{ caFile: ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [app.test]
+        certificate: server
+        routes:
+          - {{ pathPrefix: /auto/, upstream: auto }}
+          - {{ pathPrefix: /pinned/, upstream: pinned }}
+          - {{ pathPrefix: /old/, upstream: old }}
+upstreams:
+  auto: {{ url: \"https://{a}\", {tls} }}
+  pinned: {{ url: \"https://{a}\", version: http1, {tls} }}
+  old: {{ url: \"https://{b}\", {tls} }}
+",
+            a = both.addr,
+            b = h1.addr
+        ),
+    );
+    let get = |path: &str, extra: &str| {
+        let mut s = connect(gw.addr("main"), "app.test", &config(&ca, None, &[])).unwrap();
+        crate::support::client::exchange(
+            &mut s,
+            &format!("GET {path} HTTP/1.1\r\nHost: app.test\r\n{extra}Connection: close\r\n\r\n"),
+        )
+        .status()
+    };
+    for path in ["/auto/1", "/auto/2", "/pinned/1"] {
+        assert_eq!(get(path, ""), 200, "{path}");
+    }
+    let ws = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    // The upstream answers the upgrade with a plain 200 (no 101): what
+    // matters is how it arrived.
+    assert_eq!(get("/auto/ws", ws), 200);
+    assert_eq!(get("/old/1", ""), 200);
+    let seen = |u: &Upstream| -> Vec<(String, String)> {
+        u.seen()
+            .iter()
+            .map(|s| (s.uri.clone(), s.version.clone()))
+            .collect()
+    };
+    let both_seen = seen(&both);
+    let version_of = |path: &str| {
+        both_seen
+            .iter()
+            .find(|(u, _)| u.ends_with(path))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{path} not seen: {both_seen:?}"))
+    };
+    assert_eq!(version_of("/auto/1"), "HTTP/2.0");
+    assert_eq!(version_of("/auto/2"), "HTTP/2.0");
+    assert_eq!(version_of("/pinned/1"), "HTTP/1.1");
+    assert_eq!(version_of("/auto/ws"), "HTTP/1.1");
+    let ws_seen = both
+        .seen()
+        .into_iter()
+        .find(|s| s.uri.ends_with("/auto/ws"))
+        .unwrap();
+    assert_eq!(ws_seen.header("upgrade"), Some("websocket"));
+    assert_eq!(
+        seen(&h1),
+        vec![("/old/1".to_string(), "HTTP/1.1".to_string())]
+    );
+}

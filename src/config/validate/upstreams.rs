@@ -193,7 +193,11 @@ fn http_upstream(
         tls,
         balance,
         health,
-        http2: u.version == Some(raw::HttpVersion::Http2),
+        version: match u.version {
+            None | Some(raw::HttpVersion::Auto) => model::HttpVersion::Auto,
+            Some(raw::HttpVersion::Http1) => model::HttpVersion::Http1,
+            Some(raw::HttpVersion::Http2) => model::HttpVersion::Http2,
+        },
     }))
 }
 

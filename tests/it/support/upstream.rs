@@ -17,6 +17,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     /// The request's trailers (`/read…` paths only: the body is read).
     pub trailers: Vec<(String, String)>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
 }
 
 fn pairs(map: &http::HeaderMap) -> Vec<(String, String)> {
@@ -77,6 +79,14 @@ where
     (addr, rt)
 }
 
+/// What a recording upstream speaks.
+#[derive(Clone)]
+enum Speaks {
+    Http1,
+    H2c,
+    Tls(Arc<rustls::ServerConfig>),
+}
+
 /// A recording upstream on 127.0.0.1.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -92,16 +102,31 @@ impl Upstream {
 
     /// A recording upstream bound to `bind` (an endpoint that comes back).
     pub fn start_on(bind: &str) -> Upstream {
-        Upstream::serve(bind, false)
+        Upstream::serve(bind, Speaks::Http1)
+    }
+
+    /// A recording upstream over TLS with `leaf`'s certificate, offering
+    /// `alpn` and speaking whatever it negotiates (HTTP/1.1 or HTTP/2).
+    pub fn start_tls(leaf: &super::Leaf, alpn: &[&str]) -> Upstream {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key())
+        .unwrap();
+        config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        Upstream::serve("127.0.0.1:0", Speaks::Tls(Arc::new(config)))
     }
 
     /// A recording upstream that speaks HTTP/2 in plaintext (h2c, prior
     /// knowledge), as gRPC services do.
     pub fn start_h2c() -> Upstream {
-        Upstream::serve("127.0.0.1:0", true)
+        Upstream::serve("127.0.0.1:0", Speaks::H2c)
     }
 
-    fn serve(bind: &str, h2c: bool) -> Upstream {
+    fn serve(bind: &str, speaks: Speaks) -> Upstream {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let arrived = Arc::new(Condvar::new());
         let s = seen.clone();
@@ -109,6 +134,7 @@ impl Upstream {
         let (addr, rt) = tcp_server_on(bind, move |sock| {
             let s = s.clone();
             let a = a.clone();
+            let speaks = speaks.clone();
             async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let s = s.clone();
@@ -123,6 +149,7 @@ impl Upstream {
                             uri: req.uri().to_string(),
                             headers: pairs(req.headers()),
                             trailers: Vec::new(),
+                            version: format!("{:?}", req.version()),
                         };
                         if read {
                             if let Ok(body) =
@@ -142,16 +169,30 @@ impl Upstream {
                         )))
                     }
                 });
-                if h2c {
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(TokioIo::new(sock), svc)
-                    .await;
-                } else {
-                    let _ = hyper::server::conn::http1::Builder::new()
+                match speaks {
+                    Speaks::H2c => {
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
                         .serve_connection(TokioIo::new(sock), svc)
                         .await;
+                    }
+                    Speaks::Http1 => {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(sock), svc)
+                            .await;
+                    }
+                    Speaks::Tls(config) => {
+                        let Ok(tls) = tokio_rustls::TlsAcceptor::from(config).accept(sock).await
+                        else {
+                            return;
+                        };
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                    }
                 }
             }
         });
