@@ -238,3 +238,68 @@ fn host_header_upstream_names_the_chosen_endpoint() {
         assert_eq!(seen[0].header("host"), Some(u.addr.to_string().as_str()));
     }
 }
+
+/// An upstream that reads a request and then closes without answering.
+fn hangs_up() -> (SocketAddr, tokio::runtime::Runtime) {
+    crate::support::upstream::tcp_server(|mut sock| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        let _ = sock.read(&mut buf).await;
+    })
+}
+
+#[test]
+fn a_request_that_was_written_is_never_sent_again() {
+    let up = Upstream::start();
+    let (rude, _rt) = hangs_up();
+    let r = rig(&format!("{{ endpoints: {} }}", endpoints(&[rude, up.addr])));
+    // The first GET goes to the endpoint that takes it and hangs up: it was
+    // written, so it is not retried elsewhere (it may have had effects).
+    assert_eq!(r.get("/once").status(), 502);
+    assert!(up.seen().is_empty(), "retried after it was written");
+    assert_eq!(r.get("/next").status(), 200);
+    assert_eq!(up.seen().len(), 1);
+}
+
+/// An upstream whose every answer is `status`.
+fn answers(status: u16) -> (SocketAddr, tokio::runtime::Runtime) {
+    crate::support::upstream::tcp_server(move |sock| async move {
+        let svc = hyper::service::service_fn(move |_req| async move {
+            let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+            Ok::<_, std::convert::Infallible>(resp)
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+            .await;
+    })
+}
+
+#[test]
+fn gateway_failures_eject_other_statuses_do_not() {
+    for (status, ejected) in [
+        (503, true),
+        (502, true),
+        (504, true),
+        (500, false),
+        (404, false),
+    ] {
+        let up = Upstream::start();
+        let (odd, _rt) = answers(status);
+        let r = rig(&format!(
+            "{{ endpoints: {}, healthCheck: {{ maxFailures: 2, ejectFor: 10m }} }}",
+            endpoints(&[odd, up.addr])
+        ));
+        for i in 0..8 {
+            r.get(&format!("/s{i}"));
+        }
+        // Round robin: 4 each unless the odd one was ejected after 2.
+        let good = up.seen().len();
+        assert_eq!(good, if ejected { 6 } else { 4 }, "{status}");
+        assert_eq!(
+            r.gw.log.messages("upstream endpoint ejected").len(),
+            usize::from(ejected),
+            "{status}"
+        );
+    }
+}

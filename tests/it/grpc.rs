@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 use crate::support::{write, write_leaf, Ca, Gateway, Spec};
@@ -142,14 +143,33 @@ fn grpc_calls_of_every_shape_pass_through_with_identity_trailers_and_statuses() 
     assert_eq!(unary["code"], "OK", "{out:#}");
     assert_eq!(unary["response"]["len"], 5);
     assert_eq!(unary["trailers"]["x-served-by"], "python");
-    let xfcc = unary["response"]["xfcc"].as_str().unwrap();
+    // The client sent its own XFCC, client-cert and ssl-client-verify: the
+    // service sees exactly one of each that the gateway made (or none).
+    let xfcc = unary["response"]["xfcc"].as_array().unwrap();
+    assert_eq!(xfcc.len(), 1, "{xfcc:?}");
+    let xfcc = xfcc[0].as_str().unwrap();
     assert!(
-        xfcc.contains("Hash=") && xfcc.contains("Subject=\"CN=grpc-client\""),
+        xfcc.contains("Hash=")
+            && xfcc.contains("Subject=\"CN=grpc-client\"")
+            && !xfcc.contains("evil"),
         "{xfcc}"
     );
-    assert!(unary["response"]["client-cert"]
-        .as_str()
-        .is_some_and(|c| c.starts_with(':') && c.ends_with(':')));
+    let cc = unary["response"]["client-cert"].as_array().unwrap();
+    assert_eq!(cc.len(), 1, "{cc:?}");
+    use base64::Engine;
+    let der = std::fs::read_to_string(dir.path().join("client.crt")).unwrap();
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(der.as_bytes()).unwrap();
+    assert_eq!(
+        cc[0].as_str().unwrap(),
+        format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        )
+    );
+    assert_eq!(
+        unary["response"]["ssl-client-verify"],
+        serde_json::json!([])
+    );
 
     // Streams, with messages of 3 MiB each way.
     let size = 3 << 20;

@@ -46,8 +46,15 @@ def main():
     unary = ch.unary_unary(svc + "Unary")
     out = {}
 
+    # A client that sends identity metadata of its own.
+    forged = (
+        ("x-forwarded-client-cert", "By=spiffe://evil;Hash=00"),
+        ("client-cert", ":ZXZpbA==:"),
+        ("ssl-client-verify", "SUCCESS"),
+    )
+
     def call_unary():
-        resp, call = unary.with_call(b"hello", timeout=20)
+        resp, call = unary.with_call(b"hello", timeout=20, metadata=forged)
         trailers = {k: v for k, v in call.trailing_metadata() if isinstance(v, str)}
         return {"response": json.loads(resp), "trailers": trailers, "code": call.code().name}
 

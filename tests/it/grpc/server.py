@@ -14,7 +14,11 @@ LIMIT = 16 << 20
 
 
 def metadata(ctx):
-    return {k: v for k, v in ctx.invocation_metadata() if isinstance(v, str)}
+    """Every value of every key (a forged duplicate would show)."""
+    out = {}
+    for k, v in ctx.invocation_metadata():
+        out.setdefault(k, []).append(v if isinstance(v, str) else repr(v))
+    return out
 
 
 def unary(req, ctx):
@@ -23,8 +27,9 @@ def unary(req, ctx):
     return json.dumps(
         {
             "len": len(req),
-            "xfcc": md.get("x-forwarded-client-cert"),
-            "client-cert": md.get("client-cert"),
+            "xfcc": md.get("x-forwarded-client-cert", []),
+            "client-cert": md.get("client-cert", []),
+            "ssl-client-verify": md.get("ssl-client-verify", []),
         }
     ).encode()
 
