@@ -115,8 +115,8 @@ fn bounded_value(value: &str) -> Option<HeaderValue> {
 
 /// Certificates as an RFC 8941 list of byte sequences (`:BASE64:`, comma
 /// separated): RFC 9440's `Client-Cert` (one) and `Client-Cert-Chain`.
-fn sf_binary<'a>(
-    certs: impl IntoIterator<Item = &'a rustls_pki_types::CertificateDer<'a>>,
+fn sf_binary<'a, 'b: 'a>(
+    certs: impl IntoIterator<Item = &'a rustls_pki_types::CertificateDer<'b>>,
 ) -> String {
     use base64::Engine;
     let mut out = String::new();
@@ -239,10 +239,12 @@ impl HostForward {
         }
         // RFC 9440: verified clients only.
         if let (true, Some(i)) = (self.settings.client_cert_headers, verified) {
-            if let Some((leaf, rest)) = i.chain.split_first() {
+            if let Some(leaf) = i.chain.first() {
                 add("client-cert", &sf_binary([leaf]));
-                if !rest.is_empty() {
-                    add("client-cert-chain", &sf_binary(rest));
+                // The intermediates the verification used, not whatever
+                // else the client sent along.
+                if i.verified_intermediates().next().is_some() {
+                    add("client-cert-chain", &sf_binary(i.verified_intermediates()));
                 }
             }
         }

@@ -188,6 +188,7 @@ mod tests {
                 eku: None,
             }),
             chain: Vec::new().into(),
+            path: 0,
         }
     }
 

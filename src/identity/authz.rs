@@ -407,6 +407,7 @@ mod tests {
             failure: None,
             cert: std::sync::Arc::new(c),
             chain: Vec::new().into(),
+            path: 0,
         }
     }
 

@@ -28,6 +28,10 @@ pub struct PeerIdentity {
     /// The presented chain, leaf first, as DER.
     #[serde(skip)]
     pub chain: Arc<[CertificateDer<'static>]>,
+    /// Which presented intermediates (bit `i`: `chain[i + 1]`) are on the
+    /// path that verified; 0 when unverified or not known.
+    #[serde(skip)]
+    pub path: u64,
 }
 
 impl PeerIdentity {
@@ -44,7 +48,19 @@ impl PeerIdentity {
             failure,
             cert: memo::summary(chain.first()?)?,
             chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+            path: 0,
         })
+    }
+
+    /// The intermediates on the verified path, in the order presented.
+    pub fn verified_intermediates(&self) -> impl Iterator<Item = &CertificateDer<'static>> {
+        self.chain
+            .iter()
+            .skip(1)
+            .take(64)
+            .enumerate()
+            .filter(|(i, _)| self.path & (1 << i) != 0)
+            .map(|(_, c)| c)
     }
 
     /// The leaf certificate in PEM, as OpenSSL writes it (64-column lines,

@@ -73,6 +73,9 @@ pub(crate) struct Window {
     pub from: u64,
     /// Earliest notAfter on the path, or CRL nextUpdate if sooner.
     pub until: u64,
+    /// Which presented intermediates (bit `i`: the `i`-th after the leaf,
+    /// the first 64) are on the verified path.
+    pub path: u64,
 }
 
 impl Window {
@@ -108,7 +111,11 @@ mod tests {
     #[test]
     fn verified_chains_are_told_apart_by_every_byte_and_boundary() {
         let v = VerifiedChains::default();
-        let w = Window { from: 1, until: 2 };
+        let w = Window {
+            from: 1,
+            until: 2,
+            path: 0,
+        };
         v.insert(b"leaf", &[der(b"int")], w);
         assert_eq!(v.get(b"leaf", &[der(b"int")]), Some(w));
         assert_eq!(v.get(b"leaf", &[]), None, "missing intermediate");
@@ -130,6 +137,7 @@ mod tests {
         let w = Window {
             from: 10,
             until: 20,
+            path: 0,
         };
         assert!(!w.holds(9));
         assert!(w.holds(10));

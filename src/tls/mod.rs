@@ -395,15 +395,20 @@ impl HostTls {
     pub fn peer_identity(&self, conn: &rustls::ServerConnection) -> Option<PeerIdentity> {
         let chain = conn.peer_certificates()?;
         let (leaf, rest) = chain.split_first()?;
-        let (verified, failure) = match &self.policy {
+        let judged = match &self.policy {
             PeerPolicy::None => return None,
-            PeerPolicy::Verified(_) => (true, None),
-            PeerPolicy::Mark(v) => match v.verify_chain(leaf, rest, UnixTime::now()) {
-                Ok(()) => (true, None),
-                Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str())),
-            },
+            // Verified in the handshake: remembered, so this is a look-up.
+            PeerPolicy::Verified(v) | PeerPolicy::Mark(v) => {
+                v.verified_path(leaf, rest, UnixTime::now())
+            }
         };
-        PeerIdentity::from_chain(chain, verified, failure)
+        let (verified, failure, path) = match judged {
+            Ok(path) => (true, None, path),
+            Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str()), 0),
+        };
+        let mut id = PeerIdentity::from_chain(chain, verified, failure)?;
+        id.path = path;
+        Some(id)
     }
 }
 

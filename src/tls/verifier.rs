@@ -98,17 +98,31 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
+        self.verified_path(end_entity, intermediates, now)
+            .map(|_| ())
+    }
+
+    /// [`ClientVerifier::verify_chain`], saying which of `intermediates`
+    /// (bit `i`: the `i`-th) are on the verified path — what RFC 9440's
+    /// `Client-Cert-Chain` carries, rather than whatever else the client
+    /// sent along.
+    pub fn verified_path(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<u64, rustls::Error> {
         let secs = now.as_secs();
         if let Some(window) = self.verified.get(end_entity, intermediates) {
             if window.holds(secs) {
-                return Ok(());
+                return Ok(window.path);
             }
         }
         let window = self.verify_uncached(end_entity, intermediates, now)?;
         if window.holds(secs) {
             self.verified.insert(end_entity, intermediates, window);
         }
-        Ok(())
+        Ok(window.path)
     }
 
     /// The full check; on success, the window in which its result holds.
@@ -168,6 +182,7 @@ impl ClientVerifier {
                 Some(_) => self.crl_until.unwrap_or(0),
                 None => u64::MAX,
             },
+            path: 0,
         };
         // The leaf's dates come from the identity memo: the identity is read
         // right after the handshake anyway.
@@ -176,6 +191,13 @@ impl ClientVerifier {
         );
         for c in path.intermediate_certificates() {
             window.narrow(validity(&c.der()));
+            let on_path = intermediates
+                .iter()
+                .take(64)
+                .position(|p| p.as_ref() == c.der().as_ref());
+            if let Some(i) = on_path {
+                window.path |= 1 << i;
+            }
         }
         Ok(window)
     }

@@ -143,9 +143,25 @@ fn a_verified_client_s_certificates_arrive_as_byte_sequences_and_forgeries_do_no
     assert_eq!(list_bytes(&chain[0]), want);
     assert!(!want.is_empty());
 
+    // Certificates the client sends along that the verification did not
+    // use (an unrelated CA, another intermediate) are not in the chain
+    // header: it carries the verified path.
+    let unrelated = Ca::root("Unrelated CA");
+    let other = r.ca.intermediate("Another Intermediate");
+    let mut padded = leaf.clone();
+    padded.chain.push(unrelated.der.clone());
+    padded.chain.insert(1, other.der.clone());
+    let seen = r.seen("cc.test", Some(&padded), "");
+    assert_eq!(
+        item_bytes(&values(&seen, "client-cert")[0]),
+        leaf.chain[0].as_ref()
+    );
+    assert_eq!(list_bytes(&values(&seen, "client-cert-chain")[0]), want);
+
     // Issued by the root itself: no intermediates, no chain header (the
     // client's copy is gone too).
-    let direct = r.ca.leaf(&Spec::client("direct"));
+    let mut direct = r.ca.leaf(&Spec::client("direct"));
+    direct.chain.push(unrelated.der.clone());
     let seen = r.seen("cc.test", Some(&direct), &forged(&someone));
     let cert = values(&seen, "client-cert");
     assert_eq!(cert.len(), 1);
