@@ -30,10 +30,17 @@ const H2_CONNECTIONS: usize = 8;
 const H2_STREAM_WINDOW: u32 = 256 * 1024;
 const H2_CONNECTION_WINDOW: u32 = H2_STREAM_WINDOW * H2_STREAMS as u32 + 1024 * 1024;
 
-/// The HTTP/2 connections of an endpoint, opened on demand; the lock is
-/// held only to pick one, never while connecting.
+/// The HTTP/2 connections of an endpoint, opened on demand.
+///
+/// One connection is opened at a time (`opening`): requests that need one
+/// while another request opens it wait for that attempt and then use what
+/// it opened — rather than each opening its own — and when it failed they
+/// fail at once with it instead of each trying again in turn.
 pub(crate) struct Http2 {
     conns: Mutex<Vec<H2Conn>>,
+    opening: tokio::sync::Mutex<()>,
+    /// When the last attempt failed, and how.
+    failed: Mutex<Option<(std::time::Instant, crate::tls::UpstreamFailure)>>,
     /// `https` or `http`, for the requests' `:scheme`.
     scheme: http::uri::Scheme,
 }
@@ -50,20 +57,58 @@ impl Http2 {
     pub(super) fn new(scheme: http::uri::Scheme) -> Self {
         Http2 {
             conns: Mutex::new(Vec::new()),
+            opening: tokio::sync::Mutex::new(()),
+            failed: Mutex::new(None),
             scheme,
         }
     }
 
     /// The open connection with the fewest streams, if it has room (or if
-    /// no other may be opened).
-    fn pick(&self) -> Option<H2Conn> {
+    /// no other may be opened), with a stream counted on it (under the
+    /// lock, so concurrent requests never put more than [`H2_STREAMS`] on
+    /// one).
+    fn pick(&self) -> Option<(H2Conn, InFlight)> {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         conns.retain(|c| !c.sender.is_closed());
         let best = conns
             .iter()
             .min_by_key(|c| c.streams.load(Ordering::Relaxed))?;
         let room = best.streams.load(Ordering::Relaxed) < H2_STREAMS;
-        (room || conns.len() >= H2_CONNECTIONS).then(|| best.clone())
+        (room || conns.len() >= H2_CONNECTIONS)
+            .then(|| (best.clone(), InFlight::start(&best.streams)))
+    }
+
+    /// A connection with room, opened by this request or by the attempt
+    /// it waited for.
+    async fn open(&self, upstream: &TcpUpstream) -> Result<(H2Conn, InFlight), SendError> {
+        let asked = std::time::Instant::now();
+        let _turn = self.opening.lock().await;
+        if let Some(c) = self.pick() {
+            return Ok(c);
+        }
+        let failed = *self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, kind)) = failed {
+            if at >= asked {
+                return Err(SendError::Connect(crate::stream::UpstreamError::Io(
+                    std::io::Error::other(format!(
+                        "the connection attempt this request waited for failed ({})",
+                        kind.as_str()
+                    )),
+                )));
+            }
+        }
+        match connect(upstream).await {
+            Ok(c) => {
+                let stream = InFlight::start(&c.streams);
+                self.keep(&c);
+                Ok((c, stream))
+            }
+            Err(e) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::Instant::now(), e.kind()));
+                Err(e)
+            }
+        }
     }
 
     pub(super) fn keep(&self, conn: &H2Conn) {
@@ -103,17 +148,13 @@ impl Http2 {
         // upstream GOAWAY) gets it back unsent: one more try, on another.
         let mut last_try = false;
         loop {
-            let conn = match h2.pick() {
+            let (conn, stream) = match h2.pick() {
                 Some(c) => c,
-                None => match connect(upstream).await {
-                    Ok(c) => {
-                        h2.keep(&c);
-                        c
-                    }
+                None => match h2.open(upstream).await {
+                    Ok(c) => c,
                     Err(e) => return Err(Failure::Unsent(Box::new(req), e)),
                 },
             };
-            let stream = InFlight::start(&conn.streams);
             let mut sender = conn.sender;
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(resp.map(|inner| PooledBody::streamed(inner, stream))),

@@ -269,3 +269,54 @@ upstreams:
         vec![("/old/1".to_string(), "HTTP/1.1".to_string())]
     );
 }
+
+/// One HTTP/2 connection to an endpoint carries at most 100 of the
+/// gateway's streams: 150 concurrent slow calls open a second connection
+/// instead of queueing behind the first (one client's long streams cannot
+/// take every stream of the endpoint).
+#[test]
+fn streams_beyond_one_connection_s_share_open_another() {
+    let upstream = Upstream::start_h2c();
+    let (gw, ca, _leaf, _dir) = rig(&upstream, "http2");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(gw.addr("main"))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config(&ca, None, &["h2"]))
+            .connect(ServerName::try_from("app.test").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let calls = (0..150).map(|i| {
+            let mut send = send.clone();
+            async move {
+                let req = http::Request::get(format!("https://app.test/slow/{i}"))
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .unwrap();
+                send.send_request(req).await.map(|r| r.status().as_u16())
+            }
+        });
+        futures_util::future::join_all(calls).await
+    });
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(200))),
+        "{statuses:?}"
+    );
+    assert_eq!(upstream.seen().len(), 150);
+    assert_eq!(
+        upstream.connections(),
+        2,
+        "100 streams on the first, 50 on a second"
+    );
+}

@@ -92,6 +92,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     arrived: Arc<Condvar>,
+    /// Connections accepted so far.
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -131,7 +133,10 @@ impl Upstream {
         let arrived = Arc::new(Condvar::new());
         let s = seen.clone();
         let a = arrived.clone();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let counted = accepted.clone();
         let (addr, rt) = tcp_server_on(bind, move |sock| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let s = s.clone();
             let a = a.clone();
             let speaks = speaks.clone();
@@ -200,8 +205,14 @@ impl Upstream {
             addr,
             seen,
             arrived,
+            accepted,
             _rt: rt,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits (up to the test timeout) until `n` requests have arrived.
