@@ -56,6 +56,8 @@ pub(super) struct Annotations {
     pub upstream: Option<Upstream>,
     /// `ssl-passthrough: "true"`.
     pub passthrough: bool,
+    /// `backend-protocol: GRPC` or `GRPCS`: HTTP/2 to the backends.
+    pub grpc: bool,
 }
 
 /// `CN=name`, `^CN=name$`, `CN=(a|b)`: exact common names; anything else is
@@ -221,10 +223,18 @@ pub(super) fn read(
     let https = match get.take("backend-protocol").as_deref() {
         None | Some("HTTP") => false,
         Some("HTTPS") => true,
+        Some("GRPC") => {
+            out.grpc = true;
+            false
+        }
+        Some("GRPCS") => {
+            out.grpc = true;
+            true
+        }
         Some(other) => {
             leave(
                 "backend-protocol",
-                &format!("{other:?} is not carried over (HTTP and HTTPS are)"),
+                &format!("{other:?} is not carried over (HTTP, HTTPS, GRPC and GRPCS are)"),
             );
             false
         }
@@ -268,7 +278,7 @@ pub(super) fn read(
             ("proxy-ssl-server-name", server_name.is_some()),
         ] {
             if v {
-                leave(a, "has no effect without backend-protocol: HTTPS");
+                leave(a, "has no effect without backend-protocol: HTTPS or GRPCS");
             }
         }
     }

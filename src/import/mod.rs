@@ -208,7 +208,7 @@ impl State<'_> {
                     pt.get_or_insert(self.passthrough_upstream(&ns, backend, &object)?);
                     continue;
                 }
-                let up = self.upstream(&ns, backend, upstream_tls, &object)?;
+                let up = self.upstream(&ns, backend, upstream_tls, a.grpc, &object)?;
                 let exact = match str_at(p, &["pathType"]).unwrap_or("ImplementationSpecific") {
                     "Exact" => true,
                     "Prefix" => false,
@@ -255,7 +255,7 @@ impl State<'_> {
             rules.push((host, routes, pt));
         }
         if let Some(db) = spec.get("defaultBackend") {
-            let up = self.upstream(&ns, db, upstream_tls, &object)?;
+            let up = self.upstream(&ns, db, upstream_tls, a.grpc, &object)?;
             if rules.is_empty() {
                 rules.push(("*".into(), Vec::new(), None));
             }

@@ -90,6 +90,7 @@ impl State<'_> {
         ns: &str,
         backend: &Value,
         tls: Option<&UpTls>,
+        grpc: bool,
         object: &str,
     ) -> Result<String, ImportError> {
         let svc = backend
@@ -120,10 +121,12 @@ impl State<'_> {
         let host = format!("{name}.{ns}.svc.cluster.local");
         let numeric = port.parse::<u16>().is_ok();
         let up_name = format!(
-            "{ns}-{name}-{port}{}",
+            "{ns}-{name}-{port}{}{}",
+            if grpc { "-grpc" } else { "" },
             if tls.is_some() { "-tls" } else { "" }
         );
         let source = match tls {
+            None if grpc => format!("service {ns}/{name} port {port} over gRPC"),
             None => format!("service {ns}/{name} port {port}"),
             Some(t) => format!(
                 "service {ns}/{name} port {port} over TLS (proxy-ssl-secret {:?}, client certificate {}, proxy-ssl-name {:?})",
@@ -142,6 +145,8 @@ impl State<'_> {
             };
             let mut u = raw::Upstream {
                 url: Some(url),
+                // gRPC needs HTTP/2 end to end (h2c over http://).
+                version: grpc.then_some(raw::HttpVersion::Http2),
                 ..raw::Upstream::default()
             };
             if let Some(t) = tls {

@@ -358,6 +358,25 @@ fn every_annotation_maps_or_is_reported() {
     ]);
     assert_eq!(code, 3);
     assert!(err.contains("proxy-ssl-verify-depth"), "{err}");
+    // gRPC backends: HTTP/2 to the Service (h2c), or over TLS for GRPCS.
+    let (code, cfg, err) = one(&[("backend-protocol", "GRPC")]);
+    assert_eq!(code, 0, "{err}");
+    let up = &cfg["upstreams"]["shop-web-8080-grpc"];
+    assert_eq!(up["url"], "http://web.shop.svc.cluster.local:8080");
+    assert_eq!(up["version"], "http2");
+    let (code, cfg, err) = one(&[
+        ("backend-protocol", "GRPCS"),
+        ("proxy-ssl-secret", "shop/up"),
+        ("proxy-ssl-verify", "on"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let up = &cfg["upstreams"]["shop-web-8080-grpc-tls"];
+    assert_eq!(up["url"], "https://web.shop.svc.cluster.local:8080");
+    assert_eq!(up["version"], "http2");
+    assert_eq!(up["tls"]["trustBundle"], "shop-up-ca");
+    let (code, _, err) = one(&[("backend-protocol", "FCGI")]);
+    assert_eq!(code, 3);
+    assert!(err.contains("(HTTP, HTTPS, GRPC and GRPCS are)"), "{err}");
     let (code, _, err) = one(&[("proxy-ssl-name", "x")]);
     assert_eq!(code, 3);
     assert!(
