@@ -174,7 +174,7 @@ impl Balancer {
                 | Method::PUT
                 | Method::DELETE
         );
-        let (mut req, sent) = pool::track(req);
+        let (mut req, sent, broken) = pool::track(req);
         let mut tried = None;
         loop {
             let i = self.pick(tried);
@@ -200,7 +200,9 @@ impl Balancer {
                 Err(Failure::Unsent(unsent, error))
                     if idempotent && tried.is_none() && self.endpoints.len() > 1 =>
                 {
-                    self.judge(i, false);
+                    if error.is_endpoint_failure() {
+                        self.judge(i, false);
+                    }
                     self.report(&ep.label, &error, true);
                     tried = Some(i);
                     req = *unsent;
@@ -210,9 +212,11 @@ impl Balancer {
                         Failure::Unsent(_, e) | Failure::Sent(e) => e,
                     };
                     // The client's own body failing (it went away mid-upload)
-                    // says nothing about the endpoint.
-                    let client_side = matches!(&error, SendError::Request(e) if e.is_user());
-                    if !client_side {
+                    // says nothing about the endpoint; nor does another
+                    // request's failed connection attempt, counted once.
+                    let client_side = broken.load(std::sync::atomic::Ordering::Acquire)
+                        || matches!(&error, SendError::Request(e) if e.is_user());
+                    if !client_side && error.is_endpoint_failure() {
                         self.judge(i, false);
                     }
                     return Err(Failed {

@@ -48,6 +48,13 @@ pub(crate) enum SendError {
     /// The connection failed while the request or its response was on it.
     #[error(transparent)]
     Request(#[from] hyper::Error),
+    /// The connection attempt this request waited for (another request's)
+    /// failed: counted once, by the request that made it.
+    #[error("the connection attempt this request waited for failed ({})", .0.as_str())]
+    Waited(crate::tls::UpstreamFailure),
+    /// An `https://` upstream that must speak HTTP/2 did not choose `h2`.
+    #[error("the upstream did not choose HTTP/2 (ALPN h2)")]
+    NotHttp2,
 }
 
 impl SendError {
@@ -56,7 +63,15 @@ impl SendError {
         match self {
             SendError::Connect(e) => e.kind(),
             SendError::Request(e) => crate::tls::UpstreamFailure::of(e),
+            SendError::Waited(kind) => *kind,
+            SendError::NotHttp2 => crate::tls::UpstreamFailure::Tls,
         }
+    }
+
+    /// Whether it says something about the endpoint (else it is not
+    /// counted toward ejection).
+    pub(crate) fn is_endpoint_failure(&self) -> bool {
+        !matches!(self, SendError::Waited(_))
     }
 }
 
@@ -69,11 +84,15 @@ pub(crate) enum Failure {
     Sent(SendError),
 }
 
-/// Wraps a request's body so the pool knows when it was sent to its end.
-pub(crate) fn track(req: Request<Incoming>) -> (Request<Tracked>, Option<Arc<AtomicBool>>) {
+/// Wraps a request's body so the pool knows when it was sent to its end,
+/// and the caller when the client's own body failed.
+pub(crate) fn track(
+    req: Request<Incoming>,
+) -> (Request<Tracked>, Option<Arc<AtomicBool>>, Arc<AtomicBool>) {
     let (parts, body) = req.into_parts();
     let (body, sent) = Tracked::new(body);
-    (Request::from_parts(parts, body), sent)
+    let broken = body.broken.clone();
+    (Request::from_parts(parts, body), sent, broken)
 }
 
 /// Counts a request in flight on an endpoint (`leastRequest`) until its
@@ -208,11 +227,23 @@ impl Pool {
                 .as_ref()
                 .is_none_or(|n| !upgrade && n.h2.load(Ordering::Relaxed));
             if chosen {
-                return h2.send(&self.upstream, req).await;
+                match h2.send(&self.upstream, req).await {
+                    // `auto`: the endpoint stopped choosing h2 (a new
+                    // deployment); back to HTTP/1.1 on this request.
+                    Err(Failure::Unsent(unsent, SendError::NotHttp2))
+                        if self.negotiate.is_some() =>
+                    {
+                        if let Some(n) = &self.negotiate {
+                            n.h2.store(false, Ordering::Relaxed);
+                        }
+                        req = *unsent;
+                    }
+                    done => return done,
+                }
             }
         }
         // `TE: trailers` is kept for HTTP/2 (gRPC) only.
-        req.headers_mut().remove(http::header::TE);
+        let te = req.headers_mut().remove(http::header::TE);
         while let Some(mut conn) = self.checkout() {
             match conn.sender.try_send_request(req).await {
                 Ok(resp) => return Ok(self.wrap(resp, conn, sent)),
@@ -226,7 +257,12 @@ impl Pool {
             Ok(Opened::Http1(c)) => c,
             // `auto` over TLS, and the endpoint chose HTTP/2.
             Ok(Opened::Http2) => match &self.http2 {
-                Some(h2) => return h2.send(&self.upstream, req).await,
+                Some(h2) => {
+                    if let Some(te) = te {
+                        req.headers_mut().insert(http::header::TE, te);
+                    }
+                    return h2.send(&self.upstream, req).await;
+                }
                 None => {
                     return Err(Failure::Unsent(
                         Box::new(req),
@@ -390,6 +426,8 @@ struct Back {
 pub(crate) struct Tracked {
     inner: Incoming,
     sent: Option<Arc<AtomicBool>>,
+    /// Set when the client's body failed (it went away mid-upload).
+    broken: Arc<AtomicBool>,
 }
 
 impl Tracked {
@@ -400,6 +438,7 @@ impl Tracked {
         let tracked = Tracked {
             inner,
             sent: sent.clone(),
+            broken: Arc::default(),
         };
         (tracked, sent)
     }
@@ -432,6 +471,7 @@ impl hyper::body::Body for Tracked {
             }
         }
         match &polled {
+            Poll::Ready(Some(Err(_))) => this.broken.store(true, Ordering::Release),
             Poll::Ready(None) => this.mark_sent(),
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.mark_sent(),
             _ => {}

@@ -89,12 +89,7 @@ impl Http2 {
         let failed = *self.failed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, kind)) = failed {
             if at >= asked {
-                return Err(SendError::Connect(crate::stream::UpstreamError::Io(
-                    std::io::Error::other(format!(
-                        "the connection attempt this request waited for failed ({})",
-                        kind.as_str()
-                    )),
-                )));
+                return Err(SendError::Waited(kind));
             }
         }
         match connect(upstream).await {
@@ -176,9 +171,15 @@ impl Http2 {
     }
 }
 
-/// Opens an HTTP/2 connection and starts its task.
+/// Opens an HTTP/2 connection and starts its task. Over TLS the upstream
+/// must have chosen `h2`: HTTP/2 on a session it agreed to as HTTP/1.1
+/// would only be refused.
 async fn connect(upstream: &TcpUpstream) -> Result<H2Conn, SendError> {
-    handshake(upstream.connect().await?).await
+    let (io, h2) = upstream.connect_negotiated().await?;
+    if upstream.tls.is_some() && !h2 {
+        return Err(SendError::NotHttp2);
+    }
+    handshake(io).await
 }
 
 /// Starts HTTP/2 on a connection opened already (`auto`: ALPN chose h2).

@@ -320,3 +320,55 @@ fn streams_beyond_one_connection_s_share_open_another() {
         "100 streams on the first, 50 on a second"
     );
 }
+
+/// An `auto` endpoint that chose HTTP/2 and is then replaced by one that
+/// only speaks HTTP/1.1 (a new deployment on the same address) is followed:
+/// the request that finds out goes over HTTP/1.1, no failure reaches the
+/// client.
+#[test]
+fn auto_follows_an_endpoint_that_stops_choosing_h2() {
+    let ca = Ca::root("ALPN CA");
+    let leaf = ca.leaf(&Spec::server(&["up.test"]));
+    let first = Upstream::start_tls(&leaf, &["h2", "http/1.1"]);
+    let addr = first.addr;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    write(d, "ca.crt", &ca.cert_pem);
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates:
+  server: {{ certFile: server.crt, keyFile: server.key }}
+trustBundles:
+  ca: {{ caFile: ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [app.test]
+        certificate: server
+        routes: [{{ pathPrefix: /, upstream: auto }}]
+upstreams:
+  auto: {{ url: \"https://{addr}\", tls: {{ trustBundle: ca, serverName: up.test }} }}
+"
+        ),
+    );
+    let get = |path: &str| {
+        let mut s = connect(gw.addr("main"), "app.test", &config(&ca, None, &[])).unwrap();
+        crate::support::client::exchange(
+            &mut s,
+            &crate::support::client::get_request(path, "app.test"),
+        )
+        .status()
+    };
+    assert_eq!(get("/before"), 200);
+    assert_eq!(first.seen()[0].version, "HTTP/2.0");
+    drop(first);
+    let second = Upstream::start_tls_on(&addr.to_string(), &leaf, &["http/1.1"]);
+    assert_eq!(get("/after"), 200);
+    assert_eq!(get("/again"), 200);
+    let versions: Vec<String> = second.seen().iter().map(|s| s.version.clone()).collect();
+    assert_eq!(versions, ["HTTP/1.1", "HTTP/1.1"]);
+}

@@ -110,6 +110,11 @@ impl Upstream {
     /// A recording upstream over TLS with `leaf`'s certificate, offering
     /// `alpn` and speaking whatever it negotiates (HTTP/1.1 or HTTP/2).
     pub fn start_tls(leaf: &super::Leaf, alpn: &[&str]) -> Upstream {
+        Upstream::start_tls_on("127.0.0.1:0", leaf, alpn)
+    }
+
+    /// [`Upstream::start_tls`] bound to `bind`.
+    pub fn start_tls_on(bind: &str, leaf: &super::Leaf, alpn: &[&str]) -> Upstream {
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
@@ -119,7 +124,7 @@ impl Upstream {
         .with_single_cert(leaf.chain.clone(), leaf.key())
         .unwrap();
         config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
-        Upstream::serve("127.0.0.1:0", Speaks::Tls(Arc::new(config)))
+        Upstream::serve(bind, Speaks::Tls(Arc::new(config)))
     }
 
     /// A recording upstream that speaks HTTP/2 in plaintext (h2c, prior
