@@ -5,6 +5,12 @@
 //!
 //! Process-wide, not per snapshot: an order outlives reloads, and every
 //! listener (old or new) must answer for it.
+//!
+//! Replicas that share `storageDir` share http-01 answers too: the replica
+//! that orders also writes each key authorization to
+//! `storageDir/challenges/http-01/TOKEN`, and a replica that does not hold
+//! a token in memory looks there — the CA's validation request may reach
+//! any replica behind the Service. (tls-alpn-01 answers are not shared.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -18,6 +24,14 @@ pub(crate) struct Challenges {
     http01: RwLock<HashMap<String, String>>,
     /// tls-alpn-01: lower-case domain → challenge certificate.
     alpn01: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// The `storageDir`s of the configuration's ACME certificates, where
+    /// other replicas publish their http-01 answers.
+    shared: RwLock<Vec<std::path::PathBuf>>,
+}
+
+/// Where the http-01 answer for `token` is published under `storage_dir`.
+pub(crate) fn published(storage_dir: &std::path::Path, token: &str) -> std::path::PathBuf {
+    storage_dir.join("challenges").join("http-01").join(token)
 }
 
 /// The process's challenges.
@@ -37,8 +51,37 @@ impl Challenges {
         {
             return None;
         }
-        let map = self.http01.read().unwrap_or_else(|p| p.into_inner());
-        map.get(token).cloned()
+        if token.len() > 256 {
+            return None;
+        }
+        if let Some(ka) = self
+            .http01
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+        {
+            return Some(ka.clone());
+        }
+        // Another replica's order (the token is base64url: a file name).
+        let dirs = self
+            .shared
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        dirs.iter().find_map(|d| {
+            let text = std::fs::read_to_string(published(d, token)).ok()?;
+            let ka = text.trim_end();
+            // A key authorization is `token.thumbprint`, nothing else.
+            (ka.len() < 512
+                && ka.starts_with(token)
+                && ka.as_bytes().get(token.len()) == Some(&b'.'))
+            .then(|| ka.to_string())
+        })
+    }
+
+    /// The storage directories to look in for other replicas' answers.
+    pub(crate) fn share_from(&self, dirs: Vec<std::path::PathBuf>) {
+        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = dirs;
     }
 
     /// Answers `token` with `key_authorization` until [`Self::forget_http01`].
@@ -76,6 +119,25 @@ impl Challenges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_published_by_another_replica_are_found_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Challenges::default();
+        c.share_from(vec![dir.path().to_path_buf()]);
+        let file = published(dir.path(), "tok_1-A");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "tok_1-A.thumb\n").unwrap();
+        assert_eq!(c.http01("tok_1-A").as_deref(), Some("tok_1-A.thumb"));
+        // Not a key authorization of that token.
+        std::fs::write(&file, "something else").unwrap();
+        assert_eq!(c.http01("tok_1-A"), None);
+        // Names that are not tokens never become paths.
+        for t in ["../x", "a/b", "", ".", "..", "%2e%2e"] {
+            assert_eq!(c.http01(t), None, "{t}");
+        }
+        assert_eq!(c.http01("unknown"), None);
+    }
 
     #[test]
     fn only_base64url_tokens_in_flight_are_answered() {

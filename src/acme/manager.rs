@@ -6,7 +6,10 @@
 //! certificate file. Failures are logged (with the problem document's
 //! `type` and `detail`), counted, and retried with backoff while the old
 //! certificate keeps serving. Several replicas may share `storageDir`: a
-//! replica that finds a valid certificate there serves it without ordering.
+//! replica that finds a valid certificate there serves it without ordering;
+//! one replica at a time orders (it holds `storageDir/NAME.lock`), and the
+//! others answer its http-01 challenges from `storageDir` (see
+//! `challenges`) and pick the stored certificate up by reload.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +50,58 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// A stored certificate is looked at again at least this often (another
 /// replica may have renewed it, or an operator replaced it).
 const RECHECK: Duration = Duration::from_secs(600);
+/// How often a replica looks again while another one orders.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// A lock this old is a replica that died while ordering: taken over.
+/// (An order gives up well before: two polls of at most 120 s.)
+const LOCK_STALE: Duration = Duration::from_secs(600);
+
+/// The right to order one certificate, among the replicas sharing its
+/// `storageDir`: the file `NAME.lock` there, created exclusively, removed
+/// when the order ends.
+struct OrderLock(std::path::PathBuf);
+
+impl OrderLock {
+    /// Takes the lock, or says another replica holds it (`None`).
+    fn take(name: &str, spec: &AcmeSource) -> Result<Option<OrderLock>, String> {
+        super::order::ensure_dir(&spec.storage_dir).map_err(|e| e.to_string())?;
+        let path = spec.storage_dir.join(format!("{name}.lock"));
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(Some(OrderLock(path)));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    match age {
+                        Some(age) if age > LOCK_STALE => {
+                            tracing::warn!(lock = %path.display(), "taking over an ACME order lock left by a replica that stopped");
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for OrderLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 /// Follows the published snapshots and keeps one task per ACME certificate
 /// (restarted should one ever end).
@@ -59,6 +114,12 @@ pub(crate) async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wanted = generation.borrow_and_update().clone();
+        // Where other replicas publish http-01 answers.
+        let mut dirs: Vec<std::path::PathBuf> =
+            wanted.iter().map(|w| w.spec.storage_dir.clone()).collect();
+        dirs.sort();
+        dirs.dedup();
+        super::challenges().share_from(dirs);
         running.retain(|name, (w, task)| {
             if task.is_finished() {
                 tracing::error!(
@@ -138,14 +199,42 @@ async fn keep(w: Wanted, reload: impl Fn()) {
         certificate: w.name.clone(),
         result: "ok",
     };
+    let mut waiting = false;
     loop {
         let due = due(&w.spec);
         let now = now();
         if due > now {
+            waiting = false;
             let wait = Duration::from_secs(due - now).min(RECHECK);
             tokio::time::sleep(wait).await;
             continue;
         }
+        let lock = match OrderLock::take(&w.name, &w.spec) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                if !waiting {
+                    tracing::info!(
+                        certificate = w.name.as_str(),
+                        "another replica is ordering this certificate; waiting for what it stores"
+                    );
+                    waiting = true;
+                }
+                tokio::time::sleep(LOCK_WAIT).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(
+                    certificate = w.name.as_str(),
+                    error = e.as_str(),
+                    retry_in_s = backoff.as_secs(),
+                    "cannot take the ACME order lock"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        waiting = false;
         let roots = match &w.roots {
             Some(r) => (**r).clone(),
             None => system_roots(),
@@ -165,7 +254,10 @@ async fn keep(w: Wanted, reload: impl Fn()) {
             directory = w.spec.directory_url.as_str(),
             "ordering a certificate with ACME"
         );
-        match super::order::obtain(&w.name, &w.spec, client).await {
+        let result = super::order::obtain(&w.name, &w.spec, client).await;
+        // Before any backoff: the other replicas may try meanwhile.
+        drop(lock);
+        match result {
             Ok(()) => {
                 metrics().acme_orders.get_or_create(&label).inc();
                 tracing::info!(certificate = w.name.as_str(), file = %w.spec.file.display(), "ACME certificate obtained and stored");
@@ -251,6 +343,32 @@ mod tests {
             file,
         };
         (spec, p.not_after.unix_timestamp().unsigned_abs())
+    }
+
+    #[test]
+    fn one_replica_orders_at_a_time_and_a_dead_one_s_lock_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, _) = stored(dir.path());
+        let first = OrderLock::take("a", &spec).unwrap();
+        assert!(first.is_some());
+        assert!(OrderLock::take("a", &spec).unwrap().is_none(), "held");
+        assert!(
+            OrderLock::take("b", &spec).unwrap().is_some(),
+            "per certificate"
+        );
+        drop(first);
+        let again = OrderLock::take("a", &spec).unwrap();
+        assert!(again.is_some(), "released");
+        // A lock older than LOCK_STALE: its replica stopped while ordering.
+        let path = dir.path().join("a.lock");
+        std::mem::forget(again);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - LOCK_STALE - Duration::from_secs(1))
+            .unwrap();
+        assert!(OrderLock::take("a", &spec).unwrap().is_some(), "stale");
     }
 
     #[test]

@@ -145,7 +145,8 @@ async fn account(
 /// What is answered for one authorization, withdrawn when the order ends
 /// however it ends.
 enum Answered {
-    Http01(String),
+    /// The token, and the file it was published in for other replicas.
+    Http01(String, PathBuf),
     TlsAlpn01(String),
 }
 
@@ -155,7 +156,10 @@ impl Drop for Withdraw {
     fn drop(&mut self) {
         for a in &self.0 {
             match a {
-                Answered::Http01(token) => challenges().forget_http01(token),
+                Answered::Http01(token, file) => {
+                    challenges().forget_http01(token);
+                    let _ = std::fs::remove_file(file);
+                }
                 Answered::TlsAlpn01(domain) => challenges().forget_alpn01(domain),
             }
         }
@@ -219,7 +223,11 @@ pub(crate) async fn obtain(
         match spec.challenge {
             AcmeChallenge::Http01 => {
                 challenges().answer_http01(&ch.token, ka.as_str());
-                answered.0.push(Answered::Http01(ch.token.clone()));
+                // For the replicas that share storageDir (the CA's request
+                // may reach any of them). Not secret: token.thumbprint.
+                let file = super::challenges::published(&spec.storage_dir, &ch.token);
+                publish(&file, ka.as_str())?;
+                answered.0.push(Answered::Http01(ch.token.clone(), file));
             }
             AcmeChallenge::TlsAlpn01 => {
                 let cert = super::alpn::challenge_certificate(&domain, ka.digest().as_ref())?;
@@ -255,8 +263,16 @@ pub(crate) async fn obtain(
     Ok(())
 }
 
+/// Writes an http-01 answer where other replicas look for it.
+fn publish(file: &Path, key_authorization: &str) -> Result<(), PkiError> {
+    if let Some(dir) = file.parent() {
+        ensure_dir(dir)?;
+    }
+    crate::pki::write_file(file, key_authorization.as_bytes(), false)
+}
+
 /// Creates the storage directory (0700) if it is not there.
-fn ensure_dir(dir: &Path) -> Result<(), PkiError> {
+pub(super) fn ensure_dir(dir: &Path) -> Result<(), PkiError> {
     if dir.is_dir() {
         return Ok(());
     }

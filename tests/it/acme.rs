@@ -376,3 +376,62 @@ fn plain_get_host(addr: std::net::SocketAddr, path: &str, host: &str) -> String 
     t.read_to_end(&mut out).unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Two replicas share `storageDir` (a volume both mount). The CA's
+/// validation request reaches the replica that did not order: it answers
+/// from what the ordering replica published there, and then serves the
+/// stored certificate too. Made deterministic by giving the second replica
+/// a directory URL that never answers (it can never order itself), and its
+/// http listener the port pebble validates on.
+#[test]
+fn a_replica_answers_the_challenge_of_another_and_serves_what_it_stored() {
+    let pebble_dir = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let storage = shared.path().join("acme");
+    let http_port = free_port();
+    let pebble = Pebble::start(pebble_dir.path(), http_port, 1, 3600, &[]);
+    let with_storage = |cfg: String| {
+        cfg.replace(
+            "storageDir: acme",
+            &format!("storageDir: \"{}\"", storage.display()),
+        )
+    };
+    // b: validated on, never orders (nothing listens at its directory).
+    let (db, da) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write(
+        db.path(),
+        "pebble-directory-ca.crt",
+        &pebble.directory_ca_pem,
+    );
+    write(
+        da.path(),
+        "pebble-directory-ca.crt",
+        &pebble.directory_ca_pem,
+    );
+    let nowhere = format!("https://127.0.0.1:{}/dir", free_port());
+    let b = Gateway::start(
+        db.path(),
+        &with_storage(on_ports(&config(&nowhere, "", false), 0, http_port)),
+    );
+    // a: orders from pebble; its own http listener is not the validated one.
+    let a = Gateway::start(
+        da.path(),
+        &with_storage(config(&pebble.directory, "", false)),
+    );
+    wait_ready(&a, Duration::from_secs(60));
+    let root = pebble.root_pem();
+    let (serial, _) = served(&a, "web.acme.test", &root);
+    // b never ordered successfully: the certificate is a's, found in the
+    // shared directory (reload on the file's arrival).
+    wait_ready(&b, Duration::from_secs(30));
+    let (b_serial, _) = served(&b, "web.acme.test", &root);
+    assert_eq!(b_serial, serial);
+    assert_eq!(metric(&b, "certificate=\"web\",result=\"ok\""), 0.0);
+    assert_eq!(metric(&a, "certificate=\"web\",result=\"ok\""), 1.0);
+    // The answer was withdrawn with the order; the lock was released.
+    let published = std::fs::read_dir(storage.join("challenges/http-01"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(published, 0, "challenge answers left behind");
+    assert!(!storage.join("web.lock").exists());
+}
