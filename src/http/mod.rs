@@ -13,6 +13,7 @@ pub(crate) mod pool;
 mod pool_h2;
 mod proxy;
 pub(crate) mod route;
+mod tracked;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -25,6 +25,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use super::pool_h2::Http2;
+pub(crate) use super::tracked::{track, InFlight, Tracked};
 use crate::stream::{TcpUpstream, UpstreamError};
 
 /// An idle connection is closed after this long unused (hyper-util's
@@ -82,35 +83,6 @@ pub(crate) enum Failure {
     Unsent(Box<Request<Tracked>>, SendError),
     /// It was (at least partly) written.
     Sent(SendError),
-}
-
-/// Wraps a request's body so the pool knows when it was sent to its end,
-/// and the caller when the client's own body failed.
-pub(crate) fn track(
-    req: Request<Incoming>,
-) -> (Request<Tracked>, Option<Arc<AtomicBool>>, Arc<AtomicBool>) {
-    let (parts, body) = req.into_parts();
-    let (body, sent) = Tracked::new(body);
-    let broken = body.broken.clone();
-    (Request::from_parts(parts, body), sent, broken)
-}
-
-/// Counts a request in flight on an endpoint (`leastRequest`) until its
-/// response body is dropped.
-pub(crate) struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
-
-impl InFlight {
-    /// Counts one more on `n`.
-    pub(crate) fn start(n: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        n.fetch_add(1, Ordering::Relaxed);
-        InFlight(n.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// One upstream connection: the handle requests are sent on, and its task
@@ -420,72 +392,6 @@ struct Back {
     sent: Option<Arc<AtomicBool>>,
     /// The response head arrived before the request was sent to its end.
     early: bool,
-}
-
-/// A request body that tells when it has been read to its end.
-pub(crate) struct Tracked {
-    inner: Incoming,
-    sent: Option<Arc<AtomicBool>>,
-    /// Set when the client's body failed (it went away mid-upload).
-    broken: Arc<AtomicBool>,
-}
-
-impl Tracked {
-    /// Wraps `inner`; a body that is empty from the start needs no flag
-    /// (and costs no allocation).
-    fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
-        let sent = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
-        let tracked = Tracked {
-            inner,
-            sent: sent.clone(),
-            broken: Arc::default(),
-        };
-        (tracked, sent)
-    }
-
-    fn mark_sent(&mut self) {
-        if let Some(flag) = self.sent.take() {
-            flag.store(true, Ordering::Release);
-        }
-    }
-}
-
-impl hyper::body::Body for Tracked {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        // Request trailers end the body here: none of the protocols proxied
-        // needs them, identity headers could ride in them past the
-        // stripping of the head, and a gRPC server (grpc-go) answers them
-        // by closing the whole connection, every client's streams with it.
-        if let Poll::Ready(Some(Ok(f))) = &polled {
-            if f.is_trailers() {
-                this.mark_sent();
-                return Poll::Ready(None);
-            }
-        }
-        match &polled {
-            Poll::Ready(Some(Err(_))) => this.broken.store(true, Ordering::Release),
-            Poll::Ready(None) => this.mark_sent(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.mark_sent(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// A response body from a pooled connection: the connection returns to its
