@@ -129,6 +129,14 @@ put("crl", "revoked.pem", open(os.path.join(TMP, "ca", "ca.crl"), "rb").read())
 sh("openssl", "crl", "-in", "ca/ca.crl", "-outform", "DER", "-out", "revoked.der")
 put("crl", "revoked.der", open(os.path.join(TMP, "revoked.der"), "rb").read())
 
+# tickets: a key file with a comment and two keys (one unpadded), one with a
+# key too short, and bytes shaped like a sealed ticket (id, nonce, body, tag).
+import base64
+put("tickets", "keys.txt", ("# rotated\n" + base64.b64encode(bytes(range(48))).decode() + "\n"
+    + base64.b64encode(bytes([9] * 32)).decode().rstrip("=") + "\n").encode())
+put("tickets", "short-key.txt", (base64.b64encode(bytes(16)).decode() + "\n").encode())
+put("tickets", "ticket.bin", bytes([0x11] * 8) + bytes(12) + bytes(range(40)) + bytes(16))
+
 # --- xfcc and proxy_v2: structured inputs (see src/fuzz/identity.rs).
 def text(s):
     b = s.encode()

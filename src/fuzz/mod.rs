@@ -17,6 +17,7 @@
 mod files;
 mod http;
 mod identity;
+mod tickets;
 
 /// A fuzz target: panics when a property fails.
 pub type Target = fn(&[u8]);
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("p12", files::p12),
     ("csr", files::csr),
     ("crl", files::crl),
+    ("tickets", tickets::tickets),
 ];
 
 /// Runs the target called `name` on `data`.
@@ -232,6 +234,11 @@ mod tests {
                 .count()
                 > 40
         );
+    }
+
+    #[test]
+    fn short_run_tickets() {
+        short_run("tickets", 2000);
     }
 
     #[test]
