@@ -188,7 +188,7 @@ mod tests {
                 eku: None,
             }),
             chain: Vec::new().into(),
-            path: 0,
+            path: Default::default(),
         }
     }
 

@@ -180,7 +180,7 @@ pub(super) fn xfcc(data: &[u8]) {
             eku: None,
         }),
         chain: vec![CertificateDer::from(der)].into(),
-        path: 0,
+        path: Default::default(),
     };
     let out = element(&by, &id, &details);
     // What cannot be sent as a header value is never sent (the caller

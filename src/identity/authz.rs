@@ -407,7 +407,7 @@ mod tests {
             failure: None,
             cert: std::sync::Arc::new(c),
             chain: Vec::new().into(),
-            path: 0,
+            path: Default::default(),
         }
     }
 

@@ -73,9 +73,8 @@ pub(crate) struct Window {
     pub from: u64,
     /// Earliest notAfter on the path, or CRL nextUpdate if sooner.
     pub until: u64,
-    /// Which presented intermediates (bit `i`: the `i`-th after the leaf,
-    /// the first 64) are on the verified path.
-    pub path: u64,
+    /// The presented intermediates on the verified path, in issuing order.
+    pub path: crate::identity::VerifiedPath,
 }
 
 impl Window {
@@ -114,7 +113,7 @@ mod tests {
         let w = Window {
             from: 1,
             until: 2,
-            path: 0,
+            path: Default::default(),
         };
         v.insert(b"leaf", &[der(b"int")], w);
         assert_eq!(v.get(b"leaf", &[der(b"int")]), Some(w));
@@ -137,7 +136,7 @@ mod tests {
         let w = Window {
             from: 10,
             until: 20,
-            path: 0,
+            path: Default::default(),
         };
         assert!(!w.holds(9));
         assert!(w.holds(10));

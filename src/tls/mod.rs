@@ -404,7 +404,11 @@ impl HostTls {
         };
         let (verified, failure, path) = match judged {
             Ok(path) => (true, None, path),
-            Err(e) => (false, Some(HandshakeResult::from_rustls(&e).as_str()), 0),
+            Err(e) => (
+                false,
+                Some(HandshakeResult::from_rustls(&e).as_str()),
+                Default::default(),
+            ),
         };
         let mut id = PeerIdentity::from_chain(chain, verified, failure)?;
         id.path = path;

@@ -103,7 +103,7 @@ impl ClientVerifier {
     }
 
     /// [`ClientVerifier::verify_chain`], saying which of `intermediates`
-    /// (bit `i`: the `i`-th) are on the verified path — what RFC 9440's
+    /// form the verified path, in issuing order — what RFC 9440's
     /// `Client-Cert-Chain` carries, rather than whatever else the client
     /// sent along.
     pub fn verified_path(
@@ -111,7 +111,7 @@ impl ClientVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<u64, rustls::Error> {
+    ) -> Result<crate::identity::VerifiedPath, rustls::Error> {
         let secs = now.as_secs();
         if let Some(window) = self.verified.get(end_entity, intermediates) {
             if window.holds(secs) {
@@ -182,7 +182,7 @@ impl ClientVerifier {
                 Some(_) => self.crl_until.unwrap_or(0),
                 None => u64::MAX,
             },
-            path: 0,
+            path: Default::default(),
         };
         // The leaf's dates come from the identity memo: the identity is read
         // right after the handshake anyway.
@@ -191,12 +191,14 @@ impl ClientVerifier {
         );
         for c in path.intermediate_certificates() {
             window.narrow(validity(&c.der()));
-            let on_path = intermediates
+            // (webpki yields the path from the leaf's issuer upward.)
+            match intermediates
                 .iter()
-                .take(64)
-                .position(|p| p.as_ref() == c.der().as_ref());
-            if let Some(i) = on_path {
-                window.path |= 1 << i;
+                .position(|p| p.as_ref() == c.der().as_ref())
+            {
+                Some(i) => window.path.push(i),
+                // Not one the client sent: record nothing about the path.
+                None => window.path.push(usize::MAX - 1),
             }
         }
         Ok(window)

@@ -158,6 +158,17 @@ fn a_verified_client_s_certificates_arrive_as_byte_sequences_and_forgeries_do_no
     );
     assert_eq!(list_bytes(&values(&seen, "client-cert-chain")[0]), want);
 
+    // Two intermediates sent in the wrong order: the header lists them in
+    // issuing order (the leaf's issuer first), as RFC 9440 asks.
+    let deep = r.ca.intermediate("Upper").intermediate("Lower");
+    let chained = deep.leaf(&Spec::client("deep"));
+    assert_eq!(chained.chain.len(), 3, "leaf, Lower, Upper");
+    let issuing: Vec<Vec<u8>> = chained.chain[1..].iter().map(|c| c.to_vec()).collect();
+    let mut swapped = chained.clone();
+    swapped.chain.swap(1, 2);
+    let seen = r.seen("cc.test", Some(&swapped), "");
+    assert_eq!(list_bytes(&values(&seen, "client-cert-chain")[0]), issuing);
+
     // Issued by the root itself: no intermediates, no chain header (the
     // client's copy is gone too).
     let mut direct = r.ca.leaf(&Spec::client("direct"));
