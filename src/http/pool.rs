@@ -142,6 +142,11 @@ struct Negotiate {
     /// Set once a connection negotiated `h2`: later requests go to the
     /// HTTP/2 side directly.
     h2: AtomicBool,
+    /// Set once the first negotiation ended (either way).
+    decided: AtomicBool,
+    /// Held by the first negotiation: a burst of first requests waits for
+    /// it instead of each opening a TLS connection of its own.
+    first: tokio::sync::Mutex<()>,
     /// The same endpoint with ALPN `http/1.1` only.
     h1_only: TcpUpstream,
 }
@@ -169,6 +174,8 @@ impl Pool {
                 Some(Http2::new(scheme)),
                 Some(Negotiate {
                     h2: AtomicBool::new(false),
+                    decided: AtomicBool::new(false),
+                    first: tokio::sync::Mutex::new(()),
                     h1_only,
                 }),
             ),
@@ -330,7 +337,17 @@ impl Pool {
         let io = match (&self.negotiate, &self.http2) {
             (Some(n), _) if upgrade => n.h1_only.connect().await?,
             (Some(n), Some(h2)) => {
-                let (io, chose_h2) = self.upstream.connect_negotiated().await?;
+                let _first = match n.decided.load(Ordering::Acquire) {
+                    true => None,
+                    false => Some(n.first.lock().await),
+                };
+                // The negotiation this request waited for chose h2.
+                if n.h2.load(Ordering::Relaxed) {
+                    return Ok(Opened::Http2);
+                }
+                let negotiated = self.upstream.connect_negotiated().await;
+                n.decided.store(true, Ordering::Release);
+                let (io, chose_h2) = negotiated?;
                 if chose_h2 {
                     n.h2.store(true, Ordering::Relaxed);
                     h2.keep(&super::pool_h2::handshake(io).await?);

@@ -372,3 +372,74 @@ upstreams:
     let versions: Vec<String> = second.seen().iter().map(|s| s.version.clone()).collect();
     assert_eq!(versions, ["HTTP/1.1", "HTTP/1.1"]);
 }
+
+/// The first requests to an `auto` endpoint wait for one negotiation
+/// rather than each opening a TLS connection: a burst of 40 reaches an
+/// upstream that chooses h2 over one connection.
+#[test]
+fn a_burst_of_first_requests_negotiates_once() {
+    let ca = Ca::root("ALPN CA");
+    let up = Upstream::start_tls(&ca.leaf(&Spec::server(&["up.test"])), &["h2", "http/1.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    write(d, "ca.crt", &ca.cert_pem);
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates:
+  server: {{ certFile: server.crt, keyFile: server.key }}
+trustBundles:
+  ca: {{ caFile: ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [app.test]
+        certificate: server
+        routes: [{{ pathPrefix: /, upstream: auto }}]
+upstreams:
+  auto: {{ url: \"https://{}\", tls: {{ trustBundle: ca, serverName: up.test }} }}
+",
+            up.addr
+        ),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(gw.addr("main"))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config(&ca, None, &["h2"]))
+            .connect(ServerName::try_from("app.test").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let calls = (0..40).map(|i| {
+            let mut send = send.clone();
+            async move {
+                let req = http::Request::get(format!("https://app.test/burst/{i}"))
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .unwrap();
+                send.send_request(req).await.map(|r| r.status().as_u16())
+            }
+        });
+        futures_util::future::join_all(calls).await
+    });
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(200))),
+        "{statuses:?}"
+    );
+    assert!(up.seen().iter().all(|s| s.version == "HTTP/2.0"));
+    assert_eq!(up.connections(), 1);
+}
