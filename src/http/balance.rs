@@ -174,7 +174,7 @@ impl Balancer {
                 | Method::PUT
                 | Method::DELETE
         );
-        let (mut req, sent, broken) = pool::track(req);
+        let (mut req, sent) = pool::track(req);
         let mut tried = None;
         loop {
             let i = self.pick(tried);
@@ -214,7 +214,7 @@ impl Balancer {
                     // The client's own body failing (it went away mid-upload)
                     // says nothing about the endpoint; nor does another
                     // request's failed connection attempt, counted once.
-                    let client_side = broken.load(std::sync::atomic::Ordering::Acquire)
+                    let client_side = sent.as_ref().is_some_and(|u| u.broken())
                         || matches!(&error, SendError::Request(e) if e.is_user());
                     if !client_side && error.is_endpoint_failure() {
                         self.judge(i, false);

@@ -25,7 +25,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use super::pool_h2::Http2;
-pub(crate) use super::tracked::{track, InFlight, Tracked};
+pub(crate) use super::tracked::{track, InFlight, Tracked, Upload};
 use crate::stream::{TcpUpstream, UpstreamError};
 
 /// An idle connection is closed after this long unused (hyper-util's
@@ -197,7 +197,7 @@ impl Pool {
     pub(crate) async fn send(
         self: &Arc<Self>,
         mut req: Request<Tracked>,
-        sent: Option<Arc<AtomicBool>>,
+        sent: Option<Arc<Upload>>,
     ) -> Result<Response<PooledBody>, Failure> {
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         if let Some(h2) = &self.http2 {
@@ -372,13 +372,13 @@ impl Pool {
         self: &Arc<Self>,
         resp: Response<Incoming>,
         conn: Connection,
-        sent: Option<Arc<AtomicBool>>,
+        sent: Option<Arc<Upload>>,
     ) -> Response<PooledBody> {
         // An early response: its head came before the request was sent to
         // its end. Judged now, not when the response ends: hyper keeps
         // writing the upload meanwhile, and a lax upstream reads what it
         // did not wait for as the next request.
-        let early = sent.as_ref().is_some_and(|s| !s.load(Ordering::Acquire));
+        let early = sent.as_ref().is_some_and(|s| !s.sent());
         // A switched connection belongs to the tunnel now.
         let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Back {
             pool: self.clone(),
@@ -406,7 +406,7 @@ struct Back {
     conn: Connection,
     /// Set when the request's body has been handed to the connection to its
     /// end; `None` when the request had no body.
-    sent: Option<Arc<AtomicBool>>,
+    sent: Option<Arc<Upload>>,
     /// The response head arrived before the request was sent to its end.
     early: bool,
 }
@@ -459,7 +459,7 @@ impl PooledBody {
         else {
             return;
         };
-        if early || sent.is_some_and(|s| !s.load(Ordering::Acquire)) {
+        if early || sent.is_some_and(|s| !s.sent()) {
             // An early response: the upstream answered before it had the
             // whole request. What is left of the request must not reach it
             // as the start of the next one, so the connection is closed

@@ -13,14 +13,35 @@ use http::Request;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 
 /// Wraps a request's body so the pool knows when it was sent to its end,
-/// and the caller when the client's own body failed.
-pub(crate) fn track(
-    req: Request<Incoming>,
-) -> (Request<Tracked>, Option<Arc<AtomicBool>>, Arc<AtomicBool>) {
+/// and the balancer when the client's own body failed. `None` for a body
+/// empty from the start (no allocation: it is sent, and cannot fail).
+pub(crate) fn track(req: Request<Incoming>) -> (Request<Tracked>, Option<Arc<Upload>>) {
     let (parts, body) = req.into_parts();
-    let (body, sent) = Tracked::new(body);
-    let broken = body.broken.clone();
-    (Request::from_parts(parts, body), sent, broken)
+    let upload = (!body.is_end_stream()).then(Arc::<Upload>::default);
+    let tracked = Tracked {
+        inner: body,
+        upload: upload.clone(),
+    };
+    (Request::from_parts(parts, tracked), upload)
+}
+
+/// What became of a request's body, as its wrapper saw it.
+#[derive(Debug, Default)]
+pub(crate) struct Upload {
+    sent: AtomicBool,
+    broken: AtomicBool,
+}
+
+impl Upload {
+    /// Handed to the connection to its end.
+    pub(crate) fn sent(&self) -> bool {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// The client's own body failed (it went away mid-upload).
+    pub(crate) fn broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
 }
 
 /// Counts a request in flight on an endpoint (`leastRequest`) until its
@@ -44,27 +65,19 @@ impl Drop for InFlight {
 /// A request body that tells when it has been read to its end.
 pub(crate) struct Tracked {
     inner: Incoming,
-    sent: Option<Arc<AtomicBool>>,
-    /// Set when the client's body failed (it went away mid-upload).
-    broken: Arc<AtomicBool>,
+    upload: Option<Arc<Upload>>,
 }
 
 impl Tracked {
-    /// Wraps `inner`; a body that is empty from the start needs no flag
-    /// (and costs no allocation).
-    fn new(inner: Incoming) -> (Self, Option<Arc<AtomicBool>>) {
-        let sent = (!inner.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
-        let tracked = Tracked {
-            inner,
-            sent: sent.clone(),
-            broken: Arc::default(),
-        };
-        (tracked, sent)
+    fn mark_sent(&mut self) {
+        if let Some(u) = &self.upload {
+            u.sent.store(true, Ordering::Release);
+        }
     }
 
-    fn mark_sent(&mut self) {
-        if let Some(flag) = self.sent.take() {
-            flag.store(true, Ordering::Release);
+    fn mark_broken(&mut self) {
+        if let Some(u) = &self.upload {
+            u.broken.store(true, Ordering::Release);
         }
     }
 }
@@ -90,7 +103,7 @@ impl hyper::body::Body for Tracked {
             }
         }
         match &polled {
-            Poll::Ready(Some(Err(_))) => this.broken.store(true, Ordering::Release),
+            Poll::Ready(Some(Err(_))) => this.mark_broken(),
             Poll::Ready(None) => this.mark_sent(),
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.mark_sent(),
             _ => {}
