@@ -166,6 +166,7 @@ pub(crate) fn listener(
                 crate::tls::Entry {
                     hostnames: &h.hostnames,
                     routes: &t.routes,
+                    client_cert_headers: t.forward.client_cert_headers,
                 },
                 &t.certificate,
                 &t.client_auth,

@@ -59,6 +59,7 @@ pub(crate) fn tls_listener(
             crate::tls::Entry {
                 hostnames: &[],
                 routes: &[],
+                client_cert_headers: false,
             },
             certificate,
             client_auth,

@@ -86,6 +86,10 @@ pub struct HostTls {
     /// The name of its ACME certificate while it has not been obtained
     /// (handshakes are refused with `internal_error`, SPEC §5).
     pub pending: Option<String>,
+    /// Whether identities record their verified path (the entry forwards
+    /// RFC 9440 `Client-Cert-Chain`); otherwise a handshake the verifier
+    /// accepted costs nothing more here.
+    pub record_path: bool,
 }
 
 /// The digest of a client-authentication policy (see
@@ -134,6 +138,9 @@ pub struct Entry<'a> {
     pub hostnames: &'a [model::HostPattern],
     /// Its routes (their `allow` rules).
     pub routes: &'a [model::Route],
+    /// Whether it forwards RFC 9440 `Client-Cert-Chain` (identities then
+    /// carry their verified path).
+    pub client_cert_headers: bool,
 }
 
 /// What the session tickets of one host entry are scoped to, when they are
@@ -344,6 +351,7 @@ impl HostTls {
             policy,
             policy_key: policy_key(client_auth, material),
             pending: pending.then(|| certificate.to_string()),
+            record_path: entry.client_cert_headers,
         })
     }
 
@@ -397,7 +405,9 @@ impl HostTls {
         let (leaf, rest) = chain.split_first()?;
         let judged = match &self.policy {
             PeerPolicy::None => return None,
-            // Verified in the handshake: remembered, so this is a look-up.
+            // Verified in the handshake; the path, when it is wanted, is a
+            // look-up in the verifier's memo.
+            PeerPolicy::Verified(_) if !self.record_path => Ok(Default::default()),
             PeerPolicy::Verified(v) | PeerPolicy::Mark(v) => {
                 v.verified_path(leaf, rest, UnixTime::now())
             }
