@@ -67,6 +67,101 @@ upstreams:
     (gw, ca, leaf, dir)
 }
 
+/// An HTTP/2 client connection to `addr` as app.test (its task spawned).
+async fn h2<B>(
+    addr: std::net::SocketAddr,
+    cfg: &std::sync::Arc<rustls::ClientConfig>,
+) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+        .connect(ServerName::try_from("app.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// `n` GETs of `PREFIX/i` at once, as streams of one HTTP/2 connection.
+fn concurrent_gets(
+    gw: &Gateway,
+    ca: &Ca,
+    n: usize,
+    prefix: &str,
+) -> Vec<Result<u16, hyper::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let send = h2(gw.addr("main"), &config(ca, None, &["h2"])).await;
+        let calls = (0..n).map(|i| {
+            let mut send = send.clone();
+            async move {
+                let req = http::Request::get(format!("https://app.test{prefix}/{i}"))
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .unwrap();
+                send.send_request(req).await.map(|r| r.status().as_u16())
+            }
+        });
+        futures_util::future::join_all(calls).await
+    })
+}
+
+/// A gateway for app.test in front of TLS upstreams verified with `ca` as
+/// up.test: (name, address, extra keys); `/NAME/…` goes to NAME, any other
+/// path to the first.
+fn tls_upstreams(
+    ca: &Ca,
+    ups: &[(&str, std::net::SocketAddr, &str)],
+) -> (Gateway, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
+    write(d, "ca.crt", &ca.cert_pem);
+    let mut routes = String::new();
+    let mut upstreams = String::new();
+    for (name, addr, extra) in ups {
+        routes += &format!("          - {{ pathPrefix: /{name}/, upstream: {name} }}\n");
+        upstreams += &format!(
+            "  {name}: {{ url: \"https://{addr}\"{extra}, tls: {{ trustBundle: ca, serverName: up.test }} }}\n"
+        );
+    }
+    let gw = Gateway::start(
+        d,
+        &format!(
+            "certificates:
+  server: {{ certFile: server.crt, keyFile: server.key }}
+trustBundles:
+  ca: {{ caFile: ca.crt }}
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    protocol: https
+    hosts:
+      - hostnames: [app.test]
+        certificate: server
+        routes:
+{routes}          - {{ pathPrefix: /, upstream: {first} }}
+upstreams:
+{upstreams}",
+            first = ups[0].0
+        ),
+    );
+    (gw, dir)
+}
+
 fn normalized(pairs: &[(String, String)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -100,20 +195,7 @@ fn request_trailers_never_reach_an_http2_upstream() {
             .build()
             .unwrap();
         let status = rt.block_on(async {
-            let tcp = tokio::net::TcpStream::connect(gw.addr("main"))
-                .await
-                .unwrap();
-            let tls = tokio_rustls::TlsConnector::from(config(&ca, cert, &["h2"]))
-                .connect(ServerName::try_from("app.test").unwrap(), tcp)
-                .await
-                .unwrap();
-            let (mut send, conn) = hyper::client::conn::http2::handshake(
-                hyper_util::rt::TokioExecutor::new(),
-                hyper_util::rt::TokioIo::new(tls),
-            )
-            .await
-            .unwrap();
-            tokio::spawn(conn);
+            let mut send = h2(gw.addr("main"), &config(&ca, cert, &["h2"])).await;
             let mut trailers = http::HeaderMap::new();
             for name in IDENTITY {
                 trailers.append(name, http::HeaderValue::from_static("evil"));
@@ -191,37 +273,13 @@ fn auto_follows_alpn_over_tls_and_upgrades_stay_on_http1() {
     let leaf = ca.leaf(&Spec::server(&["up.test"]));
     let both = Upstream::start_tls(&leaf, &["h2", "http/1.1"]);
     let h1 = Upstream::start_tls(&leaf, &["http/1.1"]);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
-    write(d, "ca.crt", &ca.cert_pem);
-    let tls = "tls: { trustBundle: ca, serverName: up.test }";
-    let gw = Gateway::start(
-        d,
-        &format!(
-            "certificates:
-  server: {{ certFile: server.crt, keyFile: server.key }}
-trustBundles:
-  ca: {{ caFile: ca.crt }}
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    protocol: https
-    hosts:
-      - hostnames: [app.test]
-        certificate: server
-        routes:
-          - {{ pathPrefix: /auto/, upstream: auto }}
-          - {{ pathPrefix: /pinned/, upstream: pinned }}
-          - {{ pathPrefix: /old/, upstream: old }}
-upstreams:
-  auto: {{ url: \"https://{a}\", {tls} }}
-  pinned: {{ url: \"https://{a}\", version: http1, {tls} }}
-  old: {{ url: \"https://{b}\", {tls} }}
-",
-            a = both.addr,
-            b = h1.addr
-        ),
+    let (gw, _dir) = tls_upstreams(
+        &ca,
+        &[
+            ("auto", both.addr, ""),
+            ("pinned", both.addr, ", version: http1"),
+            ("old", h1.addr, ""),
+        ],
     );
     let get = |path: &str, extra: &str| {
         let mut s = connect(gw.addr("main"), "app.test", &config(&ca, None, &[])).unwrap();
@@ -278,37 +336,7 @@ upstreams:
 fn streams_beyond_one_connection_s_share_open_another() {
     let upstream = Upstream::start_h2c();
     let (gw, ca, _leaf, _dir) = rig(&upstream, "http2");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let statuses = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(gw.addr("main"))
-            .await
-            .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config(&ca, None, &["h2"]))
-            .connect(ServerName::try_from("app.test").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tls),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        let calls = (0..150).map(|i| {
-            let mut send = send.clone();
-            async move {
-                let req = http::Request::get(format!("https://app.test/slow/{i}"))
-                    .body(http_body_util::Empty::<Bytes>::new())
-                    .unwrap();
-                send.send_request(req).await.map(|r| r.status().as_u16())
-            }
-        });
-        futures_util::future::join_all(calls).await
-    });
+    let statuses = concurrent_gets(&gw, &ca, 150, "/slow");
     assert!(
         statuses.iter().all(|s| matches!(s, Ok(200))),
         "{statuses:?}"
@@ -331,30 +359,7 @@ fn auto_follows_an_endpoint_that_stops_choosing_h2() {
     let leaf = ca.leaf(&Spec::server(&["up.test"]));
     let first = Upstream::start_tls(&leaf, &["h2", "http/1.1"]);
     let addr = first.addr;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
-    write(d, "ca.crt", &ca.cert_pem);
-    let gw = Gateway::start(
-        d,
-        &format!(
-            "certificates:
-  server: {{ certFile: server.crt, keyFile: server.key }}
-trustBundles:
-  ca: {{ caFile: ca.crt }}
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    protocol: https
-    hosts:
-      - hostnames: [app.test]
-        certificate: server
-        routes: [{{ pathPrefix: /, upstream: auto }}]
-upstreams:
-  auto: {{ url: \"https://{addr}\", tls: {{ trustBundle: ca, serverName: up.test }} }}
-"
-        ),
-    );
+    let (gw, _dir) = tls_upstreams(&ca, &[("auto", addr, "")]);
     let get = |path: &str| {
         let mut s = connect(gw.addr("main"), "app.test", &config(&ca, None, &[])).unwrap();
         crate::support::client::exchange(
@@ -380,62 +385,8 @@ upstreams:
 fn a_burst_of_first_requests_negotiates_once() {
     let ca = Ca::root("ALPN CA");
     let up = Upstream::start_tls(&ca.leaf(&Spec::server(&["up.test"])), &["h2", "http/1.1"]);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write_leaf(d, "server", &ca.leaf(&Spec::server(&["app.test"])));
-    write(d, "ca.crt", &ca.cert_pem);
-    let gw = Gateway::start(
-        d,
-        &format!(
-            "certificates:
-  server: {{ certFile: server.crt, keyFile: server.key }}
-trustBundles:
-  ca: {{ caFile: ca.crt }}
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    protocol: https
-    hosts:
-      - hostnames: [app.test]
-        certificate: server
-        routes: [{{ pathPrefix: /, upstream: auto }}]
-upstreams:
-  auto: {{ url: \"https://{}\", tls: {{ trustBundle: ca, serverName: up.test }} }}
-",
-            up.addr
-        ),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let statuses = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(gw.addr("main"))
-            .await
-            .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config(&ca, None, &["h2"]))
-            .connect(ServerName::try_from("app.test").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tls),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        let calls = (0..40).map(|i| {
-            let mut send = send.clone();
-            async move {
-                let req = http::Request::get(format!("https://app.test/burst/{i}"))
-                    .body(http_body_util::Empty::<Bytes>::new())
-                    .unwrap();
-                send.send_request(req).await.map(|r| r.status().as_u16())
-            }
-        });
-        futures_util::future::join_all(calls).await
-    });
+    let (gw, _dir) = tls_upstreams(&ca, &[("auto", up.addr, "")]);
+    let statuses = concurrent_gets(&gw, &ca, 40, "/burst");
     assert!(
         statuses.iter().all(|s| matches!(s, Ok(200))),
         "{statuses:?}"
