@@ -207,3 +207,39 @@ fn unverified_absent_or_unasked_certificates_give_no_client_cert_headers() {
         good.chain[0].as_ref()
     );
 }
+
+/// A resumed session carries the same headers as the full handshake it
+/// resumes: the leaf and the verified path, never the padding.
+#[test]
+fn a_resumed_session_forwards_the_same_client_cert_headers() {
+    let r = rig();
+    let inter = r.ca.intermediate("Resumed Intermediate");
+    let leaf = inter.leaf(&Spec::client("resumer"));
+    let mut padded = leaf.clone();
+    padded.chain.push(Ca::root("Unrelated").der.clone());
+    let cfg = config(&r.ca, Some(&padded), &[]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect(r.gw.addr("main"), "cc.test", &cfg).unwrap();
+        let out = exchange(
+            &mut s,
+            "GET / HTTP/1.1\r\nHost: cc.test\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(out.status(), 200);
+        seen.push((s.conn.handshake_kind(), r.upstream.seen().pop().unwrap()));
+    }
+    assert_eq!(seen[1].0, Some(rustls::HandshakeKind::Resumed));
+    let want: Vec<Vec<u8>> = leaf.chain[1..].iter().map(|c| c.to_vec()).collect();
+    for (kind, s) in &seen {
+        assert_eq!(
+            item_bytes(&values(s, "client-cert")[0]),
+            leaf.chain[0].as_ref(),
+            "{kind:?}"
+        );
+        assert_eq!(
+            list_bytes(&values(s, "client-cert-chain")[0]),
+            want,
+            "{kind:?}"
+        );
+    }
+}
